@@ -1,0 +1,36 @@
+//! Grove's wire types: the public API `grove.v1`, the server-to-server API `grove.peer.v1`,
+//! and the encoded descriptor set for gRPC reflection.
+
+/// The public API.
+pub mod v1 {
+    tonic::include_proto!("grove.v1");
+}
+
+/// Server-to-server RPCs (election, replication, forwarding). Not for clients.
+pub mod peer {
+    tonic::include_proto!("grove.peer.v1");
+}
+
+/// `google.rpc.Status`, the envelope of rich error details.
+pub mod rpc {
+    tonic::include_proto!("google.rpc");
+}
+
+/// Every Grove file descriptor, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("grove_descriptor");
+
+/// Metadata keys shared by servers and clients.
+pub mod metadata {
+    /// Decimal session id a request acts for.
+    pub const SESSION_ID: &str = "grove-session-id";
+    /// Hex session secret, proving the caller owns the session.
+    pub const SESSION_SECRET: &str = "grove-session-secret";
+    /// Trailer with the `ErrorCode` name of a failed call, for tools that cannot read
+    /// `grpc-status-details-bin` (grpcurl shows trailers).
+    pub const ERROR_CODE: &str = "grove-error-code";
+    /// Trailer with the leader's client address when a call failed for want of a leader.
+    pub const LEADER: &str = "grove-leader";
+}
+
+/// The type URL of `grove.v1.ErrorDetail` inside `google.protobuf.Any`.
+pub const ERROR_DETAIL_TYPE_URL: &str = "type.googleapis.com/grove.v1.ErrorDetail";

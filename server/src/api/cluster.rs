@@ -1,0 +1,149 @@
+//! `grove.v1.Cluster`: status, membership, leadership.
+
+use std::sync::Arc;
+
+use grove_proto::v1 as pb;
+use grove_proto::v1::cluster_server::Cluster;
+use tonic::{Request, Response, Status};
+
+use super::{convert, metered};
+use crate::error::GroveError;
+use crate::node::{Node, NodeStatus};
+use crate::raft::{NotHere, PeerNode, Role};
+
+pub struct ClusterService {
+    pub node: Arc<Node>,
+}
+
+/// The mode `grove status` prints.
+pub fn mode(node: &Node, st: &NodeStatus) -> pb::ServerMode {
+    let member = st.raft.members.iter().find(|m| m.id == node.id);
+    match (member, st.raft.role) {
+        (None, _) => pb::ServerMode::NotAMember,
+        (Some(m), _) if !m.voter => pb::ServerMode::Observer,
+        (_, Role::Leader) if st.standalone => pb::ServerMode::Standalone,
+        (_, Role::Leader) => pb::ServerMode::Leader,
+        (_, Role::Follower) if st.raft.leader.is_some() => pb::ServerMode::Follower,
+        (_, Role::Shutdown) => pb::ServerMode::Unspecified,
+        _ => pb::ServerMode::Candidate,
+    }
+}
+
+pub fn members(node: &Node, st: &NodeStatus) -> Vec<pb::Member> {
+    st.raft
+        .members
+        .iter()
+        .map(|m| pb::Member {
+            id: m.id,
+            role: if m.voter { pb::MemberRole::Voter } else { pb::MemberRole::ObserverRole } as i32,
+            peer_address: m.node.peer_addr.clone(),
+            client_address: if m.id == node.id { node.client_addr.clone() } else { m.node.client_addr.clone() },
+            is_leader: st.raft.leader == Some(m.id),
+            matched_index: m.matched.unwrap_or(0),
+            lag: m.matched.map(|i| st.raft.last_log_index.saturating_sub(i)).unwrap_or(0),
+        })
+        .collect()
+}
+
+pub fn status_response(node: &Node) -> pb::StatusResponse {
+    let st = node.status();
+    pb::StatusResponse {
+        header: convert::header(node.header(st.zxid)),
+        mode: mode(node, &st) as i32,
+        server_id: node.id,
+        leader_id: st.raft.leader.unwrap_or(0),
+        leader_address: st.leader_client_address.clone(),
+        term: st.raft.term,
+        zxid: st.zxid,
+        commit_index: st.raft.committed_index,
+        applied_index: st.zxid,
+        last_log_index: st.raft.last_log_index,
+        snapshot_index: st.raft.snapshot_index,
+        members: members(node, &st),
+        ready: st.ready,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        node_count: st.node_count,
+        session_count: st.session_count as u64,
+        watch_count: st.watch_count as u64,
+    }
+}
+
+fn not_here(node: &Node, e: NotHere) -> GroveError {
+    match e {
+        NotHere::Failed(e) => e,
+        NotHere::NotLeader(_) => GroveError::NotReady {
+            message: "membership changes are made on the leader".into(),
+            leader: node.leader_hint(),
+        },
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        metered("Status", async { Ok(status_response(&self.node)) }).await
+    }
+
+    async fn members(&self, _req: Request<pb::MembersRequest>) -> Result<Response<pb::MembersResponse>, Status> {
+        metered("Members", async {
+            let st = self.node.status();
+            Ok(pb::MembersResponse {
+                header: convert::header(self.node.header(st.zxid)),
+                members: members(&self.node, &st),
+            })
+        })
+        .await
+    }
+
+    async fn add_member(&self, req: Request<pb::AddMemberRequest>) -> Result<Response<pb::AddMemberResponse>, Status> {
+        metered("AddMember", async {
+            let r = req.into_inner();
+            if r.id == 0 {
+                return Err(GroveError::bad_args("", "member ids start at 1"));
+            }
+            if !r.peer_address.contains(':') {
+                return Err(GroveError::bad_args("", format!("peer address {:?} needs a port", r.peer_address)));
+            }
+            let voter = match pb::MemberRole::try_from(r.role) {
+                Ok(pb::MemberRole::Voter) | Ok(pb::MemberRole::Unspecified) => true,
+                Ok(pb::MemberRole::ObserverRole) => false,
+                Err(_) => return Err(GroveError::bad_args("", format!("unknown member role {}", r.role))),
+            };
+            let peer = PeerNode { peer_addr: r.peer_address, client_addr: r.client_address };
+            self.node.consensus.add_member(r.id, peer, voter).await.map_err(|e| not_here(&self.node, e))?;
+            let st = self.node.status();
+            Ok(pb::AddMemberResponse {
+                header: convert::header(self.node.header(st.zxid)),
+                members: members(&self.node, &st),
+            })
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        req: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+        metered("RemoveMember", async {
+            let r = req.into_inner();
+            self.node.consensus.remove_member(r.id).await.map_err(|e| not_here(&self.node, e))?;
+            let st = self.node.status();
+            Ok(pb::RemoveMemberResponse {
+                header: convert::header(self.node.header(st.zxid)),
+                members: members(&self.node, &st),
+            })
+        })
+        .await
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        metered("TransferLeader", async {
+            let _ = req.into_inner();
+            Err(GroveError::Unimplemented("leadership transfer is not available in this version".into()))
+        })
+        .await
+    }
+}

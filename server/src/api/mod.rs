@@ -1,0 +1,90 @@
+//! Thin tonic handlers: validate the request, call the node, convert the answer. Errors map
+//! to statuses in one place, `status`.
+
+pub mod cluster;
+pub mod convert;
+pub mod nodes;
+pub mod sessions;
+pub mod status;
+pub mod watch;
+
+use std::future::Future;
+use std::time::Instant;
+
+use grove_proto::metadata;
+use tonic::metadata::MetadataMap;
+use tonic::{Response, Status};
+
+use crate::error::GroveError;
+use crate::node::Node;
+
+/// Runs a handler body, recording its outcome and latency per method and code.
+pub(crate) async fn metered<T>(
+    method: &'static str,
+    body: impl Future<Output = Result<T, GroveError>>,
+) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let result = body.await;
+    let code = match &result {
+        Ok(_) => "OK",
+        Err(e) => status::codes(e).1.as_str_name(),
+    };
+    metrics::counter!("grove_requests_total", "method" => method, "code" => code).increment(1);
+    metrics::histogram!("grove_request_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
+    result.map(Response::new).map_err(|e| status::to_status(&e))
+}
+
+/// The session a request acts for (0: none), authenticated against the live sessions.
+pub(crate) fn caller_session(md: &MetadataMap, node: &Node) -> Result<u64, GroveError> {
+    let Some(raw) = md.get(metadata::SESSION_ID) else { return Ok(0) };
+    let text = raw.to_str().map_err(|_| GroveError::bad_args("", format!("{} is not text", metadata::SESSION_ID)))?;
+    let id = parse_session_id(text)?;
+    let secret = match md.get(metadata::SESSION_SECRET) {
+        Some(s) => decode_hex(s.to_str().unwrap_or_default())?,
+        None => {
+            return Err(GroveError::AuthFailed {
+                message: format!("{} needs {}", metadata::SESSION_ID, metadata::SESSION_SECRET),
+            });
+        }
+    };
+    node.authenticate(id, &secret)?;
+    Ok(id)
+}
+
+/// Session ids are decimal, or hex with `0x` as ZooKeeper prints them.
+pub fn parse_session_id(text: &str) -> Result<u64, GroveError> {
+    let t = text.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    match parsed {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(GroveError::bad_args("", format!("invalid session id {t:?}"))),
+    }
+}
+
+pub fn decode_hex(s: &str) -> Result<Vec<u8>, GroveError> {
+    let s = s.trim();
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(GroveError::bad_args("", "session secret must be hex"));
+    }
+    Ok((0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_parse_in_decimal_and_hex() {
+        assert_eq!(parse_session_id("42").unwrap(), 42);
+        assert_eq!(parse_session_id("0x2a").unwrap(), 42);
+        assert!(parse_session_id("0").is_err());
+        assert!(parse_session_id("-1").is_err());
+        assert!(parse_session_id("abc").is_err());
+        assert_eq!(decode_hex("00ff10").unwrap(), vec![0, 255, 16]);
+        assert!(decode_hex("0g").is_err());
+        assert!(decode_hex("abc").is_err());
+    }
+}

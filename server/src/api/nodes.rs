@@ -1,0 +1,319 @@
+//! `grove.v1.Nodes`: the tree operations.
+
+use std::sync::Arc;
+
+use grove_proto::v1 as pb;
+use grove_proto::v1::nodes_server::Nodes;
+use tonic::{Request, Response, Status};
+
+use super::{caller_session, convert, metered};
+use crate::config::Config;
+use crate::error::GroveError;
+use crate::fsm::{CreateOp, DeleteOp, MultiOp, MultiOutcome, Op, Outcome, SetOp, path};
+use crate::node::{Consistency, Node};
+
+/// The longest TTL: ZooKeeper's 40-bit limit (about 34 years).
+const MAX_TTL_MS: i64 = 0xFF_FFFF_FFFF;
+
+pub struct NodesService {
+    pub node: Arc<Node>,
+}
+
+fn unexpected(o: Outcome) -> GroveError {
+    GroveError::internal(format!("unexpected outcome {o:?}"))
+}
+
+fn check_data(cfg: &Config, path: &str, len: usize) -> Result<(), GroveError> {
+    if len > cfg.max_data_bytes {
+        return Err(GroveError::TooLarge { what: format!("data of {path}"), size: len, limit: cfg.max_data_bytes });
+    }
+    Ok(())
+}
+
+fn create_op(cfg: &Config, r: pb::CreateRequest, session_id: u64) -> Result<CreateOp, GroveError> {
+    let mode = convert::create_mode(r.mode)
+        .map_err(|_| GroveError::bad_args(&r.path, format!("unknown create mode {} for {}", r.mode, r.path)))?;
+    if mode.is_sequential() {
+        path::validate_sequential_prefix(&r.path)?;
+    } else {
+        path::validate(&r.path)?;
+    }
+    check_data(cfg, &r.path, r.data.len())?;
+    if mode.is_ttl() {
+        if r.ttl_ms <= 0 || r.ttl_ms > MAX_TTL_MS {
+            return Err(GroveError::bad_args(
+                &r.path,
+                format!("ttl_ms must be between 1 and {MAX_TTL_MS} for TTL modes, not {}", r.ttl_ms),
+            ));
+        }
+    } else if r.ttl_ms != 0 {
+        return Err(GroveError::bad_args(&r.path, "ttl_ms is only valid with a TTL mode"));
+    }
+    if mode.is_ephemeral() && session_id == 0 {
+        return Err(GroveError::bad_args(
+            &r.path,
+            format!(
+                "ephemeral nodes need a session: open one with Sessions.Open and pass {}",
+                grove_proto::metadata::SESSION_ID
+            ),
+        ));
+    }
+    Ok(CreateOp { path: r.path, data: r.data, mode, ttl_ms: r.ttl_ms, create_parents: r.create_parents, session_id })
+}
+
+fn delete_op(r: pb::DeleteRequest) -> Result<DeleteOp, GroveError> {
+    path::validate(&r.path)?;
+    let version = convert::version(&r.path, r.version)?;
+    Ok(DeleteOp { path: r.path, version })
+}
+
+fn set_op(cfg: &Config, r: pb::SetRequest) -> Result<SetOp, GroveError> {
+    path::validate(&r.path)?;
+    check_data(cfg, &r.path, r.data.len())?;
+    let version = convert::version(&r.path, r.version)?;
+    Ok(SetOp { path: r.path, data: r.data, version })
+}
+
+fn multi_ops(cfg: &Config, ops: Vec<pb::Op>, session_id: u64) -> Result<Vec<MultiOp>, GroveError> {
+    if ops.len() > cfg.max_multi_ops {
+        return Err(GroveError::bad_args(
+            "",
+            format!("a multi holds at most {} operations, not {}", cfg.max_multi_ops, ops.len()),
+        ));
+    }
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let op = match op.op {
+                Some(pb::op::Op::Create(c)) => MultiOp::Create(create_op(cfg, c, session_id)?),
+                Some(pb::op::Op::Delete(d)) => MultiOp::Delete(delete_op(d)?),
+                Some(pb::op::Op::Set(s)) => MultiOp::Set(set_op(cfg, s)?),
+                Some(pb::op::Op::Check(c)) => {
+                    path::validate(&c.path)?;
+                    let version = convert::version(&c.path, c.version)?;
+                    MultiOp::Check { path: c.path, version }
+                }
+                None => return Err(GroveError::bad_args("", format!("operation {i} of the multi is empty"))),
+            };
+            Ok(op)
+        })
+        .collect()
+}
+
+impl NodesService {
+    async fn read_view(&self, consistency: i32, min_zxid: u64) -> Result<crate::node::ReadView, GroveError> {
+        let c = convert::consistency(consistency)?;
+        self.node.read(c, min_zxid).await
+    }
+}
+
+#[tonic::async_trait]
+impl Nodes for NodesService {
+    async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::CreateResponse>, Status> {
+        metered("Create", async {
+            let session = caller_session(req.metadata(), &self.node)?;
+            let op = create_op(&self.node.config, req.into_inner(), session)?;
+            let (zxid, outcome) = self.node.propose(Op::Create(op)).await?;
+            let Outcome::Created { path, stat } = outcome else { return Err(unexpected(outcome)) };
+            Ok(pb::CreateResponse {
+                header: convert::header(self.node.header(zxid)),
+                path,
+                stat: Some(convert::stat(&stat)),
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+        metered("Delete", async {
+            caller_session(req.metadata(), &self.node)?;
+            let op = delete_op(req.into_inner())?;
+            let (zxid, _) = self.node.propose(Op::Delete(op)).await?;
+            Ok(pb::DeleteResponse { header: convert::header(self.node.header(zxid)) })
+        })
+        .await
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        metered("Get", async {
+            caller_session(req.metadata(), &self.node)?;
+            let r = req.into_inner();
+            path::validate(&r.path)?;
+            let view = self.read_view(r.consistency, r.min_zxid).await?;
+            let rec = view.tables.node(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            Ok(pb::GetResponse {
+                header: convert::header(self.node.header(view.zxid)),
+                data: rec.data,
+                stat: Some(convert::stat(&rec.stat)),
+            })
+        })
+        .await
+    }
+
+    async fn exists(&self, req: Request<pb::ExistsRequest>) -> Result<Response<pb::ExistsResponse>, Status> {
+        metered("Exists", async {
+            caller_session(req.metadata(), &self.node)?;
+            let r = req.into_inner();
+            path::validate(&r.path)?;
+            let view = self.read_view(r.consistency, r.min_zxid).await?;
+            let stat = view.tables.stat(&r.path)?;
+            Ok(pb::ExistsResponse {
+                header: convert::header(self.node.header(view.zxid)),
+                exists: stat.is_some(),
+                stat: stat.as_ref().map(convert::stat),
+            })
+        })
+        .await
+    }
+
+    async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
+        metered("Set", async {
+            caller_session(req.metadata(), &self.node)?;
+            let op = set_op(&self.node.config, req.into_inner())?;
+            let (zxid, outcome) = self.node.propose(Op::Set(op)).await?;
+            let Outcome::Set { stat } = outcome else { return Err(unexpected(outcome)) };
+            Ok(pb::SetResponse { header: convert::header(self.node.header(zxid)), stat: Some(convert::stat(&stat)) })
+        })
+        .await
+    }
+
+    async fn get_children(
+        &self,
+        req: Request<pb::GetChildrenRequest>,
+    ) -> Result<Response<pb::GetChildrenResponse>, Status> {
+        metered("GetChildren", async {
+            caller_session(req.metadata(), &self.node)?;
+            let r = req.into_inner();
+            path::validate(&r.path)?;
+            let max = self.node.config.max_page_size;
+            let limit = if r.limit == 0 { max } else { (r.limit as usize).min(max) };
+            let view = self.read_view(r.consistency, r.min_zxid).await?;
+            let parent = view.tables.stat(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            let page = view.tables.children(&r.path, &r.page_token, limit, r.include_stats)?;
+            Ok(pb::GetChildrenResponse {
+                header: convert::header(self.node.header(view.zxid)),
+                names: page.names,
+                stats: page.stats.iter().map(convert::stat).collect(),
+                stat: Some(convert::stat(&parent)),
+                next_page_token: page.next.unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn multi(&self, req: Request<pb::MultiRequest>) -> Result<Response<pb::MultiResponse>, Status> {
+        metered("Multi", async {
+            let session = caller_session(req.metadata(), &self.node)?;
+            let ops = multi_ops(&self.node.config, req.into_inner().ops, session)?;
+            let n = ops.len();
+            if n == 0 {
+                return Ok(pb::MultiResponse {
+                    header: convert::header(self.node.header(self.node.applied_zxid())),
+                    succeeded: true,
+                    results: vec![],
+                });
+            }
+            match self.node.propose(Op::Multi(ops)).await {
+                Ok((zxid, Outcome::Multi(outcomes))) => Ok(pb::MultiResponse {
+                    header: convert::header(self.node.header(zxid)),
+                    succeeded: true,
+                    results: outcomes
+                        .into_iter()
+                        .map(|o| {
+                            let (path, stat) = match o {
+                                MultiOutcome::Created { path, stat } => (path, Some(convert::stat(&stat))),
+                                MultiOutcome::Set { stat } => (String::new(), Some(convert::stat(&stat))),
+                                MultiOutcome::Deleted | MultiOutcome::Checked => (String::new(), None),
+                            };
+                            pb::OpResult { code: pb::ErrorCode::Ok as i32, message: String::new(), path, stat }
+                        })
+                        .collect(),
+                }),
+                Ok((_, o)) => Err(unexpected(o)),
+                Err(GroveError::MultiFailed { index, error }) => {
+                    let failed = super::status::codes(&error).1;
+                    Ok(pb::MultiResponse {
+                        header: convert::header(self.node.header(self.node.applied_zxid())),
+                        succeeded: false,
+                        results: (0..n)
+                            .map(|i| {
+                                let (code, message) = match i.cmp(&index) {
+                                    std::cmp::Ordering::Less => (pb::ErrorCode::Ok, String::new()),
+                                    std::cmp::Ordering::Equal => (failed, error.to_string()),
+                                    std::cmp::Ordering::Greater => (
+                                        pb::ErrorCode::RuntimeInconsistency,
+                                        "not applied: an earlier operation failed".to_string(),
+                                    ),
+                                };
+                                pb::OpResult { code: code as i32, message, path: String::new(), stat: None }
+                            })
+                            .collect(),
+                    })
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn sync(&self, req: Request<pb::SyncRequest>) -> Result<Response<pb::SyncResponse>, Status> {
+        metered("Sync", async {
+            let r = req.into_inner();
+            if !r.path.is_empty() {
+                path::validate(&r.path)?;
+            }
+            let view = self.node.read(Consistency::Linearizable, 0).await?;
+            Ok(pb::SyncResponse { header: convert::header(self.node.header(view.zxid)) })
+        })
+        .await
+    }
+
+    async fn get_ephemerals(
+        &self,
+        req: Request<pb::GetEphemeralsRequest>,
+    ) -> Result<Response<pb::GetEphemeralsResponse>, Status> {
+        metered("GetEphemerals", async {
+            let session = caller_session(req.metadata(), &self.node)?;
+            if session == 0 {
+                return Err(GroveError::bad_args(
+                    "",
+                    format!(
+                        "GetEphemerals lists the calling session's ephemerals: pass {}",
+                        grove_proto::metadata::SESSION_ID
+                    ),
+                ));
+            }
+            let r = req.into_inner();
+            if !r.prefix.is_empty() && !r.prefix.starts_with('/') {
+                return Err(GroveError::bad_args(&r.prefix, "the prefix must start with '/'"));
+            }
+            let view = self.read_view(r.consistency, r.min_zxid).await?;
+            let prefix = if r.prefix == "/" { "" } else { r.prefix.as_str() };
+            Ok(pb::GetEphemeralsResponse {
+                header: convert::header(self.node.header(view.zxid)),
+                paths: view.tables.ephemerals(session, prefix)?,
+            })
+        })
+        .await
+    }
+
+    async fn count_descendants(
+        &self,
+        req: Request<pb::CountDescendantsRequest>,
+    ) -> Result<Response<pb::CountDescendantsResponse>, Status> {
+        metered("CountDescendants", async {
+            caller_session(req.metadata(), &self.node)?;
+            let r = req.into_inner();
+            path::validate(&r.path)?;
+            let view = self.read_view(r.consistency, r.min_zxid).await?;
+            if view.tables.stat(&r.path)?.is_none() {
+                return Err(GroveError::no_node(&r.path));
+            }
+            Ok(pb::CountDescendantsResponse {
+                header: convert::header(self.node.header(view.zxid)),
+                count: view.tables.count_descendants(&r.path)?,
+            })
+        })
+        .await
+    }
+}

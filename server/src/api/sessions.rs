@@ -1,0 +1,100 @@
+//! `grove.v1.Sessions`: open, resume, keep alive, close.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use grove_proto::v1 as pb;
+use grove_proto::v1::sessions_server::Sessions;
+use rand::RngCore;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{convert, metered, status};
+use crate::error::GroveError;
+use crate::fsm::{Op, Outcome};
+use crate::node::Node;
+
+pub struct SessionsService {
+    pub node: Arc<Node>,
+}
+
+#[tonic::async_trait]
+impl Sessions for SessionsService {
+    async fn open(&self, req: Request<pb::OpenSessionRequest>) -> Result<Response<pb::OpenSessionResponse>, Status> {
+        metered("OpenSession", async {
+            let r = req.into_inner();
+            if r.session_id != 0 {
+                // Resume: the session must be live and the secret its own.
+                let timeout = self.node.authenticate(r.session_id, &r.secret)?;
+                return Ok(pb::OpenSessionResponse {
+                    header: convert::header(self.node.header(self.node.applied_zxid())),
+                    session_id: r.session_id,
+                    secret: r.secret,
+                    timeout_ms: timeout.as_millis() as i64,
+                    resumed: true,
+                });
+            }
+            if r.timeout_ms < 0 {
+                return Err(GroveError::bad_args("", format!("session timeout {} ms is negative", r.timeout_ms)));
+            }
+            let timeout = self.node.config.negotiate_session_timeout(r.timeout_ms);
+            let mut secret = [0u8; 16];
+            rand::rng().fill_bytes(&mut secret);
+            let (zxid, outcome) =
+                self.node.propose(Op::OpenSession { timeout_ms: timeout.as_millis() as i64, secret }).await?;
+            let Outcome::SessionOpened { session_id, timeout_ms } = outcome else {
+                return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
+            };
+            Ok(pb::OpenSessionResponse {
+                header: convert::header(self.node.header(zxid)),
+                session_id,
+                secret: secret.to_vec().into(),
+                timeout_ms,
+                resumed: false,
+            })
+        })
+        .await
+    }
+
+    type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::KeepAliveResponse, Status>> + Send>>;
+
+    async fn keep_alive(
+        &self,
+        req: Request<Streaming<pb::KeepAliveRequest>>,
+    ) -> Result<Response<Self::KeepAliveStream>, Status> {
+        let node = self.node.clone();
+        let inbound = req.into_inner();
+        // Each request renews the session; an unknown or expired session ends the stream
+        // with its error, so the client learns at once.
+        let out = inbound.map(move |msg| {
+            let msg = msg?;
+            match node.authenticate(msg.session_id, &msg.secret) {
+                Ok(timeout) => Ok(pb::KeepAliveResponse {
+                    header: convert::header(node.header(node.applied_zxid())),
+                    session_id: msg.session_id,
+                    timeout_ms: timeout.as_millis() as i64,
+                }),
+                Err(e) => Err(status::to_status(&e)),
+            }
+        });
+        // Stop after the first error rather than keep answering a dead session.
+        let mut failed = false;
+        let out = out.take_while(move |r| {
+            let keep = !failed;
+            failed = r.is_err();
+            keep
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn close(&self, req: Request<pb::CloseSessionRequest>) -> Result<Response<pb::CloseSessionResponse>, Status> {
+        metered("CloseSession", async {
+            let r = req.into_inner();
+            self.node.authenticate(r.session_id, &r.secret)?;
+            let (zxid, _) = self.node.propose(Op::CloseSession { session_id: r.session_id }).await?;
+            Ok(pb::CloseSessionResponse { header: convert::header(self.node.header(zxid)) })
+        })
+        .await
+    }
+}

@@ -1,0 +1,362 @@
+//! `groved`'s configuration: defaults < TOML file (`--config`) < `GROVE_*` environment <
+//! command-line flags.
+//!
+//! One struct, `Settings`, is both the clap argument set (whose fields also read their
+//! `GROVE_*` variable) and the TOML file's schema, so a setting has one name everywhere:
+//! `--data-dir`, `GROVE_DATA_DIR`, `data_dir = "..."`. `Config` is the resolved result.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every setting, all optional: unset ones fall back to the next layer.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// This server's id in the ensemble (1 for a standalone node).
+    #[arg(long, env = "GROVE_ID")]
+    pub id: Option<u64>,
+
+    /// Directory for the Raft log, the state database and snapshots.
+    #[arg(long, env = "GROVE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Client gRPC address to listen on.
+    #[arg(long, env = "GROVE_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Peer gRPC address to listen on (election and replication).
+    #[arg(long, env = "GROVE_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+
+    /// Admin HTTP address to listen on (/health, /ready, /status, /metrics).
+    #[arg(long, env = "GROVE_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
+    /// Client address other servers and clients should use for this server, if it differs
+    /// from --listen (e.g. when listening on 0.0.0.0).
+    #[arg(long, env = "GROVE_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// Peer address other servers should use for this server, if it differs from
+    /// --peer-listen.
+    #[arg(long, env = "GROVE_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
+
+    /// The voters' peer addresses: `1=host:port,2=host:port,3=host:port`, this server
+    /// included. Empty: a standalone node.
+    #[arg(long, env = "GROVE_PEERS")]
+    pub peers: Option<String>,
+
+    /// Observers (non-voting members): `4=host:port,...`.
+    #[arg(long, env = "GROVE_OBSERVERS")]
+    pub observers: Option<String>,
+
+    /// Smallest session timeout granted, in ms.
+    #[arg(long, env = "GROVE_MIN_SESSION_TIMEOUT_MS")]
+    pub min_session_timeout_ms: Option<u64>,
+
+    /// Largest session timeout granted, in ms.
+    #[arg(long, env = "GROVE_MAX_SESSION_TIMEOUT_MS")]
+    pub max_session_timeout_ms: Option<u64>,
+
+    /// Largest node data, in bytes.
+    #[arg(long, env = "GROVE_MAX_DATA_BYTES")]
+    pub max_data_bytes: Option<usize>,
+
+    /// Largest gRPC request, in bytes.
+    #[arg(long, env = "GROVE_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+
+    /// Most operations in one Multi.
+    #[arg(long, env = "GROVE_MAX_MULTI_OPS")]
+    pub max_multi_ops: Option<usize>,
+
+    /// Most children in one GetChildren page.
+    #[arg(long, env = "GROVE_MAX_PAGE_SIZE")]
+    pub max_page_size: Option<usize>,
+
+    /// How long a write or a linearizable read may wait for a leader and a quorum before
+    /// failing with UNAVAILABLE, in ms.
+    #[arg(long, env = "GROVE_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+
+    /// Raft heartbeat interval, in ms.
+    #[arg(long, env = "GROVE_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+
+    /// Lower bound of the Raft election timeout, in ms.
+    #[arg(long, env = "GROVE_ELECTION_TIMEOUT_MIN_MS")]
+    pub election_timeout_min_ms: Option<u64>,
+
+    /// Upper bound of the Raft election timeout, in ms.
+    #[arg(long, env = "GROVE_ELECTION_TIMEOUT_MAX_MS")]
+    pub election_timeout_max_ms: Option<u64>,
+
+    /// Build a snapshot after this many log entries since the last one.
+    #[arg(long, env = "GROVE_SNAPSHOT_ENTRIES")]
+    pub snapshot_entries: Option<u64>,
+
+    /// Log entries kept behind a snapshot for slow followers.
+    #[arg(long, env = "GROVE_KEEP_LOG_ENTRIES")]
+    pub keep_log_entries: Option<u64>,
+
+    /// Most zxids of watch events kept for resuming watches.
+    #[arg(long, env = "GROVE_WATCH_HISTORY_ENTRIES")]
+    pub watch_history_entries: Option<usize>,
+
+    /// Most bytes of watch events kept for resuming watches.
+    #[arg(long, env = "GROVE_WATCH_HISTORY_BYTES")]
+    pub watch_history_bytes: Option<usize>,
+
+    /// Most messages queued on one watch stream before its watches are cancelled.
+    #[arg(long, env = "GROVE_WATCH_QUEUE")]
+    pub watch_queue: Option<usize>,
+
+    /// Most watches on one watch stream.
+    #[arg(long, env = "GROVE_MAX_WATCHES_PER_STREAM")]
+    pub max_watches_per_stream: Option<usize>,
+
+    /// Interval of progress notifications on idle watch streams, in ms (0: off).
+    #[arg(long, env = "GROVE_WATCH_PROGRESS_MS")]
+    pub watch_progress_ms: Option<u64>,
+
+    /// How often the leader looks for container and TTL nodes to delete, in ms.
+    #[arg(long, env = "GROVE_REAP_INTERVAL_MS")]
+    pub reap_interval_ms: Option<u64>,
+
+    /// Page cache of the state database, in MiB.
+    #[arg(long, env = "GROVE_CACHE_MIB")]
+    pub cache_mib: Option<usize>,
+
+    /// Log output: `text` or `json`. Filter with RUST_LOG.
+    #[arg(long, env = "GROVE_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// A parsed `id=address` list.
+pub type Members = Vec<(u64, String)>;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub peer_listen: String,
+    pub admin_listen: String,
+    pub advertise: Option<String>,
+    pub advertise_peer: Option<String>,
+    pub peers: Members,
+    pub observers: Members,
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+    pub max_data_bytes: usize,
+    pub max_request_bytes: usize,
+    pub max_multi_ops: usize,
+    pub max_page_size: usize,
+    pub request_timeout: Duration,
+    pub heartbeat: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    pub snapshot_entries: u64,
+    pub keep_log_entries: u64,
+    pub watch_history_entries: usize,
+    pub watch_history_bytes: usize,
+    pub watch_queue: usize,
+    pub max_watches_per_stream: usize,
+    pub watch_progress: Option<Duration>,
+    pub reap_interval: Duration,
+    pub cache_bytes: usize,
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::resolve(Settings::default(), Settings::default()).expect("defaults are valid")
+    }
+}
+
+fn parse_members(flag: &str, s: &str) -> Result<Members, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) =
+            part.split_once('=').ok_or_else(|| format!("--{flag}: expected id=host:port, got {part:?}"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("--{flag}: server id {id:?} is not a positive integer"))?;
+        if id == 0 {
+            return Err(format!("--{flag}: server ids start at 1"));
+        }
+        let addr = addr.trim();
+        if !addr.contains(':') {
+            return Err(format!("--{flag}: address {addr:?} of server {id} needs a port"));
+        }
+        if out.iter().any(|(i, _)| *i == id) {
+            return Err(format!("--{flag}: server id {id} appears twice"));
+        }
+        out.push((id, addr.to_string()));
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Resolves flags (with their environment fallback) over the file over the defaults.
+    pub fn resolve(flags: Settings, file: Settings) -> Result<Config, String> {
+        macro_rules! pick {
+            ($f:ident, $default:expr) => {
+                flags.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)
+            };
+        }
+        let ms = Duration::from_millis;
+        let peers = parse_members("peers", &pick!(peers, String::new()))?;
+        let observers = parse_members("observers", &pick!(observers, String::new()))?;
+        let id = pick!(id, 1);
+        if id == 0 {
+            return Err("--id: server ids start at 1".into());
+        }
+        if !peers.is_empty() && !peers.iter().any(|(i, _)| *i == id) && !observers.iter().any(|(i, _)| *i == id) {
+            return Err(format!("--id {id} is neither in --peers nor in --observers"));
+        }
+        if let Some((dup, _)) = observers.iter().find(|(i, _)| peers.iter().any(|(p, _)| p == i)) {
+            return Err(format!("server {dup} is both a voter (--peers) and an observer"));
+        }
+        let log_format = pick!(log_format, "text".into());
+        if log_format != "text" && log_format != "json" {
+            return Err(format!("--log-format must be text or json, not {log_format:?}"));
+        }
+        let cfg = Config {
+            id,
+            data_dir: pick!(data_dir, PathBuf::from("grove-data")),
+            listen: pick!(listen, "127.0.0.1:7181".into()),
+            peer_listen: pick!(peer_listen, "127.0.0.1:7281".into()),
+            admin_listen: pick!(admin_listen, "127.0.0.1:7381".into()),
+            advertise: pick!(advertise, String::new()).into_some(),
+            advertise_peer: pick!(advertise_peer, String::new()).into_some(),
+            peers,
+            observers,
+            min_session_timeout: ms(pick!(min_session_timeout_ms, 4_000)),
+            max_session_timeout: ms(pick!(max_session_timeout_ms, 40_000)),
+            max_data_bytes: pick!(max_data_bytes, 1 << 20),
+            max_request_bytes: pick!(max_request_bytes, 4 << 20),
+            max_multi_ops: pick!(max_multi_ops, 1_000),
+            max_page_size: pick!(max_page_size, 10_000),
+            request_timeout: ms(pick!(request_timeout_ms, 5_000)),
+            heartbeat: ms(pick!(heartbeat_ms, 150)),
+            election_timeout_min: ms(pick!(election_timeout_min_ms, 1_000)),
+            election_timeout_max: ms(pick!(election_timeout_max_ms, 2_000)),
+            snapshot_entries: pick!(snapshot_entries, 50_000),
+            keep_log_entries: pick!(keep_log_entries, 5_000),
+            watch_history_entries: pick!(watch_history_entries, 100_000),
+            watch_history_bytes: pick!(watch_history_bytes, 32 << 20),
+            watch_queue: pick!(watch_queue, 10_000),
+            max_watches_per_stream: pick!(max_watches_per_stream, 10_000),
+            watch_progress: Some(ms(pick!(watch_progress_ms, 10_000))).filter(|d| !d.is_zero()),
+            reap_interval: ms(pick!(reap_interval_ms, 10_000)),
+            cache_bytes: pick!(cache_mib, 32) << 20,
+            log_json: log_format == "json",
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.min_session_timeout.is_zero() || self.min_session_timeout > self.max_session_timeout {
+            return Err("session timeouts: need 0 < min-session-timeout-ms <= max-session-timeout-ms".into());
+        }
+        if self.heartbeat.is_zero() || self.heartbeat >= self.election_timeout_min {
+            return Err("raft timing: need 0 < heartbeat-ms < election-timeout-min-ms".into());
+        }
+        if self.election_timeout_min >= self.election_timeout_max {
+            return Err("raft timing: need election-timeout-min-ms < election-timeout-max-ms".into());
+        }
+        if self.max_data_bytes + 64 * 1024 > self.max_request_bytes {
+            return Err("limits: max-request-bytes must exceed max-data-bytes by at least 64 KiB".into());
+        }
+        if self.max_multi_ops == 0 || self.max_page_size == 0 || self.watch_queue == 0 {
+            return Err("limits: max-multi-ops, max-page-size and watch-queue must be positive".into());
+        }
+        if self.request_timeout.is_zero() || self.reap_interval.is_zero() {
+            return Err("request-timeout-ms and reap-interval-ms must be positive".into());
+        }
+        if self.snapshot_entries == 0 {
+            return Err("snapshot-entries must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Reads a TOML settings file.
+    pub fn read_file(path: &std::path::Path) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// True if this server is the only voter and no observers are configured.
+    pub fn is_standalone(&self) -> bool {
+        self.peers.len() <= 1 && self.observers.is_empty()
+    }
+
+    /// Negotiates a requested session timeout into the configured bounds.
+    pub fn negotiate_session_timeout(&self, requested_ms: i64) -> Duration {
+        let requested = Duration::from_millis(requested_ms.max(0) as u64);
+        requested.clamp(self.min_session_timeout, self.max_session_timeout)
+    }
+}
+
+trait IntoSome {
+    fn into_some(self) -> Option<String>;
+}
+
+impl IntoSome for String {
+    fn into_some(self) -> Option<String> {
+        Some(self).filter(|s| !s.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_local_standalone_node() {
+        let c = Config::default();
+        assert_eq!(c.id, 1);
+        assert_eq!(c.listen, "127.0.0.1:7181");
+        assert_eq!(c.peer_listen, "127.0.0.1:7281");
+        assert_eq!(c.admin_listen, "127.0.0.1:7381");
+        assert_eq!(c.data_dir, PathBuf::from("grove-data"));
+        assert!(c.is_standalone());
+    }
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let file: Settings =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nid = 2\npeers = \"1=a:1,2=b:2,3=c:3\"").unwrap();
+        let flags = Settings { listen: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let c = Config::resolve(flags, file).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9100");
+        assert_eq!(c.id, 2);
+        assert_eq!(c.peers.len(), 3);
+        assert!(!c.is_standalone());
+    }
+
+    #[test]
+    fn bad_settings_are_clear_errors() {
+        let bad = |s: Settings| Config::resolve(s, Settings::default()).unwrap_err();
+        assert!(bad(Settings { peers: Some("1=a".into()), ..Default::default() }).contains("needs a port"));
+        assert!(bad(Settings { peers: Some("x=a:1".into()), ..Default::default() }).contains("not a positive integer"));
+        assert!(bad(Settings { peers: Some("1=a:1,1=b:2".into()), ..Default::default() }).contains("twice"));
+        assert!(
+            bad(Settings { id: Some(4), peers: Some("1=a:1,2=b:2".into()), ..Default::default() }).contains("neither")
+        );
+        assert!(bad(Settings { heartbeat_ms: Some(5000), ..Default::default() }).contains("heartbeat"));
+        assert!(bad(Settings { log_format: Some("xml".into()), ..Default::default() }).contains("text or json"));
+        assert!(toml::from_str::<Settings>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn session_timeouts_are_clamped() {
+        let c = Config::default();
+        assert_eq!(c.negotiate_session_timeout(1), Duration::from_secs(4));
+        assert_eq!(c.negotiate_session_timeout(10_000), Duration::from_secs(10));
+        assert_eq!(c.negotiate_session_timeout(1_000_000), Duration::from_secs(40));
+    }
+}

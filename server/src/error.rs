@@ -1,0 +1,114 @@
+//! Grove's domain errors.
+//!
+//! One enum for every layer below the gRPC handlers: the state machine returns these as
+//! committed results (a failed compare-and-set is a committed no-op, not a Raft error), the
+//! node adds availability errors, and `api::status` maps them to `tonic::Status` in one place.
+//! They are serializable because results travel through the log's responder and across the
+//! peer port when a follower forwards a write.
+
+use serde::{Deserialize, Serialize};
+
+/// Where clients should go when this server cannot serve them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderHint {
+    pub id: u64,
+    /// The leader's client address, when this server knows it.
+    pub address: String,
+}
+
+/// Which limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Limit {
+    Watches,
+    Requests,
+    Sessions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum GroveError {
+    #[error("node does not exist: {path}")]
+    NoNode { path: String },
+
+    #[error("node already exists: {path}")]
+    NodeExists { path: String },
+
+    #[error("version mismatch on {path}: expected version {expected}, node has version {actual}")]
+    BadVersion { path: String, expected: i32, actual: i32 },
+
+    #[error("node not empty: {path}")]
+    NotEmpty { path: String },
+
+    #[error("ephemeral nodes cannot have children: {path}")]
+    NoChildrenForEphemerals { path: String },
+
+    #[error("{message}")]
+    BadArguments { path: String, message: String },
+
+    #[error("the sequence counter of {path} is exhausted")]
+    SequenceOverflow { path: String },
+
+    #[error("session 0x{id:x} has expired")]
+    SessionExpired { id: u64 },
+
+    #[error("unknown session 0x{id:x}")]
+    UnknownSession { id: u64 },
+
+    #[error("authentication failed: {message}")]
+    AuthFailed { message: String },
+
+    /// A Multi failed at `index`; nothing was applied.
+    #[error("operation {index} of the multi failed: {error}")]
+    MultiFailed { index: usize, error: Box<GroveError> },
+
+    #[error("no quorum: {message}")]
+    NoQuorum { message: String, leader: Option<LeaderHint> },
+
+    #[error("server not ready: {message}")]
+    NotReady { message: String, leader: Option<LeaderHint> },
+
+    #[error("watch history compacted: the oldest zxid available is {oldest}")]
+    Compacted { oldest: u64 },
+
+    #[error("{what} too large: {size} bytes, the limit is {limit}")]
+    TooLarge { what: String, size: usize, limit: usize },
+
+    #[error("{message}")]
+    TooMany { limit: Limit, message: String, retry_after_ms: u64 },
+
+    #[error("not implemented: {0}")]
+    Unimplemented(String),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GroveError {
+    pub fn bad_args(path: impl Into<String>, message: impl Into<String>) -> Self {
+        GroveError::BadArguments { path: path.into(), message: message.into() }
+    }
+
+    pub fn no_node(path: impl Into<String>) -> Self {
+        GroveError::NoNode { path: path.into() }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        GroveError::Internal(e.to_string())
+    }
+
+    /// The path the error is about, if any.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            GroveError::NoNode { path }
+            | GroveError::NodeExists { path }
+            | GroveError::BadVersion { path, .. }
+            | GroveError::NotEmpty { path }
+            | GroveError::NoChildrenForEphemerals { path }
+            | GroveError::SequenceOverflow { path } => Some(path),
+            GroveError::BadArguments { path, .. } if !path.is_empty() => Some(path),
+            GroveError::MultiFailed { error, .. } => error.path(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = GroveError> = std::result::Result<T, E>;

@@ -1,0 +1,146 @@
+//! What the log carries and what applying it returns.
+//!
+//! A command is proposed by the leader with the leader's wall-clock time stamped in it:
+//! every replica applies the same time, so ctime/mtime, TTL expiry and session expiry are
+//! decided identically everywhere.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::node::{CreateMode, Stat};
+use crate::error::GroveError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Milliseconds since the Unix epoch on the proposing leader.
+    pub time_ms: i64,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    Create(CreateOp),
+    Delete(DeleteOp),
+    Set(SetOp),
+    Multi(Vec<MultiOp>),
+    /// The new session's id is the zxid of this entry.
+    OpenSession {
+        timeout_ms: i64,
+        secret: [u8; 16],
+    },
+    CloseSession {
+        session_id: u64,
+    },
+    /// Proposed by the leader for sessions it has not heard from within their timeout.
+    ExpireSessions {
+        session_ids: Vec<u64>,
+    },
+    /// Proposed by the leader: delete these container/TTL nodes if, at apply time, they
+    /// still qualify.
+    Reap {
+        paths: Vec<String>,
+    },
+    /// Changes nothing; used to learn the commit point.
+    Noop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateOp {
+    pub path: String,
+    pub data: Bytes,
+    pub mode: CreateMode,
+    pub ttl_ms: i64,
+    pub create_parents: bool,
+    /// The session the request acted for; 0 for none. Ephemeral nodes need one.
+    pub session_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteOp {
+    pub path: String,
+    pub version: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetOp {
+    pub path: String,
+    pub data: Bytes,
+    pub version: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MultiOp {
+    Create(CreateOp),
+    Delete(DeleteOp),
+    Set(SetOp),
+    Check { path: String, version: Option<i32> },
+}
+
+/// The successful outcome of one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Deleted,
+    Set {
+        stat: Stat,
+    },
+    /// One entry per operation: the created path and stat, the new stat, or nothing.
+    Multi(Vec<MultiOutcome>),
+    SessionOpened {
+        session_id: u64,
+        timeout_ms: i64,
+    },
+    SessionClosed,
+    /// Housekeeping commands (expiry, reaping, noop).
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MultiOutcome {
+    Created { path: String, stat: Stat },
+    Deleted,
+    Set { stat: Stat },
+    Checked,
+}
+
+pub type CommandResult = Result<Outcome, GroveError>;
+
+/// A change a watch can observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
+}
+
+/// One change to the tree, as produced by applying a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub path: String,
+    /// After the change; for `Deleted` the node's last stat; for `ChildrenChanged` the
+    /// parent's new stat.
+    pub stat: Stat,
+    /// The node's data for `Created` and `DataChanged`; empty otherwise.
+    pub data: Bytes,
+}
+
+/// Sessions that began or ended in an entry, for the leader's session tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionChange {
+    Opened { id: u64, timeout_ms: i64, secret: [u8; 16] },
+    Ended { id: u64 },
+}
+
+/// Everything applying one entry produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub zxid: u64,
+    pub result: CommandResult,
+    pub events: Vec<Event>,
+    pub sessions: Vec<SessionChange>,
+}

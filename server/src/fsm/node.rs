@@ -1,0 +1,271 @@
+//! A node's stored form: ZooKeeper's stat plus its data, and a session's stored form.
+//!
+//! Records use a fixed little-endian layout rather than a serde format: the read path
+//! decodes a stat without allocating, and the layout is versioned by its first byte.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::GroveError;
+
+/// ZooKeeper's create modes, with ZooKeeper's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum CreateMode {
+    #[default]
+    Persistent = 0,
+    Ephemeral = 1,
+    PersistentSequential = 2,
+    EphemeralSequential = 3,
+    Container = 4,
+    PersistentWithTtl = 5,
+    PersistentSequentialWithTtl = 6,
+}
+
+impl CreateMode {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => CreateMode::Persistent,
+            1 => CreateMode::Ephemeral,
+            2 => CreateMode::PersistentSequential,
+            3 => CreateMode::EphemeralSequential,
+            4 => CreateMode::Container,
+            5 => CreateMode::PersistentWithTtl,
+            6 => CreateMode::PersistentSequentialWithTtl,
+            _ => return None,
+        })
+    }
+
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+    }
+
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+
+    pub fn is_ttl(self) -> bool {
+        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+    }
+
+    pub fn is_container(self) -> bool {
+        self == CreateMode::Container
+    }
+
+    /// Container and TTL nodes are reaped by the leader.
+    pub fn is_expiring(self) -> bool {
+        self.is_container() || self.is_ttl()
+    }
+}
+
+/// ZooKeeper's 11 stat fields, plus how the node was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stat {
+    pub czxid: u64,
+    pub mzxid: u64,
+    pub pzxid: u64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: u64,
+    pub data_length: i32,
+    pub num_children: i32,
+    pub mode: CreateMode,
+    pub ttl_ms: i64,
+}
+
+/// A node as stored: stat and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub stat: Stat,
+    pub data: Bytes,
+}
+
+const NODE_FORMAT: u8 = 1;
+// format, czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner,
+// num_children, mode, ttl, acl ref (reserved for ACLs; 0 = open).
+const NODE_HEADER: usize = 1 + 8 * 5 + 4 * 3 + 8 + 4 + 1 + 8 + 4;
+
+impl NodeRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let s = &self.stat;
+        let mut out = Vec::with_capacity(NODE_HEADER + self.data.len());
+        out.push(NODE_FORMAT);
+        out.extend_from_slice(&s.czxid.to_le_bytes());
+        out.extend_from_slice(&s.mzxid.to_le_bytes());
+        out.extend_from_slice(&s.pzxid.to_le_bytes());
+        out.extend_from_slice(&s.ctime.to_le_bytes());
+        out.extend_from_slice(&s.mtime.to_le_bytes());
+        out.extend_from_slice(&s.version.to_le_bytes());
+        out.extend_from_slice(&s.cversion.to_le_bytes());
+        out.extend_from_slice(&s.aversion.to_le_bytes());
+        out.extend_from_slice(&s.ephemeral_owner.to_le_bytes());
+        out.extend_from_slice(&s.num_children.to_le_bytes());
+        out.push(s.mode as u8);
+        out.extend_from_slice(&s.ttl_ms.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// Decodes the stat only, without copying the data.
+    pub fn decode_stat(raw: &[u8]) -> Result<Stat, GroveError> {
+        if raw.len() < NODE_HEADER || raw[0] != NODE_FORMAT {
+            return Err(GroveError::internal(format!(
+                "corrupt node record ({} bytes, format {:?})",
+                raw.len(),
+                raw.first()
+            )));
+        }
+        let mut r = Reader { buf: raw, pos: 1 };
+        let czxid = r.u64();
+        let mzxid = r.u64();
+        let pzxid = r.u64();
+        let ctime = r.i64();
+        let mtime = r.i64();
+        let version = r.i32();
+        let cversion = r.i32();
+        let aversion = r.i32();
+        let ephemeral_owner = r.u64();
+        let num_children = r.i32();
+        let mode = CreateMode::from_i32(r.u8() as i32)
+            .ok_or_else(|| GroveError::internal("corrupt node record: unknown mode"))?;
+        let ttl_ms = r.i64();
+        let _acl = r.u32();
+        Ok(Stat {
+            czxid,
+            mzxid,
+            pzxid,
+            ctime,
+            mtime,
+            version,
+            cversion,
+            aversion,
+            ephemeral_owner,
+            data_length: (raw.len() - NODE_HEADER) as i32,
+            num_children,
+            mode,
+            ttl_ms,
+        })
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<NodeRecord, GroveError> {
+        let stat = Self::decode_stat(raw)?;
+        Ok(NodeRecord { stat, data: Bytes::copy_from_slice(&raw[NODE_HEADER..]) })
+    }
+
+    /// The data part of an encoded record.
+    pub fn data_of(raw: &[u8]) -> &[u8] {
+        &raw[NODE_HEADER.min(raw.len())..]
+    }
+}
+
+/// A live session as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub timeout_ms: i64,
+    pub secret: [u8; 16],
+}
+
+impl SessionRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24);
+        out.extend_from_slice(&self.timeout_ms.to_le_bytes());
+        out.extend_from_slice(&self.secret);
+        out
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<SessionRecord, GroveError> {
+        if raw.len() != 24 {
+            return Err(GroveError::internal("corrupt session record"));
+        }
+        let mut secret = [0u8; 16];
+        secret.copy_from_slice(&raw[8..24]);
+        Ok(SessionRecord { timeout_ms: i64::from_le_bytes(raw[..8].try_into().unwrap()), secret })
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let v: [u8; N] = self.buf[self.pos..self.pos + N].try_into().unwrap();
+        self.pos += N;
+        v
+    }
+    fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_le_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+    fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(self.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_record_round_trips() {
+        let rec = NodeRecord {
+            stat: Stat {
+                czxid: 3,
+                mzxid: 11,
+                pzxid: 5,
+                ctime: 1_700_000_000_000,
+                mtime: 1_700_000_000_500,
+                version: 1,
+                cversion: 2,
+                aversion: 0,
+                ephemeral_owner: 0xdead,
+                data_length: 5,
+                num_children: 2,
+                mode: CreateMode::PersistentSequentialWithTtl,
+                ttl_ms: 30_000,
+            },
+            data: Bytes::from_static(b"hello"),
+        };
+        let raw = rec.encode();
+        assert_eq!(NodeRecord::decode(&raw).unwrap(), rec);
+        assert_eq!(NodeRecord::data_of(&raw), b"hello");
+        assert_eq!(NodeRecord::decode_stat(&raw).unwrap().data_length, 5);
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_not_panics() {
+        assert!(NodeRecord::decode(&[]).is_err());
+        assert!(NodeRecord::decode(&[9; 100]).is_err());
+        let mut raw = NodeRecord { stat: Stat::default(), data: Bytes::new() }.encode();
+        raw[NODE_HEADER - 13] = 77; // mode byte
+        assert!(NodeRecord::decode(&raw).is_err());
+        assert!(SessionRecord::decode(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn create_mode_numbers_are_zookeepers() {
+        for v in 0..7 {
+            assert_eq!(CreateMode::from_i32(v).unwrap() as i32, v);
+        }
+        assert_eq!(CreateMode::from_i32(7), None);
+        assert_eq!(CreateMode::from_i32(-1), None);
+    }
+}

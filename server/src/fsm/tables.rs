@@ -1,0 +1,227 @@
+//! The state tables opened inside one redb transaction, with the typed accessors the
+//! applier and the readers share.
+
+use bytes::Bytes;
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::node::{NodeRecord, SessionRecord, Stat};
+use crate::error::GroveError;
+use crate::storage::keys;
+use crate::storage::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, NODES, SESSIONS};
+
+pub(crate) fn storage_err(e: impl std::fmt::Display) -> GroveError {
+    GroveError::Internal(format!("storage: {e}"))
+}
+
+type RawTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+type RawReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// The state tables of one write transaction.
+pub struct WriteTables<'t> {
+    pub(crate) nodes: RawTable<'t>,
+    pub(crate) sessions: RawTable<'t>,
+    pub(crate) ephemerals: RawTable<'t>,
+    pub(crate) expiring: RawTable<'t>,
+    pub(crate) ended: RawTable<'t>,
+}
+
+impl<'t> WriteTables<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self, GroveError> {
+        Ok(WriteTables {
+            nodes: txn.open_table(NODES).map_err(storage_err)?,
+            sessions: txn.open_table(SESSIONS).map_err(storage_err)?,
+            ephemerals: txn.open_table(EPHEMERALS).map_err(storage_err)?,
+            expiring: txn.open_table(EXPIRING).map_err(storage_err)?,
+            ended: txn.open_table(ENDED_SESSIONS).map_err(storage_err)?,
+        })
+    }
+
+    /// Creates the root node if the tree is empty. Its stat is all zeros, as ZooKeeper's.
+    pub fn ensure_root(&mut self) -> Result<(), GroveError> {
+        if self.nodes.get(&b""[..]).map_err(storage_err)?.is_none() {
+            let root = NodeRecord { stat: Stat::default(), data: Bytes::new() };
+            self.nodes.insert(&b""[..], &root.encode()[..]).map_err(storage_err)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn node(&self, path: &str) -> Result<Option<NodeRecord>, GroveError> {
+        match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some(NodeRecord::decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn session(&self, id: u64) -> Result<Option<SessionRecord>, GroveError> {
+        match self.sessions.get(&id.to_be_bytes()[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some(SessionRecord::decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn session_ended(&self, id: u64) -> Result<bool, GroveError> {
+        Ok(self.ended.get(&id.to_be_bytes()[..]).map_err(storage_err)?.is_some())
+    }
+
+    /// Paths of every ephemeral owned by a session, in byte order.
+    pub(crate) fn session_ephemerals(&self, id: u64) -> Result<Vec<String>, GroveError> {
+        let (start, end) = keys::session_ephemerals_range(id);
+        let mut out = Vec::new();
+        for item in self.ephemerals.range(&start[..]..&end[..]).map_err(storage_err)? {
+            let (k, _) = item.map_err(storage_err)?;
+            out.push(keys::ephemeral_key_path(k.value()).to_string());
+        }
+        Ok(out)
+    }
+}
+
+/// The state tables of one read transaction: a consistent view at one applied index.
+pub struct ReadTables {
+    nodes: RawReadTable,
+    sessions: RawReadTable,
+    ephemerals: RawReadTable,
+    expiring: RawReadTable,
+}
+
+/// A page of children.
+#[derive(Debug, Default)]
+pub struct ChildrenPage {
+    pub names: Vec<String>,
+    pub stats: Vec<Stat>,
+    /// The last name returned, if more children follow it.
+    pub next: Option<String>,
+}
+
+impl ReadTables {
+    pub fn open(txn: &ReadTransaction) -> Result<Self, GroveError> {
+        let open = |def| txn.open_table(def).map_err(storage_err);
+        Ok(ReadTables {
+            nodes: open(NODES)?,
+            sessions: open(SESSIONS)?,
+            ephemerals: open(EPHEMERALS)?,
+            expiring: open(EXPIRING)?,
+        })
+    }
+
+    pub fn stat(&self, path: &str) -> Result<Option<Stat>, GroveError> {
+        match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some(NodeRecord::decode_stat(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn node(&self, path: &str) -> Result<Option<NodeRecord>, GroveError> {
+        match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some(NodeRecord::decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Children of `path` after the name `after` (exclusive; empty for the first page), at
+    /// most `limit` of them.
+    pub fn children(
+        &self,
+        path: &str,
+        after: &str,
+        limit: usize,
+        with_stats: bool,
+    ) -> Result<ChildrenPage, GroveError> {
+        let (start, end) = keys::children_range(path);
+        let mut from = start.clone();
+        if !after.is_empty() {
+            from.extend_from_slice(after.as_bytes());
+            // The smallest key greater than `after`'s own key.
+            from.push(0);
+        }
+        let mut page = ChildrenPage::default();
+        for item in self.nodes.range(&from[..]..&end[..]).map_err(storage_err)? {
+            let (k, v) = item.map_err(storage_err)?;
+            if page.names.len() == limit {
+                page.next = page.names.last().cloned();
+                break;
+            }
+            page.names.push(String::from_utf8_lossy(keys::key_name(k.value())).into_owned());
+            if with_stats {
+                page.stats.push(NodeRecord::decode_stat(v.value())?);
+            }
+        }
+        Ok(page)
+    }
+
+    /// Number of nodes below `path`.
+    pub fn count_descendants(&self, path: &str) -> Result<u64, GroveError> {
+        if path == "/" {
+            return Ok(self.nodes.len().map_err(storage_err)?.saturating_sub(1));
+        }
+        let mut count = 0u64;
+        for (start, end) in [keys::children_range(path), keys::deep_descendants_range(path)] {
+            for item in self.nodes.range(&start[..]..&end[..]).map_err(storage_err)? {
+                item.map_err(storage_err)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    pub fn node_count(&self) -> Result<u64, GroveError> {
+        self.nodes.len().map_err(storage_err)
+    }
+
+    /// Ephemerals of `session` whose path starts with `prefix`.
+    pub fn ephemerals(&self, session: u64, prefix: &str) -> Result<Vec<String>, GroveError> {
+        let (start, end) = keys::session_ephemerals_range(session);
+        let mut out = Vec::new();
+        for item in self.ephemerals.range(&start[..]..&end[..]).map_err(storage_err)? {
+            let (k, _) = item.map_err(storage_err)?;
+            let path = keys::ephemeral_key_path(k.value());
+            if path.starts_with(prefix) {
+                out.push(path.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn session(&self, id: u64) -> Result<Option<SessionRecord>, GroveError> {
+        match self.sessions.get(&id.to_be_bytes()[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some(SessionRecord::decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, GroveError> {
+        let mut out = Vec::new();
+        for item in self.sessions.iter().map_err(storage_err)? {
+            let (k, v) = item.map_err(storage_err)?;
+            let id = u64::from_be_bytes(k.value().try_into().map_err(|_| GroveError::internal("corrupt session key"))?);
+            out.push((id, SessionRecord::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Container and TTL nodes that qualify for deletion at `now_ms`, at most `limit`.
+    pub fn reapable(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, GroveError> {
+        let mut out = Vec::new();
+        for item in self.expiring.iter().map_err(storage_err)? {
+            let (k, _) = item.map_err(storage_err)?;
+            let path = String::from_utf8_lossy(k.value()).into_owned();
+            if let Some(stat) = self.stat(&path)?
+                && super::tree::reapable(&stat, now_ms)
+            {
+                out.push(path);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Data of a node without decoding its stat, for tests and tools.
+    pub fn data(&self, path: &str) -> Result<Option<Bytes>, GroveError> {
+        match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some(Bytes::copy_from_slice(NodeRecord::data_of(raw.value())))),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! State machine tests: ZooKeeper's rules, applied to a real (in-memory) redb database.

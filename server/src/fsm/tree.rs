@@ -1,0 +1,428 @@
+//! Applying commands to the tree with ZooKeeper's rules.
+//!
+//! Every command runs against a staging overlay on top of the batch's write transaction
+//! and is flushed only if it succeeds, so each command is all-or-nothing: a Multi that
+//! fails at its third operation, a create whose parent turns out to be ephemeral, or a
+//! storage error halfway leave the tree as it was. Applying is deterministic: it reads only
+//! the tables, the entry's zxid and the time stamped in the entry.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use redb::ReadableTable;
+
+use super::command::*;
+use super::node::{CreateMode, NodeRecord, SessionRecord, Stat};
+use super::path;
+use super::tables::{WriteTables, storage_err};
+use crate::error::GroveError;
+use crate::storage::keys;
+
+/// How long ended sessions are remembered, so late resumes learn they expired.
+const ENDED_SESSION_RETENTION_MS: i64 = 60 * 60 * 1000;
+/// Ended sessions forgotten per applied session command, bounding the work of one entry.
+const ENDED_SESSION_PRUNE_BATCH: usize = 64;
+
+/// True if a container or TTL node with this stat may be deleted at `now_ms`.
+pub fn reapable(stat: &Stat, now_ms: i64) -> bool {
+    if stat.num_children != 0 {
+        return false;
+    }
+    if stat.mode.is_container() {
+        // ZooKeeper reaps containers that have had children and have none left.
+        return stat.cversion > 0;
+    }
+    stat.mode.is_ttl() && stat.mtime.saturating_add(stat.ttl_ms) <= now_ms
+}
+
+/// Applies one command at `zxid`.
+///
+/// The outer error is a storage failure (or a corrupt record): the batch must not be
+/// committed, because another replica would apply the same entry successfully. Domain
+/// failures (no node, bad version...) are committed results inside `Applied`.
+pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<Applied, GroveError> {
+    let mut sessions = Vec::new();
+    let mut staged = Staged::new(zxid, cmd.time_ms);
+    let (result, events) = match run(tables, &mut staged, &mut sessions, zxid, cmd) {
+        Ok(outcome) => (Ok(outcome), staged.flush(tables)?),
+        Err(e @ GroveError::Internal(_)) => return Err(e),
+        Err(GroveError::MultiFailed { error, .. }) if matches!(*error, GroveError::Internal(_)) => return Err(*error),
+        Err(e) => {
+            sessions.clear();
+            (Err(e), Vec::new())
+        }
+    };
+    Ok(Applied { zxid, result, events, sessions })
+}
+
+fn run(
+    t: &mut WriteTables<'_>,
+    s: &mut Staged,
+    sessions: &mut Vec<SessionChange>,
+    zxid: u64,
+    cmd: &Command,
+) -> CommandResult {
+    match &cmd.op {
+        Op::Create(op) => {
+            let (path, stat) = s.create(t, op)?;
+            Ok(Outcome::Created { path, stat })
+        }
+        Op::Delete(op) => {
+            s.delete(t, op)?;
+            Ok(Outcome::Deleted)
+        }
+        Op::Set(op) => Ok(Outcome::Set { stat: s.set(t, op)? }),
+        Op::Multi(ops) => {
+            let mut out = Vec::with_capacity(ops.len());
+            for (index, op) in ops.iter().enumerate() {
+                let r = match op {
+                    MultiOp::Create(c) => s.create(t, c).map(|(path, stat)| MultiOutcome::Created { path, stat }),
+                    MultiOp::Delete(d) => s.delete(t, d).map(|_| MultiOutcome::Deleted),
+                    MultiOp::Set(o) => s.set(t, o).map(|stat| MultiOutcome::Set { stat }),
+                    MultiOp::Check { path, version } => s.check(t, path, *version).map(|_| MultiOutcome::Checked),
+                };
+                match r {
+                    Ok(o) => out.push(o),
+                    Err(error) => {
+                        return Err(GroveError::MultiFailed { index, error: Box::new(error) });
+                    }
+                }
+            }
+            Ok(Outcome::Multi(out))
+        }
+        Op::OpenSession { timeout_ms, secret } => {
+            if *timeout_ms <= 0 {
+                return Err(GroveError::bad_args("", "session timeout must be positive"));
+            }
+            let rec = SessionRecord { timeout_ms: *timeout_ms, secret: *secret };
+            s.opened_sessions.push((zxid, rec));
+            sessions.push(SessionChange::Opened { id: zxid, timeout_ms: *timeout_ms, secret: *secret });
+            Ok(Outcome::SessionOpened { session_id: zxid, timeout_ms: *timeout_ms })
+        }
+        Op::CloseSession { session_id } => {
+            if t.session(*session_id)?.is_none() {
+                return Err(if t.session_ended(*session_id)? {
+                    GroveError::SessionExpired { id: *session_id }
+                } else {
+                    GroveError::UnknownSession { id: *session_id }
+                });
+            }
+            s.end_session(t, *session_id)?;
+            sessions.push(SessionChange::Ended { id: *session_id });
+            prune_ended_sessions(t, cmd.time_ms)?;
+            Ok(Outcome::SessionClosed)
+        }
+        Op::ExpireSessions { session_ids } => {
+            for &id in session_ids {
+                if t.session(id)?.is_some() {
+                    s.end_session(t, id)?;
+                    sessions.push(SessionChange::Ended { id });
+                }
+            }
+            prune_ended_sessions(t, cmd.time_ms)?;
+            Ok(Outcome::Done)
+        }
+        Op::Reap { paths } => {
+            for p in paths {
+                if path::validate(p).is_err() || p == "/" {
+                    continue;
+                }
+                if let Some(rec) = s.get(t, p)?
+                    && reapable(&rec.stat, cmd.time_ms)
+                {
+                    s.remove_node(t, p, rec)?;
+                }
+            }
+            Ok(Outcome::Done)
+        }
+        Op::Noop => Ok(Outcome::Done),
+    }
+}
+
+fn prune_ended_sessions(t: &mut WriteTables<'_>, now_ms: i64) -> Result<(), GroveError> {
+    let mut expired = Vec::new();
+    // Session ids are zxids, so the table is roughly ordered by age: scanning from the
+    // start finds the oldest first.
+    for item in t.ended.iter().map_err(storage_err)?.take(ENDED_SESSION_PRUNE_BATCH) {
+        let (k, v) = item.map_err(storage_err)?;
+        let ended_at = i64::from_le_bytes(v.value().try_into().unwrap_or([0; 8]));
+        if ended_at + ENDED_SESSION_RETENTION_MS < now_ms {
+            expired.push(k.value().to_vec());
+        }
+    }
+    for k in expired {
+        t.ended.remove(&k[..]).map_err(storage_err)?;
+    }
+    Ok(())
+}
+
+/// Changes of one command, not yet written.
+struct Staged {
+    zxid: u64,
+    time: i64,
+    /// Path → new record (`None`: deleted). Reads see these before the tables.
+    nodes: HashMap<String, Option<NodeRecord>>,
+    /// Ephemeral index changes: (key, inserted?).
+    ephemerals: Vec<(Vec<u8>, bool)>,
+    /// Reaping-candidate index changes: (path, inserted?).
+    expiring: Vec<(String, bool)>,
+    opened_sessions: Vec<(u64, SessionRecord)>,
+    ended_sessions: Vec<u64>,
+    events: Vec<Event>,
+}
+
+impl Staged {
+    fn new(zxid: u64, time: i64) -> Self {
+        Staged {
+            zxid,
+            time,
+            nodes: HashMap::new(),
+            ephemerals: Vec::new(),
+            expiring: Vec::new(),
+            opened_sessions: Vec::new(),
+            ended_sessions: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn get(&self, t: &WriteTables<'_>, path: &str) -> Result<Option<NodeRecord>, GroveError> {
+        match self.nodes.get(path) {
+            Some(staged) => Ok(staged.clone()),
+            None => t.node(path),
+        }
+    }
+
+    fn put(&mut self, path: &str, rec: NodeRecord) {
+        self.nodes.insert(path.to_string(), Some(rec));
+    }
+
+    fn event(&mut self, kind: EventKind, path: &str, stat: Stat, data: Bytes) {
+        self.events.push(Event { kind, path: path.to_string(), stat, data });
+    }
+
+    fn create(&mut self, t: &WriteTables<'_>, op: &CreateOp) -> Result<(String, Stat), GroveError> {
+        let mode = op.mode;
+        if mode.is_sequential() {
+            path::validate_sequential_prefix(&op.path)?;
+        } else {
+            path::validate(&op.path)?;
+        }
+        if mode.is_ttl() != (op.ttl_ms > 0) {
+            return Err(GroveError::bad_args(
+                &op.path,
+                if mode.is_ttl() { "TTL modes need ttl_ms > 0" } else { "ttl_ms is only valid with a TTL mode" },
+            ));
+        }
+        if mode.is_ephemeral() {
+            if op.session_id == 0 {
+                return Err(GroveError::bad_args(&op.path, "ephemeral nodes need a session"));
+            }
+            if t.session(op.session_id)?.is_none() {
+                return Err(GroveError::SessionExpired { id: op.session_id });
+            }
+        }
+        if op.path == "/" && !mode.is_sequential() {
+            return Err(GroveError::NodeExists { path: op.path.clone() });
+        }
+        // For a sequential prefix ending in '/', the parent is the prefix without it.
+        let parent_path = match op.path.strip_suffix('/') {
+            Some("") => "/",
+            Some(p) if mode.is_sequential() => p,
+            _ => path::parent(&op.path),
+        };
+        let mut parent = match self.get(t, parent_path)? {
+            Some(p) => p,
+            None if op.create_parents => self.create_ancestors(t, parent_path, &op.path)?,
+            None => return Err(GroveError::no_node(&op.path)),
+        };
+        if parent.stat.mode.is_ephemeral() {
+            return Err(GroveError::NoChildrenForEphemerals { path: op.path.clone() });
+        }
+        let path = if mode.is_sequential() {
+            let counter = parent.stat.cversion;
+            if !(0..i32::MAX).contains(&counter) {
+                return Err(GroveError::SequenceOverflow { path: parent_path.to_string() });
+            }
+            let p = path::sequential(&op.path, counter);
+            path::validate(&p)?;
+            p
+        } else {
+            op.path.clone()
+        };
+        if self.get(t, &path)?.is_some() {
+            return Err(GroveError::NodeExists { path });
+        }
+        let stat = Stat {
+            czxid: self.zxid,
+            mzxid: self.zxid,
+            pzxid: self.zxid,
+            ctime: self.time,
+            mtime: self.time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: if mode.is_ephemeral() { op.session_id } else { 0 },
+            data_length: op.data.len() as i32,
+            num_children: 0,
+            mode,
+            ttl_ms: op.ttl_ms,
+        };
+        self.put(&path, NodeRecord { stat, data: op.data.clone() });
+        if mode.is_ephemeral() {
+            self.ephemerals.push((keys::ephemeral_key(op.session_id, &path), true));
+        }
+        if mode.is_expiring() {
+            self.expiring.push((path.clone(), true));
+        }
+        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+        parent.stat.num_children += 1;
+        parent.stat.pzxid = self.zxid;
+        let parent_stat = parent.stat;
+        self.put(parent_path, parent);
+        self.event(EventKind::Created, &path, stat, op.data.clone());
+        self.event(EventKind::ChildrenChanged, parent_path, parent_stat, Bytes::new());
+        Ok((path, stat))
+    }
+
+    /// Creates the missing ancestors of a node as persistent nodes, top down; returns the
+    /// record of `parent_path`.
+    fn create_ancestors(
+        &mut self,
+        t: &WriteTables<'_>,
+        parent_path: &str,
+        for_path: &str,
+    ) -> Result<NodeRecord, GroveError> {
+        let mut chain: Vec<&str> = path::ancestors(parent_path).collect();
+        chain.push(parent_path);
+        for p in chain {
+            if self.get(t, p)?.is_none() {
+                self.create(
+                    t,
+                    &CreateOp {
+                        path: p.to_string(),
+                        data: Bytes::new(),
+                        mode: CreateMode::Persistent,
+                        ttl_ms: 0,
+                        create_parents: false,
+                        session_id: 0,
+                    },
+                )
+                .map_err(|e| match e {
+                    GroveError::NoChildrenForEphemerals { .. } => {
+                        GroveError::NoChildrenForEphemerals { path: for_path.to_string() }
+                    }
+                    e => e,
+                })?;
+            }
+        }
+        self.get(t, parent_path)?.ok_or_else(|| GroveError::internal("ancestor creation left no parent"))
+    }
+
+    fn delete(&mut self, t: &WriteTables<'_>, op: &DeleteOp) -> Result<(), GroveError> {
+        path::validate(&op.path)?;
+        if op.path == "/" {
+            return Err(GroveError::bad_args("/", "the root node cannot be deleted"));
+        }
+        let rec = self.get(t, &op.path)?.ok_or_else(|| GroveError::no_node(&op.path))?;
+        check_version(&op.path, op.version, rec.stat.version)?;
+        if rec.stat.num_children > 0 {
+            return Err(GroveError::NotEmpty { path: op.path.clone() });
+        }
+        self.remove_node(t, &op.path, rec)
+    }
+
+    /// Deletes a childless node and updates its parent.
+    fn remove_node(&mut self, t: &WriteTables<'_>, path: &str, rec: NodeRecord) -> Result<(), GroveError> {
+        let parent_path = path::parent(path);
+        let mut parent =
+            self.get(t, parent_path)?.ok_or_else(|| GroveError::internal(format!("node {path} has no parent")))?;
+        self.nodes.insert(path.to_string(), None);
+        if rec.stat.mode.is_ephemeral() {
+            self.ephemerals.push((keys::ephemeral_key(rec.stat.ephemeral_owner, path), false));
+        }
+        if rec.stat.mode.is_expiring() {
+            self.expiring.push((path.to_string(), false));
+        }
+        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+        parent.stat.num_children -= 1;
+        parent.stat.pzxid = self.zxid;
+        let parent_stat = parent.stat;
+        self.put(parent_path, parent);
+        self.event(EventKind::Deleted, path, rec.stat, Bytes::new());
+        self.event(EventKind::ChildrenChanged, parent_path, parent_stat, Bytes::new());
+        Ok(())
+    }
+
+    fn set(&mut self, t: &WriteTables<'_>, op: &SetOp) -> Result<Stat, GroveError> {
+        path::validate(&op.path)?;
+        let mut rec = self.get(t, &op.path)?.ok_or_else(|| GroveError::no_node(&op.path))?;
+        check_version(&op.path, op.version, rec.stat.version)?;
+        rec.stat.version = rec.stat.version.wrapping_add(1);
+        rec.stat.mzxid = self.zxid;
+        rec.stat.mtime = self.time;
+        rec.stat.data_length = op.data.len() as i32;
+        rec.data = op.data.clone();
+        let stat = rec.stat;
+        self.put(&op.path, rec);
+        self.event(EventKind::DataChanged, &op.path, stat, op.data.clone());
+        Ok(stat)
+    }
+
+    fn check(&mut self, t: &WriteTables<'_>, p: &str, version: Option<i32>) -> Result<(), GroveError> {
+        path::validate(p)?;
+        let rec = self.get(t, p)?.ok_or_else(|| GroveError::no_node(p))?;
+        check_version(p, version, rec.stat.version)
+    }
+
+    /// Deletes a session's ephemerals (firing their watches) and forgets the session.
+    fn end_session(&mut self, t: &WriteTables<'_>, id: u64) -> Result<(), GroveError> {
+        for p in t.session_ephemerals(id)? {
+            if let Some(rec) = self.get(t, &p)? {
+                self.remove_node(t, &p, rec)?;
+            }
+        }
+        self.ended_sessions.push(id);
+        Ok(())
+    }
+
+    /// Writes the staged changes; returns the events in the order they happened.
+    fn flush(self, t: &mut WriteTables<'_>) -> Result<Vec<Event>, GroveError> {
+        for (p, rec) in &self.nodes {
+            let key = keys::node_key(p);
+            match rec {
+                Some(rec) => t.nodes.insert(&key[..], &rec.encode()[..]).map(|_| ()),
+                None => t.nodes.remove(&key[..]).map(|_| ()),
+            }
+            .map_err(storage_err)?;
+        }
+        for (key, insert) in &self.ephemerals {
+            if *insert {
+                t.ephemerals.insert(&key[..], &[][..]).map_err(storage_err)?;
+            } else {
+                t.ephemerals.remove(&key[..]).map_err(storage_err)?;
+            }
+        }
+        for (p, insert) in &self.expiring {
+            if *insert {
+                t.expiring.insert(p.as_bytes(), &[][..]).map_err(storage_err)?;
+            } else {
+                t.expiring.remove(p.as_bytes()).map_err(storage_err)?;
+            }
+        }
+        for (id, rec) in &self.opened_sessions {
+            t.sessions.insert(&id.to_be_bytes()[..], &rec.encode()[..]).map_err(storage_err)?;
+        }
+        for id in &self.ended_sessions {
+            t.sessions.remove(&id.to_be_bytes()[..]).map_err(storage_err)?;
+            t.ended.insert(&id.to_be_bytes()[..], &self.time.to_le_bytes()[..]).map_err(storage_err)?;
+        }
+        Ok(self.events)
+    }
+}
+
+fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), GroveError> {
+    match expected {
+        Some(v) if v != actual => Err(GroveError::BadVersion { path: path.to_string(), expected: v, actual }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,185 @@
+//! Grove server: ZooKeeper's coordination model over gRPC, replicated with openraft and
+//! stored in redb.
+//!
+//! `run` takes already-bound listeners and a shutdown future, so tests bind port 0 and
+//! stop servers when they please; `groved` (src/main.rs) binds the configured addresses
+//! and stops on SIGTERM.
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod fsm;
+pub mod node;
+pub mod raft;
+pub mod storage;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use grove_proto::peer::peer_server::PeerServer;
+use grove_proto::v1::cluster_server::ClusterServer;
+use grove_proto::v1::nodes_server::NodesServer;
+use grove_proto::v1::sessions_server::SessionsServer;
+use grove_proto::v1::watch_server::WatchServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+use crate::node::Node;
+
+/// The three sockets a server listens on.
+pub struct Listeners {
+    pub client: TcpListener,
+    pub peer: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let bind = |addr: String, what: &'static str| async move {
+            TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding the {what} address {addr}: {e}"))
+        };
+        Ok(Listeners {
+            client: bind(config.listen.clone(), "client").await?,
+            peer: bind(config.peer_listen.clone(), "peer").await?,
+            admin: bind(config.admin_listen.clone(), "admin").await?,
+        })
+    }
+}
+
+/// Where a started server can be reached.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub client: SocketAddr,
+    pub peer: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// How long in-flight requests get to finish after shutdown is requested.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Runs a server until `shutdown` completes. `on_ready` is called once every listener
+/// serves, with the bound addresses.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+    on_ready: impl FnOnce(Bound) + Send,
+) -> anyhow::Result<()> {
+    let bound = Bound {
+        client: listeners.client.local_addr()?,
+        peer: listeners.peer.local_addr()?,
+        admin: listeners.admin.local_addr()?,
+    };
+    let client_addr = config.advertise.clone().unwrap_or_else(|| bound.client.to_string());
+    let peer_addr = config.advertise_peer.clone().unwrap_or_else(|| bound.peer.to_string());
+    let max_request = config.max_request_bytes;
+    let _ = admin::metrics::handle();
+
+    let node = Node::open(config, client_addr, peer_addr).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    // Peers first: forming the ensemble needs them to reach us.
+    let peer_service =
+        raft::PeerService::new(node.consensus.raft_handle(), Arc::new(node::PeerGateway { node: node.clone() }));
+    let peer_server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            PeerServer::new(peer_service)
+                .max_decoding_message_size(raft::MAX_PEER_MESSAGE)
+                .max_encoding_message_size(raft::MAX_PEER_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.peer), stopped(stop_rx.clone()));
+    let peer_task = tokio::spawn(peer_server);
+
+    node.begin().await?;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<NodesServer<api::nodes::NodesService>>().await;
+    health_reporter.set_serving::<SessionsServer<api::sessions::SessionsService>>().await;
+    health_reporter.set_serving::<WatchServer<api::watch::WatchService>>().await;
+    health_reporter.set_serving::<ClusterServer<api::cluster::ClusterService>>().await;
+    tokio::spawn(readiness(node.clone(), health_reporter.clone(), stop_rx.clone()));
+
+    let public = ["grove.v1.Nodes", "grove.v1.Sessions", "grove.v1.Watch", "grove.v1.Cluster", "grpc.health.v1.Health"];
+    let reflection = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grove_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for s in public {
+            b = b.with_service_name(s);
+        }
+        b
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let client_server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            NodesServer::new(api::nodes::NodesService { node: node.clone() }).max_decoding_message_size(max_request),
+        )
+        .add_service(SessionsServer::new(api::sessions::SessionsService { node: node.clone() }))
+        .add_service(
+            WatchServer::new(api::watch::WatchService { node: node.clone() }).max_decoding_message_size(max_request),
+        )
+        .add_service(ClusterServer::new(api::cluster::ClusterService { node: node.clone() }))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.client), stopped(stop_rx.clone()));
+    let client_task = tokio::spawn(client_server);
+
+    let admin =
+        axum::serve(listeners.admin, admin::router(node.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_task = tokio::spawn(async move { admin.await });
+
+    on_ready(bound);
+    tracing::info!(id = node.id, client = %bound.client, peer = %bound.peer, admin = %bound.admin, "grove server ready");
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    health_reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    stop_tx.send_replace(true);
+    // Watch streams never end by themselves; close them so the servers can drain.
+    node.hub.close_all();
+    let drain = async {
+        let _ = client_task.await;
+        let _ = admin_task.await;
+        let _ = peer_task.await;
+    };
+    if tokio::time::timeout(DRAIN, drain).await.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Keeps the health service's overall status in line with readiness: SERVING once the
+/// server knows a leader and has caught up (what Kubernetes probes ask).
+async fn readiness(node: Arc<Node>, reporter: tonic_health::server::HealthReporter, mut stop: watch::Receiver<bool>) {
+    let mut last = None;
+    loop {
+        let ready = node.ready();
+        if last != Some(ready) {
+            let status =
+                if ready { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+            reporter.set_service_status("", status).await;
+            last = Some(ready);
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+pub use node::PeerGateway;

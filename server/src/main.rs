@@ -1,0 +1,85 @@
+//! `groved`: the Grove server. With no arguments, a standalone node on 127.0.0.1:7181 with
+//! its data in ./grove-data.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use grove_server::config::{Config, Settings};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "groved",
+    version,
+    about = "Grove server: ZooKeeper's coordination model over gRPC",
+    long_about = "Grove server: ZooKeeper's coordination model over gRPC.\n\n\
+        Every flag can also be set in a TOML file (--config; same names with underscores) \
+        or as a GROVE_* environment variable. Flags beat the environment, which beats the file.\n\n\
+        With no arguments: a standalone node, clients on 127.0.0.1:7181, peers on 127.0.0.1:7281, \
+        admin HTTP on 127.0.0.1:7381, data in ./grove-data."
+)]
+struct Cli {
+    /// TOML file with settings.
+    #[arg(long, short = 'c', env = "GROVE_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let file = match cli.config.as_deref().map(Config::read_file).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("groved: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::resolve(cli.settings, file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("groved: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    if config.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("groved: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listeners = grove_server::Listeners::bind(&config).await?;
+        grove_server::run(config, listeners, shutdown_signal(), |b| {
+            // One line on stdout for scripts and tests: where this server listens.
+            println!("groved listening client={} peer={} admin={}", b.client, b.peer, b.admin);
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("groved: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

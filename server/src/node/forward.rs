@@ -1,0 +1,112 @@
+//! Sending work to the leader, and serving what peers send to this server.
+//!
+//! A follower or observer forwards a client's write to the leader over the peer port, then
+//! answers only once it has applied the write itself, so the client's next read on this
+//! server sees it. Only failures that prove the request never reached the leader (it
+//! answered "not the leader", or the connection was refused) are retried: any other failure
+//! leaves the write's outcome unknown and is reported as such.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
+
+use super::{Node, now_ms};
+use crate::error::GroveError;
+use crate::fsm::{Command, CommandResult};
+use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
+
+fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
+    let refused = status.code() == tonic::Code::Unavailable
+        && (status.message().contains("connect") || status.message().contains("refused"));
+    if refused {
+        // Never reached the leader: safe to retry once a leader is known again.
+        GroveError::NotReady {
+            message: format!("the leader is unreachable: {}", status.message()),
+            leader: node.leader_hint(),
+        }
+    } else {
+        GroveError::NoQuorum {
+            message: format!("{what} to the leader failed ({}); its outcome is unknown", status.message()),
+            leader: node.leader_hint(),
+        }
+    }
+}
+
+impl Node {
+    pub(crate) async fn forward_write(
+        &self,
+        leader: &PeerNode,
+        cmd: &Command,
+    ) -> Result<(u64, CommandResult), GroveError> {
+        let mut client = self.channels.client(&leader.peer_addr).map_err(GroveError::internal)?;
+        let command = postcard::to_allocvec(cmd).map_err(GroveError::internal)?;
+        let reply = client
+            .forward(ForwardRequest { command: command.into() })
+            .await
+            .map_err(|s| transport_error(self, s, "forwarding the write"))?;
+        let (zxid, result) = decode_forward_reply(reply.into_inner())?;
+        self.wait_applied(zxid, Instant::now() + self.config.request_timeout).await?;
+        Ok((zxid, result))
+    }
+
+    pub(crate) async fn forward_read_index(&self, leader: &PeerNode) -> Result<u64, GroveError> {
+        let mut client = self.channels.client(&leader.peer_addr).map_err(GroveError::internal)?;
+        let reply = client
+            .read_index(ReadIndexRequest {})
+            .await
+            .map_err(|s| transport_error(self, s, "asking for a read index"))?
+            .into_inner();
+        if !reply.error.is_empty() {
+            return Err(postcard::from_bytes(&reply.error).map_err(GroveError::internal)?);
+        }
+        Ok(reply.index)
+    }
+
+    pub(crate) async fn relay_touches(&self, leader: &PeerNode, ids: Vec<u64>) {
+        let Ok(mut client) = self.channels.client(&leader.peer_addr) else { return };
+        if let Err(e) = client.touch_sessions(TouchSessionsRequest { session_ids: ids }).await {
+            tracing::debug!("relaying session keepalives to the leader: {}", e.message());
+        }
+    }
+}
+
+/// Serves peers' requests with this node.
+pub struct PeerGateway {
+    pub node: Arc<Node>,
+}
+
+impl PeerHandler for PeerGateway {
+    async fn forward(&self, mut cmd: Command) -> Result<(u64, CommandResult), GroveError> {
+        // The leader stamps the time, so every replica applies the leader's clock.
+        cmd.time_ms = now_ms();
+        match self.node.consensus.write(cmd).await {
+            Ok(r) => Ok(r),
+            // Never forward twice: the sender retries with the leader it learns about.
+            Err(NotHere::NotLeader(_)) => Err(GroveError::NotReady {
+                message: "this server is no longer the leader".into(),
+                leader: self.node.leader_hint(),
+            }),
+            Err(NotHere::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn read_index(&self) -> Result<u64, GroveError> {
+        match self.node.consensus.read_index().await {
+            Ok(i) => Ok(i),
+            Err(NotHere::NotLeader(_)) => Err(GroveError::NotReady {
+                message: "this server is no longer the leader".into(),
+                leader: self.node.leader_hint(),
+            }),
+            Err(NotHere::Failed(e)) => Err(e),
+        }
+    }
+
+    fn touch_sessions(&self, ids: &[u64]) {
+        self.node.sessions.touch_many(ids);
+    }
+
+    fn info(&self) -> (u64, String, String) {
+        (self.node.id, self.node.peer_addr.clone(), self.node.client_addr.clone())
+    }
+}

@@ -1,0 +1,161 @@
+//! Background work: following leadership, expiring sessions, relaying keepalives and
+//! reaping container and TTL nodes.
+//!
+//! Expiry and reaping are decided by the leader alone and carried out through committed
+//! entries stamped with the leader's time, so every replica deletes the same nodes at the
+//! same zxid whatever its own clock says.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Node, now_ms};
+use crate::fsm::Op;
+use crate::raft::{PeerNode, Role};
+
+/// Most paths reaped by one entry.
+const REAP_BATCH: usize = 1000;
+
+pub(super) fn spawn_all(node: &Arc<Node>) {
+    tokio::spawn(follow_leadership(node.clone()));
+    tokio::spawn(expire_sessions(node.clone()));
+    tokio::spawn(relay_keepalives(node.clone()));
+    tokio::spawn(reap(node.clone()));
+}
+
+/// Ticks at a fixed interval until the node stops.
+struct Ticker {
+    stop: tokio::sync::watch::Receiver<bool>,
+    interval: tokio::time::Interval,
+}
+
+impl Ticker {
+    fn new(node: &Node, every: Duration) -> Self {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker { stop: node.stopped(), interval }
+    }
+
+    /// False once the node stops.
+    async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.stop.changed() => false,
+            _ = self.interval.tick() => true,
+        }
+    }
+}
+
+async fn follow_leadership(node: Arc<Node>) {
+    let mut stop = node.stopped();
+    let mut watch = node.consensus.watch();
+    let mut leading_term = None;
+    loop {
+        let st = watch.status();
+        let leading = st.role == Role::Leader;
+        if leading && leading_term != Some(st.term) {
+            tracing::info!(term = st.term, "became leader");
+            // Nobody knows when the old leader last heard from each client.
+            node.sessions.reset_deadlines();
+            add_configured_observers(&node);
+        }
+        leading_term = if leading { Some(st.term) } else { None };
+        metrics::gauge!("grove_raft_term").set(st.term as f64);
+        metrics::gauge!("grove_raft_leader_id").set(st.leader.unwrap_or(0) as f64);
+        metrics::gauge!("grove_raft_is_leader").set(if leading { 1.0 } else { 0.0 });
+        metrics::gauge!("grove_raft_last_log_index").set(st.last_log_index as f64);
+        metrics::gauge!("grove_raft_applied_index").set(st.applied_index as f64);
+        metrics::gauge!("grove_raft_commit_index").set(st.committed_index as f64);
+        tokio::select! {
+            _ = stop.changed() => return,
+            alive = watch.changed() => if !alive { return },
+        }
+    }
+}
+
+/// Observers given with --observers join as learners once a leader is elected.
+fn add_configured_observers(node: &Arc<Node>) {
+    let st = node.consensus.status();
+    for (id, addr) in node.config.observers.clone() {
+        if st.members.iter().any(|m| m.id == id) {
+            continue;
+        }
+        let node = node.clone();
+        tokio::spawn(async move {
+            let peer = PeerNode { peer_addr: addr, client_addr: String::new() };
+            match node.consensus.add_member(id, peer, false).await {
+                Ok(()) => tracing::info!(observer = id, "added observer"),
+                Err(e) => tracing::warn!(observer = id, "adding observer: {e:?}"),
+            }
+        });
+    }
+}
+
+async fn expire_sessions(node: Arc<Node>) {
+    let tick = (node.config.min_session_timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
+    let mut ticker = Ticker::new(&node, tick);
+    while ticker.tick().await {
+        if !node.is_leader() {
+            continue;
+        }
+        let ids = node.sessions.take_expired();
+        if ids.is_empty() {
+            continue;
+        }
+        let n = node.clone();
+        tokio::spawn(async move {
+            match n.propose(Op::ExpireSessions { session_ids: ids.clone() }).await {
+                Ok(_) => {
+                    metrics::counter!("grove_sessions_expired_total").increment(ids.len() as u64);
+                    tracing::info!(sessions = ?ids, "expired sessions");
+                }
+                Err(e) => {
+                    tracing::warn!("expiring sessions {ids:?}: {e}");
+                    n.sessions.unmark_expiring(&ids);
+                }
+            }
+        });
+    }
+}
+
+async fn relay_keepalives(node: Arc<Node>) {
+    let tick = (node.config.min_session_timeout / 3).max(Duration::from_millis(20));
+    let mut ticker = Ticker::new(&node, tick);
+    while ticker.tick().await {
+        let ids = node.sessions.take_touched();
+        if ids.is_empty() {
+            continue;
+        }
+        let st = node.consensus.status();
+        if let Some((id, leader)) = st.leader_node()
+            && id != node.id
+        {
+            node.relay_touches(&leader, ids).await;
+        }
+    }
+}
+
+async fn reap(node: Arc<Node>) {
+    let mut ticker = Ticker::new(&node, node.config.reap_interval);
+    while ticker.tick().await {
+        if !node.is_leader() {
+            continue;
+        }
+        let paths = match node.view().and_then(|v| v.tables.reapable(now_ms(), REAP_BATCH)) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("looking for nodes to reap: {e}");
+                continue;
+            }
+        };
+        if paths.is_empty() {
+            continue;
+        }
+        let count = paths.len();
+        match node.propose(Op::Reap { paths }).await {
+            Ok(_) => {
+                metrics::counter!("grove_nodes_reaped_total").increment(count as u64);
+                tracing::debug!(count, "reaped container/TTL nodes");
+            }
+            Err(e) => tracing::warn!("reaping: {e}"),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! A running Grove server: Raft, the state database, sessions, watches, and the
+//! background work a leader does (expiring sessions, reaping containers and TTL nodes).
+//!
+//! Handlers call `propose` for writes and `read` for reads; the node decides where the work
+//! happens (here, or forwarded to the leader) and how fresh a read must be.
+
+mod forward;
+pub use forward::PeerGateway;
+mod housekeeping;
+mod read_index;
+pub mod sessions;
+pub mod watch_hub;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, ReadableDatabase};
+use tokio::sync::watch;
+
+use self::read_index::ReadIndexBatcher;
+use self::sessions::{SessionCheck, SessionTracker};
+use self::watch_hub::{HubConfig, WatchHub};
+use crate::config::Config;
+use crate::error::{GroveError, LeaderHint};
+use crate::fsm::tables::storage_err;
+use crate::fsm::{Applied, ApplyObserver, Command, Op, Outcome, ReadTables};
+use crate::raft::{Consensus, LogStats, NotHere, PeerChannels, PeerNode, RaftStatus, Role};
+use crate::storage::tables::{APPLIED_INDEX_KEY, ENDED_SESSIONS, STATE_META};
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    Linearizable,
+    Sequential,
+}
+
+/// A consistent view of the state for one read.
+pub struct ReadView {
+    pub tables: ReadTables,
+    /// The zxid of the last entry reflected in `tables`.
+    pub zxid: u64,
+}
+
+/// What every response header carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Header {
+    pub zxid: u64,
+    pub server_id: u64,
+    pub leader_id: u64,
+    pub term: u64,
+}
+
+/// How this server sees itself, for `Cluster.Status`, `grove status` and `/status`.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub raft: RaftStatus,
+    pub standalone: bool,
+    pub ready: bool,
+    pub zxid: u64,
+    pub leader_client_address: String,
+    pub node_count: u64,
+    pub session_count: usize,
+    pub watch_count: usize,
+    pub fsyncs: u64,
+    pub entries_synced: u64,
+}
+
+pub struct Node {
+    pub id: u64,
+    pub config: Arc<Config>,
+    /// Addresses others use to reach this server.
+    pub client_addr: String,
+    pub peer_addr: String,
+    pub(crate) consensus: Consensus,
+    db: Arc<Database>,
+    pub hub: Arc<WatchHub>,
+    pub sessions: Arc<SessionTracker>,
+    applied: watch::Receiver<u64>,
+    reads: ReadIndexBatcher,
+    pub(crate) channels: PeerChannels,
+    log_stats: Arc<LogStats>,
+    stop: watch::Sender<bool>,
+}
+
+/// Feeds what the state machine applied to the watch hub, the session tracker and the
+/// applied-index watch, in that order.
+struct Observer {
+    hub: Arc<WatchHub>,
+    sessions: Arc<SessionTracker>,
+    applied: watch::Sender<u64>,
+    db: Arc<Database>,
+}
+
+impl ApplyObserver for Observer {
+    fn applied(&self, batch: &[Applied]) {
+        self.hub.publish(batch);
+        self.sessions.apply(batch);
+        if let Some(last) = batch.last() {
+            self.applied.send_replace(last.zxid);
+        }
+    }
+
+    fn reset(&self, zxid: u64) {
+        self.hub.reset(zxid);
+        match live_sessions(&self.db) {
+            Ok(live) => self.sessions.load(live),
+            Err(e) => tracing::error!("reloading sessions after a snapshot: {e}"),
+        }
+        self.applied.send_replace(zxid);
+    }
+}
+
+fn live_sessions(db: &Database) -> Result<Vec<(u64, crate::fsm::SessionRecord)>, GroveError> {
+    let txn = db.begin_read().map_err(storage_err)?;
+    ReadTables::open(&txn)?.sessions()
+}
+
+fn applied_index(db: &Database) -> Result<u64, GroveError> {
+    let txn = db.begin_read().map_err(storage_err)?;
+    read_applied_index(&txn)
+}
+
+fn read_applied_index(txn: &redb::ReadTransaction) -> Result<u64, GroveError> {
+    let meta = txn.open_table(STATE_META).map_err(storage_err)?;
+    Ok(match meta.get(APPLIED_INDEX_KEY).map_err(storage_err)? {
+        Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| GroveError::internal("corrupt applied index"))?),
+        None => 0,
+    })
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Node {
+    /// Opens the data directory and starts Raft. `client_addr` and `peer_addr` are the
+    /// addresses others should use. Call `begin` once the peer service serves.
+    pub async fn open(config: Config, client_addr: String, peer_addr: String) -> anyhow::Result<Arc<Node>> {
+        let config = Arc::new(config);
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = Arc::new(crate::raft::open_database(&config.data_dir.join("state.redb"), config.cache_bytes)?);
+        // The tables exist from the first start on; readers rely on it.
+        {
+            let txn = db.begin_write()?;
+            crate::fsm::WriteTables::open(&txn)?.ensure_root()?;
+            txn.open_table(STATE_META)?;
+            txn.commit()?;
+        }
+        let applied_at_start = applied_index(&db)?;
+        let hub = Arc::new(WatchHub::new(
+            HubConfig {
+                history_entries: config.watch_history_entries,
+                history_bytes: config.watch_history_bytes,
+                queue_capacity: config.watch_queue,
+                max_watches_per_stream: config.max_watches_per_stream,
+            },
+            applied_at_start,
+        ));
+        let sessions = Arc::new(SessionTracker::new(live_sessions(&db)?));
+        let (applied_tx, applied_rx) = watch::channel(applied_at_start);
+        let observer =
+            Arc::new(Observer { hub: hub.clone(), sessions: sessions.clone(), applied: applied_tx, db: db.clone() });
+        let channels = PeerChannels::default();
+        let consensus = Consensus::open(&config, db.clone(), observer, channels.clone()).await?;
+        let log_stats = consensus.log_stats();
+        let (stop, _) = watch::channel(false);
+        let node = Arc::new(Node {
+            id: config.id,
+            client_addr,
+            peer_addr,
+            consensus,
+            db,
+            hub,
+            sessions,
+            applied: applied_rx,
+            reads: ReadIndexBatcher::default(),
+            channels,
+            log_stats,
+            stop,
+            config,
+        });
+        Ok(node)
+    }
+
+    /// Forms the ensemble on first start (or rejoins it) and starts the background tasks.
+    pub async fn begin(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.consensus.bootstrap(self.initial_voters()).await?;
+        housekeeping::spawn_all(self);
+        Ok(())
+    }
+
+    /// The voters to initialize a brand-new ensemble with.
+    fn initial_voters(&self) -> BTreeMap<u64, PeerNode> {
+        if self.config.peers.is_empty() {
+            return BTreeMap::from([(
+                self.id,
+                PeerNode { peer_addr: self.peer_addr.clone(), client_addr: self.client_addr.clone() },
+            )]);
+        }
+        self.config
+            .peers
+            .iter()
+            .map(|(id, addr)| {
+                let node = if *id == self.id {
+                    PeerNode { peer_addr: self.peer_addr.clone(), client_addr: self.client_addr.clone() }
+                } else {
+                    PeerNode { peer_addr: addr.clone(), client_addr: String::new() }
+                };
+                (*id, node)
+            })
+            .collect()
+    }
+
+    pub fn status_raft(&self) -> RaftStatus {
+        self.consensus.status()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.consensus.status().role == Role::Leader
+    }
+
+    /// The last applied zxid.
+    pub fn applied_zxid(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    pub fn header(&self, zxid: u64) -> Header {
+        let st = self.consensus.status();
+        Header { zxid, server_id: self.id, leader_id: st.leader.unwrap_or(0), term: st.term }
+    }
+
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let st = self.consensus.status();
+        let (id, node) = st.leader_node()?;
+        Some(LeaderHint { id, address: if id == self.id { self.client_addr.clone() } else { node.client_addr } })
+    }
+
+    /// Proposes a write and returns its zxid and outcome. Forwards to the leader when this
+    /// server is not it; fails with NO_QUORUM when nothing commits within the request
+    /// timeout (the write may then still be applied later: its outcome is unknown).
+    pub async fn propose(self: &Arc<Self>, op: Op) -> Result<(u64, Outcome), GroveError> {
+        let timeout = self.config.request_timeout;
+        let cmd = Command { time_ms: now_ms(), op };
+        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_command(cmd)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(GroveError::NoQuorum {
+                    message: format!(
+                        "the write was not committed within {} ms; it may still be applied",
+                        timeout.as_millis()
+                    ),
+                    leader: self.leader_hint(),
+                });
+            }
+        };
+        result.map(|o| (zxid, o))
+    }
+
+    /// Proposes on the leader (here or by forwarding), retrying while no leader is known.
+    pub(crate) async fn propose_command(
+        self: &Arc<Self>,
+        cmd: Command,
+    ) -> Result<(u64, crate::fsm::CommandResult), GroveError> {
+        loop {
+            match self.consensus.write(cmd.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(NotHere::Failed(e)) => return Err(e),
+                Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
+                    match self.forward_write(&node, &cmd).await {
+                        Err(GroveError::NotReady { .. }) => {}
+                        other => return other,
+                    }
+                }
+                Err(NotHere::NotLeader(_)) => {}
+            }
+            // No leader yet, or it just changed: wait a little for the election.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The read index of a linearizable read: confirmed by the leader with a quorum.
+    pub(crate) async fn read_index_once(self: &Arc<Self>) -> Result<u64, GroveError> {
+        loop {
+            match self.consensus.read_index().await {
+                Ok(i) => return Ok(i),
+                Err(NotHere::Failed(e)) => return Err(e),
+                Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
+                    match self.forward_read_index(&node).await {
+                        Err(GroveError::NotReady { .. }) => {}
+                        other => return other,
+                    }
+                }
+                Err(NotHere::NotLeader(_)) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until this server has applied `zxid`, at most until `deadline`.
+    pub async fn wait_applied(&self, zxid: u64, deadline: Instant) -> Result<(), GroveError> {
+        if *self.applied.borrow() >= zxid {
+            return Ok(());
+        }
+        let mut rx = self.applied.clone();
+        let wait = rx.wait_for(|&z| z >= zxid);
+        match tokio::time::timeout_at(deadline.into(), wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(GroveError::internal("the server is shutting down")),
+            Err(_) => Err(GroveError::NotReady {
+                message: format!(
+                    "this server has applied zxid {} and did not reach {zxid} in time",
+                    *self.applied.borrow()
+                ),
+                leader: self.leader_hint(),
+            }),
+        }
+    }
+
+    /// A view of the state as fresh as `consistency` and `min_zxid` demand.
+    pub async fn read(self: &Arc<Self>, consistency: Consistency, min_zxid: u64) -> Result<ReadView, GroveError> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        if min_zxid > 0 {
+            self.wait_applied(min_zxid, deadline).await?;
+        }
+        if consistency == Consistency::Linearizable {
+            let index = match tokio::time::timeout_at(deadline.into(), self.reads.read_index(self)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(GroveError::NoQuorum {
+                        message: format!(
+                            "leadership not confirmed by a quorum within {} ms",
+                            self.config.request_timeout.as_millis()
+                        ),
+                        leader: self.leader_hint(),
+                    });
+                }
+            };
+            self.wait_applied(index, deadline).await?;
+        }
+        self.view()
+    }
+
+    /// The current local state.
+    pub fn view(&self) -> Result<ReadView, GroveError> {
+        let txn = self.db.begin_read().map_err(storage_err)?;
+        let zxid = read_applied_index(&txn)?;
+        Ok(ReadView { tables: ReadTables::open(&txn)?, zxid })
+    }
+
+    /// Checks a session id and secret, and counts the request as a sign of life.
+    pub fn authenticate(&self, id: u64, secret: &[u8]) -> Result<Duration, GroveError> {
+        match self.sessions.authenticate(id, secret) {
+            Ok(timeout) => {
+                self.sessions.touch(id);
+                Ok(timeout)
+            }
+            Err(SessionCheck::NotLive) if self.session_ended(id) => Err(GroveError::SessionExpired { id }),
+            Err(check) => Err(check.into_error(id)),
+        }
+    }
+
+    fn session_ended(&self, id: u64) -> bool {
+        let Ok(txn) = self.db.begin_read() else { return false };
+        let Ok(table) = txn.open_table(ENDED_SESSIONS) else { return false };
+        matches!(table.get(&id.to_be_bytes()[..]), Ok(Some(_)))
+    }
+
+    /// Ready: knows a leader and has applied everything it knew to be committed.
+    pub fn ready(&self) -> bool {
+        let st = self.consensus.status();
+        st.leader.is_some() && st.role != Role::Candidate && self.applied_zxid() >= st.committed_index
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let raft = self.consensus.status();
+        let node_count = self.view().and_then(|v| v.tables.node_count()).unwrap_or(0);
+        let (fsyncs, entries_synced, _) = crate::raft::fsync_figures(&self.log_stats);
+        NodeStatus {
+            standalone: raft.members.len() == 1 && raft.is_voter(self.id),
+            ready: self.ready(),
+            zxid: self.applied_zxid(),
+            leader_client_address: self.leader_hint().map(|h| h.address).unwrap_or_default(),
+            node_count,
+            session_count: self.sessions.count(),
+            watch_count: self.hub.watch_count(),
+            fsyncs,
+            entries_synced,
+            raft,
+        }
+    }
+
+    pub fn log_stats(&self) -> Arc<LogStats> {
+        self.log_stats.clone()
+    }
+
+    /// Stops background work and Raft.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        self.consensus.shutdown().await;
+    }
+
+    pub(crate) fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}

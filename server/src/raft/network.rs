@@ -1,0 +1,172 @@
+//! The Raft network over gRPC: openraft's RPCs sent to peers' `grove.peer.v1.Peer` service.
+//!
+//! Channels are created lazily (`connect_lazy`) and shared per address: openraft asks for a
+//! client per replication stream and must never wait on a dial there. Each call is bounded
+//! by openraft's TTL for it; a refused or broken connection is `Unreachable`, which makes
+//! openraft back off from that peer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use grove_proto::peer::RaftMessage;
+use grove_proto::peer::peer_client::PeerClient as GrpcPeerClient;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{AnyError, RPCTypes};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+
+use super::types::{NodeId, PeerNode, TypeConfig};
+
+/// Largest peer message, both ways. AppendEntries batches are cut to fit (see
+/// `PayloadTooLarge`), and snapshot chunks are far smaller.
+pub const MAX_PEER_MESSAGE: usize = 64 << 20;
+
+/// Shared lazy channels to peers, by address.
+#[derive(Clone, Default)]
+pub struct PeerChannels {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl PeerChannels {
+    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut map = self.channels.lock().unwrap();
+        if let Some(c) = map.get(addr) {
+            return Ok(c.clone());
+        }
+        let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+        let channel = Endpoint::from_shared(uri)?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        map.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    pub fn client(&self, addr: &str) -> Result<GrpcPeerClient<Channel>, tonic::transport::Error> {
+        Ok(GrpcPeerClient::new(self.get(addr)?)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+}
+
+/// Creates peer clients for openraft.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    pub id: NodeId,
+    pub channels: PeerChannels,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> Self::Network {
+        PeerConnection { id: self.id, target, addr: node.peer_addr.clone(), channels: self.channels.clone() }
+    }
+}
+
+pub struct PeerConnection {
+    id: NodeId,
+    target: NodeId,
+    addr: String,
+    channels: PeerChannels,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, PeerNode, E>>;
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(
+        &self,
+        action: RPCTypes,
+        req: &Req,
+        ttl: Duration,
+        entries: Option<u64>,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if payload.len() > MAX_PEER_MESSAGE - 1024 {
+            // openraft retries with fewer entries.
+            let hint = entries.map(|n| (n / 2).max(1)).unwrap_or(1);
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
+        }
+        let mut client = self.channels.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let msg = RaftMessage { payload: payload.into(), error: Default::default() };
+        let fut = async {
+            match action {
+                RPCTypes::Vote => client.vote(msg).await,
+                RPCTypes::AppendEntries => client.append_entries(msg).await,
+                RPCTypes::InstallSnapshot => client.install_snapshot(msg).await,
+            }
+        };
+        let resp = match tokio::time::timeout(ttl, fut).await {
+            Err(_) => {
+                return Err(RPCError::Timeout(Timeout { action, id: self.id, target: self.target, timeout: ttl }));
+            }
+            Ok(Err(status)) => {
+                return Err(match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+                        RPCError::Unreachable(Unreachable::from(AnyError::error(status.message())))
+                    }
+                    _ => RPCError::Network(NetworkError::from(AnyError::error(format!(
+                        "{}: {}",
+                        status.code(),
+                        status.message()
+                    )))),
+                });
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        if !resp.error.is_empty() {
+            let err: E = postcard::from_bytes(&resp.error).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
+        }
+        postcard::from_bytes(&resp.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        let n = rpc.entries.len() as u64;
+        self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl(), Some(n)).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl(), None).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.call(RPCTypes::Vote, &rpc, option.hard_ttl(), None).await
+    }
+
+    fn backoff(&self) -> Backoff {
+        // Retry an unreachable peer quickly at first (a restarting node is back within
+        // seconds), then settle at one attempt per second.
+        Backoff::new((0..).map(|i: u32| Duration::from_millis((50u64 << i.min(5)).min(1000))))
+    }
+}

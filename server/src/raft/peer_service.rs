@@ -1,0 +1,125 @@
+//! The server side of `grove.peer.v1.Peer`: decode, hand to openraft or the node, encode.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use grove_proto::peer::peer_server::Peer;
+use grove_proto::peer::{
+    ForwardRequest, ForwardResponse, InfoRequest, InfoResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse,
+    TouchSessionsRequest, TouchSessionsResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::{Request, Response, Status};
+
+use super::types::Raft;
+use crate::error::GroveError;
+use crate::fsm::{Command, CommandResult};
+
+/// What the node provides to peers beyond Raft itself.
+pub trait PeerHandler: Send + Sync + 'static {
+    /// Propose a command forwarded by a follower; returns the entry's zxid and result.
+    fn forward(&self, cmd: Command) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
+    /// A read index confirmed by a quorum (this node must be the leader).
+    fn read_index(&self) -> impl Future<Output = Result<u64, GroveError>> + Send;
+    /// Sessions kept alive through a follower.
+    fn touch_sessions(&self, ids: &[u64]);
+    /// (id, peer address, client address).
+    fn info(&self) -> (u64, String, String);
+}
+
+pub struct PeerService<H> {
+    raft: Raft,
+    handler: Arc<H>,
+}
+
+impl<H> PeerService<H> {
+    pub fn new(raft: Raft, handler: Arc<H>) -> Self {
+        PeerService { raft, handler }
+    }
+}
+
+fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Status> {
+    postcard::from_bytes(raw).map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
+}
+
+fn encode<T: Serialize, E: Serialize>(r: Result<T, E>) -> Result<Response<RaftMessage>, Status> {
+    let internal = |e: postcard::Error| Status::internal(format!("encoding peer reply: {e}"));
+    let msg = match r {
+        Ok(v) => {
+            RaftMessage { payload: postcard::to_allocvec(&v).map_err(internal)?.into(), error: Default::default() }
+        }
+        Err(e) => {
+            RaftMessage { payload: Default::default(), error: postcard::to_allocvec(&e).map_err(internal)?.into() }
+        }
+    };
+    Ok(Response::new(msg))
+}
+
+#[tonic::async_trait]
+impl<H: PeerHandler> Peer for PeerService<H> {
+    async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode(&req.into_inner().payload)?;
+        encode(self.raft.vote(rpc).await)
+    }
+
+    async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode(&req.into_inner().payload)?;
+        encode(self.raft.append_entries(rpc).await)
+    }
+
+    async fn install_snapshot(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode(&req.into_inner().payload)?;
+        encode(self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
+        let cmd: Command = decode(&req.into_inner().command)?;
+        let reply = match self.handler.forward(cmd).await {
+            Ok((zxid, result)) => ForwardResponse {
+                result: postcard::to_allocvec(&result).map_err(|e| Status::internal(e.to_string()))?.into(),
+                zxid,
+                error: Default::default(),
+            },
+            Err(e) => ForwardResponse {
+                result: Default::default(),
+                zxid: 0,
+                error: postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn read_index(&self, _req: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        let reply = match self.handler.read_index().await {
+            Ok(index) => ReadIndexResponse { index, error: Default::default() },
+            Err(e) => ReadIndexResponse {
+                index: 0,
+                error: postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn touch_sessions(
+        &self,
+        req: Request<TouchSessionsRequest>,
+    ) -> Result<Response<TouchSessionsResponse>, Status> {
+        self.handler.touch_sessions(&req.into_inner().session_ids);
+        Ok(Response::new(TouchSessionsResponse {}))
+    }
+
+    async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let (id, peer_address, client_address) = self.handler.info();
+        Ok(Response::new(InfoResponse { id, peer_address, client_address }))
+    }
+}
+
+/// Decodes a forwarded reply into the node's terms.
+pub fn decode_forward_reply(reply: ForwardResponse) -> Result<(u64, CommandResult), GroveError> {
+    if !reply.error.is_empty() {
+        return Err(postcard::from_bytes(&reply.error).map_err(GroveError::internal)?);
+    }
+    let result: CommandResult = postcard::from_bytes(&reply.result).map_err(GroveError::internal)?;
+    Ok((reply.zxid, result))
+}

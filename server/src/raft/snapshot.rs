@@ -1,0 +1,242 @@
+//! Snapshot files: a consistent copy of the state tables, streamed.
+//!
+//! Layout: magic, the postcard-encoded `SnapshotMeta` (length-prefixed), then one record
+//! per table row (`tag u8, key len u32, key, value len u32, value`), a 0 tag, and the CRC32
+//! of everything before it. Building reads one redb read transaction, so writes continue
+//! meanwhile; installing refills the tables in one write transaction that commits only if
+//! the whole file checks out, so a truncated or corrupt transfer changes nothing.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use openraft::{StorageIOError, StoredMembership};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+
+use super::types::{LogId, SnapshotMeta, StorageError};
+use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META, STATE_TABLES};
+
+const MAGIC: &[u8; 10] = b"GROVESNAP\x01";
+
+fn err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, openraft::AnyError::error(e)).into()
+}
+
+/// Writes a CRC as it goes.
+struct CrcWriter<W: Write> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads a CRC as it goes, optionally copying what it reads to a file.
+struct CrcReader<R: Read> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    copy: Option<BufWriter<File>>,
+}
+
+impl<R: Read> CrcReader<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read_exact(buf)?;
+        self.crc.update(buf);
+        if let Some(c) = &mut self.copy {
+            c.write_all(buf)?;
+        }
+        Ok(())
+    }
+    fn u8(&mut self) -> std::io::Result<u8> {
+        let mut b = [0u8; 1];
+        self.exact(&mut b)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self) -> std::io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn bytes(&mut self, max: u32) -> std::io::Result<Vec<u8>> {
+        let n = self.u32()?;
+        if n > max {
+            return Err(std::io::Error::other(format!("snapshot record of {n} bytes exceeds {max}")));
+        }
+        let mut v = vec![0u8; n as usize];
+        self.exact(&mut v)?;
+        Ok(v)
+    }
+}
+
+/// Reads the applied log id and membership recorded in the state database.
+pub fn read_applied(db: &Database) -> Result<(Option<LogId>, super::types::StoredMembership), StorageError> {
+    let txn = db.begin_read().map_err(err)?;
+    let meta = match txn.open_table(STATE_META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((None, StoredMembership::default())),
+        Err(e) => return Err(err(e)),
+    };
+    let last = match meta.get("last_applied").map_err(err)? {
+        Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
+        None => None,
+    };
+    let membership = match meta.get("membership").map_err(err)? {
+        Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
+        None => StoredMembership::default(),
+    };
+    Ok((last, membership))
+}
+
+/// Builds a snapshot of the state database into `path` (written to a temporary file,
+/// synced, then renamed). `id` becomes the snapshot id.
+pub fn build(db: &Database, path: &Path, id: impl Fn(Option<LogId>) -> String) -> Result<SnapshotMeta, StorageError> {
+    // Applies commit with Durability::None; make them durable first, so the snapshot never
+    // describes state that a crash could take back (the log is purged up to it).
+    let mut sync = db.begin_write().map_err(err)?;
+    sync.set_durability(Durability::Immediate).map_err(err)?;
+    sync.commit().map_err(err)?;
+
+    let txn = db.begin_read().map_err(err)?;
+    let (last_log_id, last_membership) = {
+        let meta = txn.open_table(STATE_META).map_err(err)?;
+        let last: Option<LogId> = match meta.get("last_applied").map_err(err)? {
+            Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
+            None => None,
+        };
+        let membership = match meta.get("membership").map_err(err)? {
+            Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
+            None => StoredMembership::default(),
+        };
+        (last, membership)
+    };
+    let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id: id(last_log_id) };
+    let tmp = path.with_extension("tmp");
+    let file = File::create(&tmp).map_err(err)?;
+    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new() };
+    let meta_raw = postcard::to_allocvec(&meta).map_err(err)?;
+    w.write_all(MAGIC).map_err(err)?;
+    w.write_all(&(meta_raw.len() as u32).to_le_bytes()).map_err(err)?;
+    w.write_all(&meta_raw).map_err(err)?;
+    for (tag, def) in STATE_TABLES {
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(err(e)),
+        };
+        for item in table.iter().map_err(err)? {
+            let (k, v) = item.map_err(err)?;
+            let (k, v) = (k.value(), v.value());
+            w.write_all(&[tag]).map_err(err)?;
+            w.write_all(&(k.len() as u32).to_le_bytes()).map_err(err)?;
+            w.write_all(k).map_err(err)?;
+            w.write_all(&(v.len() as u32).to_le_bytes()).map_err(err)?;
+            w.write_all(v).map_err(err)?;
+        }
+    }
+    w.write_all(&[0]).map_err(err)?;
+    let crc = w.crc.clone().finalize();
+    let mut inner = w.inner;
+    inner.write_all(&crc.to_le_bytes()).map_err(err)?;
+    let file = inner.into_inner().map_err(|e| err(e.error()))?;
+    file.sync_all().map_err(err)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    sync_dir(path);
+    Ok(meta)
+}
+
+/// Reads only the metadata of a snapshot file.
+pub fn read_meta(path: &Path) -> Result<SnapshotMeta, StorageError> {
+    let mut r =
+        CrcReader { inner: BufReader::new(File::open(path).map_err(err)?), crc: crc32fast::Hasher::new(), copy: None };
+    read_header(&mut r)
+}
+
+fn read_header<R: Read>(r: &mut CrcReader<R>) -> Result<SnapshotMeta, StorageError> {
+    let mut magic = [0u8; 10];
+    r.exact(&mut magic).map_err(err)?;
+    if &magic != MAGIC {
+        return Err(err("not a Grove snapshot (bad magic)"));
+    }
+    let meta_raw = r.bytes(1 << 20).map_err(err)?;
+    postcard::from_bytes(&meta_raw).map_err(err)
+}
+
+/// Replaces the state tables with the snapshot read from `src`, and copies the snapshot
+/// to `keep` (the node's current snapshot file). Nothing changes unless the whole snapshot
+/// reads back with a valid checksum.
+pub fn install(db: &Database, src: impl Read, keep: &Path) -> Result<SnapshotMeta, StorageError> {
+    let tmp = keep.with_extension("incoming");
+    let mut r = CrcReader {
+        inner: BufReader::with_capacity(1 << 20, src),
+        crc: crc32fast::Hasher::new(),
+        copy: Some(BufWriter::new(File::create(&tmp).map_err(err)?)),
+    };
+    let meta = read_header(&mut r)?;
+    let mut txn = db.begin_write().map_err(err)?;
+    txn.set_durability(Durability::Immediate).map_err(err)?;
+    {
+        let mut tables = Vec::new();
+        for (tag, def) in STATE_TABLES {
+            let mut t = txn.open_table(def).map_err(err)?;
+            t.retain(|_, _| false).map_err(err)?;
+            tables.push((tag, t));
+        }
+        loop {
+            let tag = r.u8().map_err(err)?;
+            if tag == 0 {
+                break;
+            }
+            let key = r.bytes(64 << 20).map_err(err)?;
+            let value = r.bytes(64 << 20).map_err(err)?;
+            let (_, table) = tables
+                .iter_mut()
+                .find(|(t, _)| *t == tag)
+                .ok_or_else(|| err(format!("snapshot record with unknown table tag {tag}")))?;
+            table.insert(&key[..], &value[..]).map_err(err)?;
+        }
+        let expected = r.crc.clone().finalize();
+        let mut crc = [0u8; 4];
+        r.inner.read_exact(&mut crc).map_err(err)?;
+        if u32::from_le_bytes(crc) != expected {
+            // Dropping the transaction without committing leaves the state untouched.
+            return Err(err("snapshot checksum mismatch"));
+        }
+        if let Some(c) = &mut r.copy {
+            c.write_all(&crc).map_err(err)?;
+        }
+        let mut meta_table = txn.open_table(STATE_META).map_err(err)?;
+        let last = postcard::to_allocvec(&meta.last_log_id).map_err(err)?;
+        meta_table.insert("last_applied", &last[..]).map_err(err)?;
+        let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        meta_table.insert(APPLIED_INDEX_KEY, &index.to_le_bytes()[..]).map_err(err)?;
+        let membership = postcard::to_allocvec(&meta.last_membership).map_err(err)?;
+        meta_table.insert("membership", &membership[..]).map_err(err)?;
+    }
+    txn.commit().map_err(err)?;
+    if let Some(c) = r.copy.take() {
+        let f = c.into_inner().map_err(|e| err(e.error()))?;
+        f.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, keep).map_err(err)?;
+    sync_dir(keep);
+    Ok(meta)
+}
+
+fn sync_dir(path: &Path) {
+    // A rename is durable once its directory is synced. Best effort: not every platform
+    // lets a directory be opened for this.
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,218 @@
+//! openraft's `RaftStateMachine` over the Grove state machine in `state.redb`.
+//!
+//! Each applied batch is one redb write transaction holding the changes of every entry and
+//! the new applied log id, so the state and the applied index can never disagree.
+//! Transactions commit with `Durability::None` (no fsync) and an fsync follows at most every
+//! `SYNC_INTERVAL` and before every snapshot: the Raft log is the durable record, and after
+//! a crash openraft re-applies, from the log, whatever the state database lost. That is
+//! safe because the log is purged only up to a snapshot, and a snapshot is built from
+//! durable state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError, StoredMembership};
+use redb::{Database, Durability};
+
+use super::snapshot;
+use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
+use crate::fsm::{self, Applied, ApplyObserver, CommandResult, Outcome, WriteTables};
+use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META};
+
+/// Longest time applied state may stay unsynced (it is re-applied from the log after a crash).
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(openraft::AnyError::error(e)).into()
+}
+
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    dir: PathBuf,
+    observer: Arc<dyn ApplyObserver>,
+    last_sync: Arc<std::sync::Mutex<Instant>>,
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+impl StateMachineStore {
+    /// `db` is the opened state database; snapshots live in `dir`.
+    pub fn open(db: Arc<Database>, dir: PathBuf, observer: Arc<dyn ApplyObserver>) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(&dir).map_err(sm_err)?;
+        let txn = db.begin_write().map_err(sm_err)?;
+        {
+            let mut tables = WriteTables::open(&txn).map_err(sm_err)?;
+            tables.ensure_root().map_err(sm_err)?;
+            txn.open_table(STATE_META).map_err(sm_err)?;
+        }
+        txn.commit().map_err(sm_err)?;
+        Ok(StateMachineStore {
+            db,
+            dir,
+            observer,
+            last_sync: Arc::new(std::sync::Mutex::new(Instant::now())),
+            snapshot_seq: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT_FILE)
+    }
+}
+
+fn apply_blocking(
+    db: &Database,
+    entries: &[Entry],
+    durable: bool,
+    observer: &dyn ApplyObserver,
+) -> Result<Vec<CommandResult>, StorageError> {
+    let mut txn = db.begin_write().map_err(sm_err)?;
+    txn.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(sm_err)?;
+    let mut applied: Vec<Applied> = Vec::with_capacity(entries.len());
+    {
+        let mut tables = WriteTables::open(&txn).map_err(sm_err)?;
+        let mut membership = None;
+        for e in entries {
+            let zxid = e.log_id.index;
+            let done = || Applied { zxid, result: Ok(Outcome::Done), events: Vec::new(), sessions: Vec::new() };
+            applied.push(match &e.payload {
+                EntryPayload::Blank => done(),
+                EntryPayload::Normal(cmd) => fsm::tree::apply(&mut tables, zxid, cmd).map_err(|err| {
+                    StorageError::from(StorageIOError::apply(e.log_id, openraft::AnyError::error(err)))
+                })?,
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(e.log_id), m.clone()));
+                    done()
+                }
+            });
+        }
+        let mut meta = txn.open_table(STATE_META).map_err(sm_err)?;
+        let last: Option<LogId> = entries.last().map(|e| e.log_id);
+        meta.insert("last_applied", &postcard::to_allocvec(&last).map_err(sm_err)?[..]).map_err(sm_err)?;
+        // The same index in a plain form, for readers outside the Raft layer.
+        let index = last.map(|l| l.index).unwrap_or(0);
+        meta.insert(APPLIED_INDEX_KEY, &index.to_le_bytes()[..]).map_err(sm_err)?;
+        if let Some(m) = membership {
+            meta.insert("membership", &postcard::to_allocvec(&m).map_err(sm_err)?[..]).map_err(sm_err)?;
+        }
+    }
+    txn.commit().map_err(sm_err)?;
+    observer.applied(&applied);
+    Ok(applied.into_iter().map(|a| a.result).collect())
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, super::types::StoredMembership), StorageError> {
+        snapshot::read_applied(&self.db)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let durable = {
+            let mut last = self.last_sync.lock().unwrap();
+            if last.elapsed() >= SYNC_INTERVAL {
+                *last = Instant::now();
+                true
+            } else {
+                false
+            }
+        };
+        let db = self.db.clone();
+        let observer = self.observer.clone();
+        tokio::task::spawn_blocking(move || apply_blocking(&db, &entries, durable, &*observer)).await.map_err(sm_err)?
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.dir.join("snapshot.receiving");
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(sm_err)?;
+        Ok(Box::new(f))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = snapshot.into_std().await;
+        let db = self.db.clone();
+        let keep = self.snapshot_path();
+        let expected = meta.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            file.seek(SeekFrom::Start(0)).map_err(sm_err)?;
+            snapshot::install(&db, file, &keep)
+        })
+        .await
+        .map_err(sm_err)??;
+        if installed.last_log_id != expected.last_log_id {
+            return Err(sm_err(format!(
+                "snapshot file describes {:?}, openraft announced {:?}",
+                installed.last_log_id, expected.last_log_id
+            )));
+        }
+        let _ = std::fs::remove_file(self.dir.join("snapshot.receiving"));
+        self.observer.reset(meta.last_log_id.map(|l| l.index).unwrap_or(0));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let path = self.snapshot_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let p = path.clone();
+        let meta = tokio::task::spawn_blocking(move || snapshot::read_meta(&p)).await.map_err(sm_err)??;
+        let file = tokio::fs::File::open(&path).await.map_err(sm_err)?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let db = self.db.clone();
+        let path = self.snapshot_path();
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let p = path.clone();
+        let started = Instant::now();
+        let meta = tokio::task::spawn_blocking(move || {
+            snapshot::build(&db, &p, |last| match last {
+                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
+                None => format!("0-0-{seq}"),
+            })
+        })
+        .await
+        .map_err(sm_err)??;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        metrics::counter!("grove_snapshots_built_total").increment(1);
+        metrics::gauge!("grove_snapshot_bytes").set(size as f64);
+        metrics::histogram!("grove_snapshot_build_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = size, "built snapshot");
+        let file = tokio::fs::File::open(&path).await.map_err(sm_err)?;
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
+    }
+}

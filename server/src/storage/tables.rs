@@ -1,0 +1,34 @@
+//! The redb tables of the two database files.
+//!
+//! `state.redb` holds the tree, the sessions and their indexes, and the applied log id in
+//! `meta`, all written in one transaction per applied batch. `raft-log.redb` holds the Raft
+//! log and vote; it lives in its own file so that log appends and applies never queue on
+//! redb's single writer lock.
+
+use redb::TableDefinition;
+
+/// Node key (see `keys::node_key`) → encoded `NodeRecord`.
+pub const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("nodes");
+/// Session id (big-endian) → encoded `SessionRecord`.
+pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+/// Session id ++ path → (): the ephemerals each session owns.
+pub const EPHEMERALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ephemerals");
+/// Path → (): container and TTL nodes, the leader's reaping candidates.
+pub const EXPIRING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("expiring");
+/// Session id (big-endian) → time it ended (ms): recently closed or expired sessions, so a
+/// client resuming one hears SESSION_EXPIRED rather than UNKNOWN_SESSION.
+pub const ENDED_SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ended_sessions");
+/// Named values: the applied log id, the membership.
+pub const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Key in `meta` of the last applied zxid as a little-endian u64.
+pub const APPLIED_INDEX_KEY: &str = "applied_index";
+
+/// Every state table but `meta`, in snapshot order, with the tag used in snapshot files.
+pub const STATE_TABLES: [(u8, TableDefinition<&[u8], &[u8]>); 5] =
+    [(1, NODES), (2, SESSIONS), (3, EPHEMERALS), (4, EXPIRING), (5, ENDED_SESSIONS)];
+
+/// Raft log index → postcard-encoded openraft entry.
+pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// `vote`, `committed`, `last_purged`: postcard-encoded openraft values.
+pub const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("log_meta");
