@@ -1,1 +1,25 @@
+//! Grove's Rust client.
+//!
+//! ```no_run
+//! # async fn demo() -> grove_client::Result<()> {
+//! use grove_client::{Client, CreateOptions};
+//! let client = Client::connect("127.0.0.1:7181")?;
+//! client.create("/app1", "hehe", &CreateOptions::default()).await?;
+//! let (data, stat) = client.get("/app1").await?;
+//! assert_eq!(&data[..], b"hehe");
+//! client.set("/app1", "new", Some(stat.version)).await?;
+//! # Ok(()) }
+//! ```
 
+pub mod client;
+pub mod error;
+mod session;
+pub mod watch;
+
+pub use client::{
+    Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
+    SessionState, Stat,
+};
+pub use error::{Error, Result};
+pub use grove_proto::v1 as proto;
+pub use watch::{EventType, WatchEvent, WatchKind, WatchMessage, WatchSpec, WatchStream};

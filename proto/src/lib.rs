@@ -34,3 +34,33 @@ pub mod metadata {
 
 /// The type URL of `grove.v1.ErrorDetail` inside `google.protobuf.Any`.
 pub const ERROR_DETAIL_TYPE_URL: &str = "type.googleapis.com/grove.v1.ErrorDetail";
+
+/// Facts about failed calls that servers and clients both need.
+pub mod transport {
+    /// True if a failed call never left this process: the connection could not be made,
+    /// so nothing was sent and retrying elsewhere cannot apply a request twice. Decided
+    /// from the local error chain, never from a message a remote server sent.
+    pub fn never_sent(status: &tonic::Status) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::AddrNotAvailable
+                        | std::io::ErrorKind::HostUnreachable
+                        | std::io::ErrorKind::NetworkUnreachable
+                )
+            {
+                return true;
+            }
+            // hyper-util's connector reports every dial failure as "tcp connect error".
+            let text = e.to_string();
+            if text.starts_with("tcp connect error") || text == "client error (Connect)" {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+}

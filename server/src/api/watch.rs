@@ -89,6 +89,7 @@ fn response(node: &Node, item: StreamItem) -> pb::WatchResponse {
             ..Default::default()
         },
         StreamItem::Refused { watch_id, error } => refused(node, watch_id, &error),
+        StreamItem::Terminated { .. } => unreachable!("handled by the stream"),
         StreamItem::Progress { zxid } => {
             pb::WatchResponse { header: convert::header(node.header(zxid)), progress: true, ..Default::default() }
         }
@@ -116,6 +117,10 @@ impl Stream for Outbound {
         match self.next.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(StreamItem::Terminated { reason })) => {
+                let e = GroveError::TooMany { limit: crate::error::Limit::Watches, message: reason, retry_after_ms: 0 };
+                Poll::Ready(Some(Err(super::status::to_status(&e))))
+            }
             Poll::Ready(Some(item)) => {
                 let q = self.queue.clone();
                 self.next = Outbound::pop(q);

@@ -17,9 +17,7 @@ use crate::fsm::{Command, CommandResult};
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
 
 fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
-    let refused = status.code() == tonic::Code::Unavailable
-        && (status.message().contains("connect") || status.message().contains("refused"));
-    if refused {
+    if grove_proto::transport::never_sent(&status) {
         // Never reached the leader: safe to retry once a leader is known again.
         GroveError::NotReady {
             message: format!("the leader is unreachable: {}", status.message()),
@@ -46,7 +44,10 @@ impl Node {
             .await
             .map_err(|s| transport_error(self, s, "forwarding the write"))?;
         let (zxid, result) = decode_forward_reply(reply.into_inner())?;
-        self.wait_applied(zxid, Instant::now() + self.config.request_timeout).await?;
+        // Answer once this server has applied the write too, so the client's next read here
+        // sees it. If that takes too long the write still succeeded: the client carries the
+        // zxid and passes it as min_zxid.
+        let _ = self.wait_applied(zxid, Instant::now() + self.config.request_timeout).await;
         Ok((zxid, result))
     }
 

@@ -53,8 +53,6 @@ async fn follow_leadership(node: Arc<Node>) {
         let leading = st.role == Role::Leader;
         if leading && leading_term != Some(st.term) {
             tracing::info!(term = st.term, "became leader");
-            // Nobody knows when the old leader last heard from each client.
-            node.sessions.reset_deadlines();
             add_configured_observers(&node);
         }
         leading_term = if leading { Some(st.term) } else { None };
@@ -92,8 +90,19 @@ fn add_configured_observers(node: &Arc<Node>) {
 async fn expire_sessions(node: Arc<Node>) {
     let tick = (node.config.min_session_timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
     let mut ticker = Ticker::new(&node, tick);
+    let mut leading_term = None;
     while ticker.tick().await {
-        if !node.is_leader() {
+        let st = node.consensus.status();
+        if st.role != Role::Leader {
+            leading_term = None;
+            continue;
+        }
+        // Deadlines on a server that was not leading are stale (keepalives went to the
+        // old leader): start every session afresh before expiring any. Done here, in the
+        // same task that expires, so no tick can run between winning and resetting.
+        if leading_term != Some(st.term) {
+            leading_term = Some(st.term);
+            node.sessions.reset_deadlines();
             continue;
         }
         let ids = node.sessions.take_expired();
@@ -102,7 +111,7 @@ async fn expire_sessions(node: Arc<Node>) {
         }
         let n = node.clone();
         tokio::spawn(async move {
-            match n.propose(Op::ExpireSessions { session_ids: ids.clone() }).await {
+            match n.propose_as_leader(Op::ExpireSessions { session_ids: ids.clone() }).await {
                 Ok(_) => {
                     metrics::counter!("grove_sessions_expired_total").increment(ids.len() as u64);
                     tracing::info!(sessions = ?ids, "expired sessions");
@@ -150,7 +159,7 @@ async fn reap(node: Arc<Node>) {
             continue;
         }
         let count = paths.len();
-        match node.propose(Op::Reap { paths }).await {
+        match node.propose_as_leader(Op::Reap { paths }).await {
             Ok(_) => {
                 metrics::counter!("grove_nodes_reaped_total").increment(count as u64);
                 tracing::debug!(count, "reaped container/TTL nodes");

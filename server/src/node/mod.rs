@@ -257,6 +257,21 @@ impl Node {
         result.map(|o| (zxid, o))
     }
 
+    /// Proposes a housekeeping command only if this server is the leader, never forwarding:
+    /// expiry and reaping are the leader's decisions, and a server that just lost
+    /// leadership must not have its stale decision committed by the next leader.
+    pub(crate) async fn propose_as_leader(self: &Arc<Self>, op: Op) -> Result<(), GroveError> {
+        let cmd = Command { time_ms: now_ms(), op };
+        match tokio::time::timeout(self.config.request_timeout, self.consensus.write(cmd)).await {
+            Ok(Ok((_, result))) => result.map(|_| ()),
+            Ok(Err(NotHere::Failed(e))) => Err(e),
+            Ok(Err(NotHere::NotLeader(_))) => {
+                Err(GroveError::NotReady { message: "no longer the leader".into(), leader: None })
+            }
+            Err(_) => Err(GroveError::NoQuorum { message: "not committed in time".into(), leader: None }),
+        }
+    }
+
     /// Proposes on the leader (here or by forwarding), retrying while no leader is known.
     pub(crate) async fn propose_command(
         self: &Arc<Self>,

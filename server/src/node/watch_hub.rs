@@ -81,6 +81,17 @@ pub enum StreamItem {
         watch_id: i64,
         error: GroveError,
     },
+    /// The client stopped reading while still sending requests: the stream ends here.
+    Terminated {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    Event,
+    Control,
+    Replay,
 }
 
 #[derive(Debug, Clone)]
@@ -129,20 +140,38 @@ impl StreamQueue {
         }
     }
 
-    /// Queues an item unless the queue is full; control items always fit.
-    fn push(&self, item: StreamItem, bounded: bool) -> bool {
+    /// Queues an item unless the queue is over its limit for that kind of item. Events
+    /// stop at the capacity; control messages (created, cancelled, progress...) get as much
+    /// again, so that a cancel can still follow a full queue of events; replayed events
+    /// always fit, each granting itself room (the history already holds them).
+    fn push(&self, item: StreamItem, kind: Push) -> bool {
         let mut st = self.state.lock().unwrap();
-        if bounded && st.items.len() >= self.capacity + st.allowance {
+        if st.closed {
+            return false;
+        }
+        let limit = match kind {
+            Push::Event => self.capacity + st.allowance,
+            Push::Control => 2 * self.capacity + st.allowance,
+            Push::Replay => {
+                st.allowance += 1;
+                usize::MAX
+            }
+        };
+        if st.items.len() >= limit {
+            if kind == Push::Control {
+                // A client that sends requests but never reads: no more memory for it.
+                let reason = format!("more than {limit} messages are waiting to be read on this watch stream");
+                st.items.push_back(StreamItem::Terminated { reason });
+                st.closed = true;
+                drop(st);
+                self.notify.notify_one();
+            }
             return false;
         }
         st.items.push_back(item);
         drop(st);
         self.notify.notify_one();
         true
-    }
-
-    fn grant(&self, n: usize) {
-        self.state.lock().unwrap().allowance += n;
     }
 
     pub fn len(&self) -> usize {
@@ -307,7 +336,14 @@ impl WatchHub {
         }
         let queue = entry.queue.clone();
         let id = spec.watch_id;
-        queue.push(StreamItem::Created { watch_id: id, zxid: hub.last_zxid }, false);
+        if !queue.push(StreamItem::Created { watch_id: id, zxid: hub.last_zxid }, Push::Control) {
+            hub.drop_watches(stream);
+            return Err(GroveError::TooMany {
+                limit: crate::error::Limit::Watches,
+                message: "this watch stream is not being read; it was ended".into(),
+                retry_after_ms: 0,
+            });
+        }
         if spec.start_zxid > 0 && spec.start_zxid < hub.history_start {
             queue.push(
                 StreamItem::Canceled {
@@ -319,7 +355,7 @@ impl WatchHub {
                     ),
                     compact_zxid: hub.history_start,
                 },
-                false,
+                Push::Control,
             );
             return Ok(id);
         }
@@ -333,10 +369,9 @@ impl WatchHub {
                 if events.is_empty() {
                     continue;
                 }
-                queue.grant(1);
                 queue.push(
                     StreamItem::Events { watch_id: id, zxid: h.zxid, include_data: watch.spec.include_data, events },
-                    true,
+                    Push::Replay,
                 );
                 if watch.spec.one_shot {
                     return Ok(id);
@@ -364,7 +399,7 @@ impl WatchHub {
                 reason: "canceled by the client".into(),
                 compact_zxid: 0,
             },
-            false,
+            Push::Control,
         );
         Ok(())
     }
@@ -375,7 +410,7 @@ impl WatchHub {
         if let Some(entry) = hub.streams.get(&stream)
             && (!only_if_idle || entry.queue.is_empty())
         {
-            entry.queue.push(StreamItem::Progress { zxid: hub.last_zxid }, false);
+            entry.queue.push(StreamItem::Progress { zxid: hub.last_zxid }, Push::Control);
         }
     }
 
@@ -383,7 +418,7 @@ impl WatchHub {
     pub fn refuse(&self, stream: u64, watch_id: i64, error: GroveError) {
         let hub = self.inner.lock().unwrap();
         if let Some(entry) = hub.streams.get(&stream) {
-            entry.queue.push(StreamItem::Refused { watch_id, error }, false);
+            entry.queue.push(StreamItem::Refused { watch_id, error }, Push::Control);
         }
     }
 
@@ -427,7 +462,7 @@ impl WatchHub {
                         reason: "this server installed a snapshot; re-read and watch again".into(),
                         compact_zxid: zxid + 1,
                     },
-                    false,
+                    Push::Control,
                 );
             }
         }
@@ -449,6 +484,15 @@ impl WatchHub {
 }
 
 impl Hub {
+    /// Unregisters every watch of a stream whose queue has ended.
+    fn drop_watches(&mut self, stream: u64) {
+        let Some(entry) = self.streams.get_mut(&stream) else { return };
+        let watches: Vec<_> = entry.watches.drain().map(|(_, w)| w).collect();
+        for w in watches {
+            self.unindex(&w);
+        }
+    }
+
     fn index(&mut self, w: Arc<Watch>) {
         let map = if w.spec.kind == WatchKind::Subtree { &mut self.subtree } else { &mut self.by_path };
         map.entry(w.spec.path.clone()).or_default().push(w);
@@ -505,7 +549,7 @@ impl Hub {
             let Some(entry) = self.streams.get(&w.stream) else { continue };
             let ok = entry.queue.push(
                 StreamItem::Events { watch_id: w.spec.watch_id, zxid, include_data: w.spec.include_data, events: evs },
-                true,
+                Push::Event,
             );
             if !ok {
                 overflowed.push(w.stream);
@@ -536,7 +580,7 @@ impl Hub {
                     ),
                     compact_zxid: 0,
                 },
-                false,
+                Push::Control,
             );
         }
         metrics::counter!("grove_watch_slow_consumer_cancels_total").increment(1);

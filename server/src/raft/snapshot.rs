@@ -95,16 +95,26 @@ pub fn read_applied(db: &Database) -> Result<(Option<LogId>, super::types::Store
     Ok((last, membership))
 }
 
+/// Serializes replacing the current snapshot file: a build and an install may race.
+pub type SnapshotLock = std::sync::Mutex<()>;
+
 /// Builds a snapshot of the state database into `path` (written to a temporary file,
-/// synced, then renamed). `id` becomes the snapshot id.
-pub fn build(db: &Database, path: &Path, id: impl Fn(Option<LogId>) -> String) -> Result<SnapshotMeta, StorageError> {
-    // Applies commit with Durability::None; make them durable first, so the snapshot never
-    // describes state that a crash could take back (the log is purged up to it).
+/// synced, then renamed over `path` unless `path` already holds a newer snapshot). Returns
+/// the metadata of what `path` holds afterwards. `id` becomes the snapshot id.
+pub fn build(
+    db: &Database,
+    path: &Path,
+    lock: &SnapshotLock,
+    id: impl Fn(Option<LogId>) -> String,
+) -> Result<SnapshotMeta, StorageError> {
+    let txn = db.begin_read().map_err(err)?;
+    // Applies commit with Durability::None. An empty durable commit after opening the read
+    // makes everything the read sees durable, so the snapshot never describes state a
+    // crash could take back (the log is purged up to it).
     let mut sync = db.begin_write().map_err(err)?;
     sync.set_durability(Durability::Immediate).map_err(err)?;
     sync.commit().map_err(err)?;
 
-    let txn = db.begin_read().map_err(err)?;
     let (last_log_id, last_membership) = {
         let meta = txn.open_table(STATE_META).map_err(err)?;
         let last: Option<LogId> = match meta.get("last_applied").map_err(err)? {
@@ -148,6 +158,15 @@ pub fn build(db: &Database, path: &Path, id: impl Fn(Option<LogId>) -> String) -
     let file = inner.into_inner().map_err(|e| err(e.error()))?;
     file.sync_all().map_err(err)?;
     drop(file);
+    let _guard = lock.lock().unwrap();
+    if path.exists() {
+        let current = read_meta(path)?;
+        if current.last_log_id >= meta.last_log_id {
+            // A snapshot installed from the leader meanwhile is at least as new: keep it.
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(current);
+        }
+    }
     std::fs::rename(&tmp, path).map_err(err)?;
     sync_dir(path);
     Ok(meta)
@@ -171,9 +190,15 @@ fn read_header<R: Read>(r: &mut CrcReader<R>) -> Result<SnapshotMeta, StorageErr
 }
 
 /// Replaces the state tables with the snapshot read from `src`, and copies the snapshot
-/// to `keep` (the node's current snapshot file). Nothing changes unless the whole snapshot
-/// reads back with a valid checksum.
-pub fn install(db: &Database, src: impl Read, keep: &Path) -> Result<SnapshotMeta, StorageError> {
+/// to `keep` (the node's current snapshot file). Nothing changes unless the snapshot is
+/// the one `expected` describes and reads back whole with a valid checksum.
+pub fn install(
+    db: &Database,
+    src: impl Read,
+    keep: &Path,
+    lock: &SnapshotLock,
+    expected: &SnapshotMeta,
+) -> Result<SnapshotMeta, StorageError> {
     let tmp = keep.with_extension("incoming");
     let mut r = CrcReader {
         inner: BufReader::with_capacity(1 << 20, src),
@@ -181,6 +206,12 @@ pub fn install(db: &Database, src: impl Read, keep: &Path) -> Result<SnapshotMet
         copy: Some(BufWriter::new(File::create(&tmp).map_err(err)?)),
     };
     let meta = read_header(&mut r)?;
+    if meta.last_log_id != expected.last_log_id || meta.last_membership != expected.last_membership {
+        return Err(err(format!(
+            "the snapshot file describes {:?}, the leader announced {:?}",
+            meta.last_log_id, expected.last_log_id
+        )));
+    }
     let mut txn = db.begin_write().map_err(err)?;
     txn.set_durability(Durability::Immediate).map_err(err)?;
     {
@@ -226,6 +257,7 @@ pub fn install(db: &Database, src: impl Read, keep: &Path) -> Result<SnapshotMet
         let f = c.into_inner().map_err(|e| err(e.error()))?;
         f.sync_all().map_err(err)?;
     }
+    let _guard = lock.lock().unwrap();
     std::fs::rename(&tmp, keep).map_err(err)?;
     sync_dir(keep);
     Ok(meta)

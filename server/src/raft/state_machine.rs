@@ -38,6 +38,7 @@ pub struct StateMachineStore {
     observer: Arc<dyn ApplyObserver>,
     last_sync: Arc<std::sync::Mutex<Instant>>,
     snapshot_seq: Arc<AtomicU64>,
+    snapshot_lock: Arc<snapshot::SnapshotLock>,
 }
 
 impl StateMachineStore {
@@ -57,6 +58,7 @@ impl StateMachineStore {
             observer,
             last_sync: Arc::new(std::sync::Mutex::new(Instant::now())),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            snapshot_lock: Arc::new(snapshot::SnapshotLock::default()),
         })
     }
 
@@ -163,18 +165,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let db = self.db.clone();
         let keep = self.snapshot_path();
         let expected = meta.clone();
-        let installed = tokio::task::spawn_blocking(move || {
+        let lock = self.snapshot_lock.clone();
+        tokio::task::spawn_blocking(move || {
             file.seek(SeekFrom::Start(0)).map_err(sm_err)?;
-            snapshot::install(&db, file, &keep)
+            snapshot::install(&db, file, &keep, &lock, &expected)
         })
         .await
         .map_err(sm_err)??;
-        if installed.last_log_id != expected.last_log_id {
-            return Err(sm_err(format!(
-                "snapshot file describes {:?}, openraft announced {:?}",
-                installed.last_log_id, expected.last_log_id
-            )));
-        }
         let _ = std::fs::remove_file(self.dir.join("snapshot.receiving"));
         self.observer.reset(meta.last_log_id.map(|l| l.index).unwrap_or(0));
         Ok(())
@@ -198,9 +195,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let path = self.snapshot_path();
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let p = path.clone();
+        let lock = self.snapshot_lock.clone();
         let started = Instant::now();
         let meta = tokio::task::spawn_blocking(move || {
-            snapshot::build(&db, &p, |last| match last {
+            snapshot::build(&db, &p, &lock, |last| match last {
                 Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
                 None => format!("0-0-{seq}"),
             })

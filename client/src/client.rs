@@ -1,0 +1,722 @@
+//! The Grove client: a cloneable handle over one or more servers.
+//!
+//! Requests go to the current server; when it cannot be reached, to the next one. A
+//! request that failed before reaching any server is retried elsewhere; a write whose
+//! connection broke mid-flight is reported as `ConnectionLoss` (its outcome is unknown),
+//! never silently retried. Every response's zxid is remembered and passed as `min_zxid`
+//! on later reads, so a client that moves between servers always reads its own writes.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use grove_proto::metadata;
+use grove_proto::v1 as pb;
+use grove_proto::v1::cluster_client::ClusterClient;
+use grove_proto::v1::nodes_client::NodesClient;
+use grove_proto::v1::sessions_client::SessionsClient;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::error::{Error, Result};
+use crate::watch::WatchStream;
+
+pub use pb::{CreateMode, Stat};
+
+/// Largest message the client accepts (a page of children with stats, a 1 MiB node).
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// Servers and an optional chroot, from `host:port,host:port/chroot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectString {
+    pub servers: Vec<String>,
+    pub chroot: Option<String>,
+}
+
+impl ConnectString {
+    pub fn parse(s: &str) -> Result<ConnectString> {
+        let s = s.trim();
+        let (hosts, chroot) = match s.find('/') {
+            Some(i) if !s[..i].ends_with(':') && !s[..i].contains("://") => (&s[..i], Some(&s[i..])),
+            _ => (s, None),
+        };
+        let servers: Vec<String> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| if h.contains(':') { h.to_string() } else { format!("{h}:7181") })
+            .collect();
+        if servers.is_empty() {
+            return Err(Error::BadArguments { message: format!("no server in connect string {s:?}") });
+        }
+        let chroot = match chroot {
+            None | Some("/") => None,
+            Some(c) => {
+                let c = c.trim_end_matches('/');
+                if c.contains("//") {
+                    return Err(Error::BadArguments { message: format!("invalid chroot {c:?}") });
+                }
+                Some(c.to_string())
+            }
+        };
+        Ok(ConnectString { servers, chroot })
+    }
+}
+
+/// A session this client holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: u64,
+    pub secret: Bytes,
+    pub timeout: Duration,
+}
+
+impl Session {
+    pub fn secret_hex(&self) -> String {
+        self.secret.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The life of the client's session, as a listener sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// No session opened.
+    None,
+    Connected,
+    /// Keepalives are failing; the session may still be alive on the servers.
+    Suspended,
+    /// Keepalives work again after a suspension (possibly through another server).
+    Reconnected,
+    /// The servers expired or closed the session; its ephemerals are gone.
+    Lost,
+    Closed,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub mode: CreateMode,
+    pub ttl: Option<Duration>,
+    pub create_parents: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions { mode: CreateMode::Persistent, ttl: None, create_parents: false }
+    }
+}
+
+impl CreateOptions {
+    pub fn mode(mode: CreateMode) -> Self {
+        CreateOptions { mode, ..Default::default() }
+    }
+}
+
+/// Read freshness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Consistency {
+    #[default]
+    Linearizable,
+    Sequential,
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Create { path: String, data: Bytes, options: CreateOptions },
+    Delete { path: String, version: Option<i32> },
+    Set { path: String, data: Bytes, version: Option<i32> },
+    Check { path: String, version: Option<i32> },
+}
+
+/// What a successful operation of a transaction returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpResult {
+    Created { path: String, stat: Stat },
+    Set { stat: Stat },
+    Deleted,
+    Checked,
+}
+
+/// A page of children.
+#[derive(Debug, Clone, Default)]
+pub struct Children {
+    pub names: Vec<String>,
+    pub stats: Vec<Stat>,
+    pub stat: Stat,
+    pub next_page_token: String,
+    pub zxid: u64,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    servers: Vec<String>,
+    channels: Vec<Channel>,
+    chroot: Option<String>,
+    current: AtomicUsize,
+    last_zxid: AtomicU64,
+    request_timeout: Duration,
+    session: RwLock<Option<Session>>,
+    state: watch::Sender<SessionState>,
+    keepalive: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.keepalive.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+}
+
+/// Configures a client.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    connect: String,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl ClientBuilder {
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Bound on each request, including the server's own wait for a quorum.
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    pub fn build(self) -> Result<Client> {
+        let cs = ConnectString::parse(&self.connect)?;
+        let channels = cs
+            .servers
+            .iter()
+            .map(|s| {
+                let uri = if s.contains("://") { s.clone() } else { format!("http://{s}") };
+                Endpoint::from_shared(uri)
+                    .map(|e| {
+                        e.connect_timeout(self.connect_timeout)
+                            .tcp_nodelay(true)
+                            .http2_keep_alive_interval(Duration::from_secs(10))
+                            .keep_alive_timeout(Duration::from_secs(10))
+                            .connect_lazy()
+                    })
+                    .map_err(|e| Error::BadArguments { message: format!("server address {s:?}: {e}") })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (state, _) = watch::channel(SessionState::None);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                servers: cs.servers,
+                channels,
+                chroot: cs.chroot,
+                current: AtomicUsize::new(0),
+                last_zxid: AtomicU64::new(0),
+                request_timeout: self.request_timeout,
+                session: RwLock::new(None),
+                state,
+                keepalive: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+fn status_err(s: Status) -> Error {
+    Error::from_status(&s)
+}
+
+impl Client {
+    pub fn builder(connect: &str) -> ClientBuilder {
+        ClientBuilder {
+            connect: connect.to_string(),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// A client for `host:port[,host:port...][/chroot]`. Connections open lazily; call it
+    /// inside a Tokio runtime.
+    pub fn connect(connect: &str) -> Result<Client> {
+        Client::builder(connect).build()
+    }
+
+    /// The server currently in use.
+    pub fn server(&self) -> &str {
+        let i = self.inner.current.load(Ordering::Relaxed) % self.inner.servers.len();
+        &self.inner.servers[i]
+    }
+
+    pub fn servers(&self) -> &[String] {
+        &self.inner.servers
+    }
+
+    pub fn chroot(&self) -> Option<&str> {
+        self.inner.chroot.as_deref()
+    }
+
+    /// The highest zxid this client has seen.
+    pub fn last_zxid(&self) -> u64 {
+        self.inner.last_zxid.load(Ordering::Relaxed)
+    }
+
+    fn saw(&self, header: &Option<pb::ResponseHeader>) {
+        if let Some(h) = header {
+            self.inner.last_zxid.fetch_max(h.zxid, Ordering::Relaxed);
+        }
+    }
+
+    /// The server-side path of a client path (chroot applied).
+    pub fn full_path(&self, path: &str) -> String {
+        match &self.inner.chroot {
+            None => path.to_string(),
+            Some(root) if path == "/" => root.clone(),
+            Some(root) => format!("{root}{path}"),
+        }
+    }
+
+    /// The client path of a server-side path (chroot removed).
+    pub fn client_path(&self, path: &str) -> String {
+        match &self.inner.chroot {
+            None => path.to_string(),
+            Some(root) => match path.strip_prefix(root.as_str()) {
+                Some("") => "/".to_string(),
+                Some(rest) if rest.starts_with('/') => rest.to_string(),
+                _ => path.to_string(),
+            },
+        }
+    }
+
+    /// Wraps a message with the session metadata and the request timeout.
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.set_timeout(self.inner.request_timeout);
+        if let Some(s) = self.inner.session.read().unwrap().as_ref() {
+            let md = req.metadata_mut();
+            md.insert(metadata::SESSION_ID, s.id.to_string().parse().expect("digits"));
+            md.insert(metadata::SESSION_SECRET, s.secret_hex().parse().expect("hex"));
+        }
+        req
+    }
+
+    /// Calls the current server; on failure that proves nothing was done (or on any
+    /// connection failure for a read), tries the other servers once each.
+    async fn call<T, F, Fut>(&self, idempotent: bool, mut f: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        let n = self.inner.servers.len();
+        let start = self.inner.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for attempt in 0..n {
+            let i = (start + attempt) % n;
+            match f(self.inner.channels[i].clone()).await {
+                Ok(resp) => {
+                    if attempt > 0 {
+                        self.inner.current.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(resp.into_inner());
+                }
+                Err(status) => {
+                    let e = status_err(status);
+                    let move_on = e.is_retryable() || (idempotent && matches!(e, Error::ConnectionLoss { .. }));
+                    if !move_on {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::Unreachable { message: "no servers".into() }))
+    }
+
+    fn nodes(&self, ch: Channel) -> NodesClient<Channel> {
+        NodesClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    fn read_options(&self, c: Consistency) -> (i32, u64) {
+        let c = match c {
+            Consistency::Linearizable => pb::Consistency::Linearizable,
+            Consistency::Sequential => pb::Consistency::Sequential,
+        };
+        (c as i32, self.last_zxid())
+    }
+
+    pub async fn create(&self, path: &str, data: impl Into<Bytes>, opts: &CreateOptions) -> Result<(String, Stat)> {
+        let msg = create_request(&self.full_path(path), data.into(), opts);
+        let resp = self.call(false, |ch| async { self.nodes(ch).create(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok((self.client_path(&resp.path), resp.stat.unwrap_or_default()))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(Bytes, Stat)> {
+        self.get_with(path, Consistency::default()).await
+    }
+
+    pub async fn get_with(&self, path: &str, c: Consistency) -> Result<(Bytes, Stat)> {
+        let (consistency, min_zxid) = self.read_options(c);
+        let msg = pb::GetRequest { path: self.full_path(path), consistency, min_zxid };
+        let resp = self.call(true, |ch| async { self.nodes(ch).get(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok((resp.data, resp.stat.unwrap_or_default()))
+    }
+
+    /// Like `get`, also returning the zxid the answer reflects (to watch from zxid + 1).
+    pub async fn get_at(&self, path: &str, c: Consistency) -> Result<(Bytes, Stat, u64)> {
+        let (consistency, min_zxid) = self.read_options(c);
+        let msg = pb::GetRequest { path: self.full_path(path), consistency, min_zxid };
+        let resp = self.call(true, |ch| async { self.nodes(ch).get(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        let zxid = resp.header.map(|h| h.zxid).unwrap_or(0);
+        Ok((resp.data, resp.stat.unwrap_or_default(), zxid))
+    }
+
+    /// The node's stat, or `None` if it does not exist; with the zxid the answer reflects.
+    pub async fn exists_at(&self, path: &str, c: Consistency) -> Result<(Option<Stat>, u64)> {
+        let (consistency, min_zxid) = self.read_options(c);
+        let msg = pb::ExistsRequest { path: self.full_path(path), consistency, min_zxid };
+        let resp = self.call(true, |ch| async { self.nodes(ch).exists(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        let zxid = resp.header.map(|h| h.zxid).unwrap_or(0);
+        Ok((if resp.exists { resp.stat } else { None }, zxid))
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<Option<Stat>> {
+        Ok(self.exists_at(path, Consistency::default()).await?.0)
+    }
+
+    pub async fn set(&self, path: &str, data: impl Into<Bytes>, version: Option<i32>) -> Result<Stat> {
+        let msg = pb::SetRequest { path: self.full_path(path), data: data.into(), version };
+        let resp = self.call(false, |ch| async { self.nodes(ch).set(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok(resp.stat.unwrap_or_default())
+    }
+
+    pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
+        let msg = pb::DeleteRequest { path: self.full_path(path), version };
+        let resp = self.call(false, |ch| async { self.nodes(ch).delete(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok(())
+    }
+
+    /// One page of children (`page_token` from the previous page; empty for the first).
+    pub async fn children_page(
+        &self,
+        path: &str,
+        c: Consistency,
+        with_stats: bool,
+        limit: u32,
+        page_token: &str,
+    ) -> Result<Children> {
+        let (consistency, min_zxid) = self.read_options(c);
+        let msg = pb::GetChildrenRequest {
+            path: self.full_path(path),
+            consistency,
+            min_zxid,
+            include_stats: with_stats,
+            limit,
+            page_token: page_token.to_string(),
+        };
+        let resp = self.call(true, |ch| async { self.nodes(ch).get_children(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok(Children {
+            names: resp.names,
+            stats: resp.stats,
+            stat: resp.stat.unwrap_or_default(),
+            next_page_token: resp.next_page_token,
+            zxid: resp.header.map(|h| h.zxid).unwrap_or(0),
+        })
+    }
+
+    /// Every child name, sorted, with the parent's stat (all pages).
+    pub async fn children_with(&self, path: &str, c: Consistency, with_stats: bool) -> Result<Children> {
+        let mut all = self.children_page(path, c, with_stats, 0, "").await?;
+        while !all.next_page_token.is_empty() {
+            let next = self.children_page(path, c, with_stats, 0, &all.next_page_token).await?;
+            all.names.extend(next.names);
+            all.stats.extend(next.stats);
+            all.stat = next.stat;
+            all.zxid = next.zxid;
+            all.next_page_token = next.next_page_token;
+        }
+        Ok(all)
+    }
+
+    pub async fn children(&self, path: &str) -> Result<Vec<String>> {
+        Ok(self.children_with(path, Consistency::default(), false).await?.names)
+    }
+
+    /// Applies the operations all-or-nothing. On failure returns the index of the failed
+    /// operation and its error.
+    pub async fn multi(&self, ops: &[Op]) -> Result<std::result::Result<Vec<OpResult>, (usize, Error)>> {
+        let msg = pb::MultiRequest {
+            ops: ops
+                .iter()
+                .map(|op| pb::Op {
+                    op: Some(match op {
+                        Op::Create { path, data, options } => {
+                            pb::op::Op::Create(create_request(&self.full_path(path), data.clone(), options))
+                        }
+                        Op::Delete { path, version } => {
+                            pb::op::Op::Delete(pb::DeleteRequest { path: self.full_path(path), version: *version })
+                        }
+                        Op::Set { path, data, version } => pb::op::Op::Set(pb::SetRequest {
+                            path: self.full_path(path),
+                            data: data.clone(),
+                            version: *version,
+                        }),
+                        Op::Check { path, version } => {
+                            pb::op::Op::Check(pb::CheckOp { path: self.full_path(path), version: *version })
+                        }
+                    }),
+                })
+                .collect(),
+        };
+        let resp = self.call(false, |ch| async { self.nodes(ch).multi(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        if !resp.succeeded {
+            let (i, r) = resp
+                .results
+                .iter()
+                .enumerate()
+                .find(|(_, r)| {
+                    r.code != pb::ErrorCode::Ok as i32 && r.code != pb::ErrorCode::RuntimeInconsistency as i32
+                })
+                .ok_or_else(|| Error::Client("failed multi without a failed operation".into()))?;
+            let path = match &ops[i] {
+                Op::Create { path, .. } | Op::Delete { path, .. } | Op::Set { path, .. } | Op::Check { path, .. } => {
+                    path.clone()
+                }
+            };
+            return Ok(Err((i, op_error(r.code(), path, r.message.clone()))));
+        }
+        Ok(Ok(resp
+            .results
+            .into_iter()
+            .zip(ops)
+            .map(|(r, op)| match op {
+                Op::Create { .. } => {
+                    OpResult::Created { path: self.client_path(&r.path), stat: r.stat.unwrap_or_default() }
+                }
+                Op::Set { .. } => OpResult::Set { stat: r.stat.unwrap_or_default() },
+                Op::Delete { .. } => OpResult::Deleted,
+                Op::Check { .. } => OpResult::Checked,
+            })
+            .collect()))
+    }
+
+    /// Brings the server up to the leader's commit point; returns its zxid.
+    pub async fn sync(&self, path: &str) -> Result<u64> {
+        let msg = pb::SyncRequest { path: self.full_path(path) };
+        let resp = self.call(true, |ch| async { self.nodes(ch).sync(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok(resp.header.map(|h| h.zxid).unwrap_or(0))
+    }
+
+    /// This session's ephemeral nodes under a prefix.
+    pub async fn ephemerals(&self, prefix: &str) -> Result<Vec<String>> {
+        let (consistency, min_zxid) = self.read_options(Consistency::Linearizable);
+        let msg = pb::GetEphemeralsRequest { prefix: self.full_path(prefix), consistency, min_zxid };
+        let resp =
+            self.call(true, |ch| async { self.nodes(ch).get_ephemerals(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok(resp.paths.iter().map(|p| self.client_path(p)).collect())
+    }
+
+    pub async fn count_descendants(&self, path: &str) -> Result<u64> {
+        let (consistency, min_zxid) = self.read_options(Consistency::Linearizable);
+        let msg = pb::CountDescendantsRequest { path: self.full_path(path), consistency, min_zxid };
+        let resp =
+            self.call(true, |ch| async { self.nodes(ch).count_descendants(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok(resp.count)
+    }
+
+    pub async fn status(&self) -> Result<pb::StatusResponse> {
+        self.call(true, |ch| async { ClusterClient::new(ch).status(self.request(pb::StatusRequest {})).await }).await
+    }
+
+    pub async fn members(&self) -> Result<Vec<pb::Member>> {
+        let r = self
+            .call(true, |ch| async { ClusterClient::new(ch).members(self.request(pb::MembersRequest {})).await })
+            .await?;
+        Ok(r.members)
+    }
+
+    pub fn cluster_client(&self) -> ClusterClient<Channel> {
+        let i = self.inner.current.load(Ordering::Relaxed) % self.inner.channels.len();
+        ClusterClient::new(self.inner.channels[i].clone())
+    }
+
+    /// Opens a watch stream on the current server.
+    pub async fn watch_stream(&self) -> Result<WatchStream> {
+        let n = self.inner.servers.len();
+        let start = self.inner.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for attempt in 0..n {
+            let i = (start + attempt) % n;
+            match WatchStream::open(self.clone(), self.inner.channels[i].clone()).await {
+                Ok(w) => {
+                    self.inner.current.store(i, Ordering::Relaxed);
+                    return Ok(w);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(Error::Unreachable { message: "no servers".into() }))
+    }
+
+    pub(crate) fn session_metadata(&self) -> Option<(String, String)> {
+        self.inner.session.read().unwrap().as_ref().map(|s| (s.id.to_string(), s.secret_hex()))
+    }
+
+    // ---- sessions ----
+
+    pub fn session(&self) -> Option<Session> {
+        self.inner.session.read().unwrap().clone()
+    }
+
+    pub fn session_state(&self) -> watch::Receiver<SessionState> {
+        self.inner.state.subscribe()
+    }
+
+    /// Opens a session with the requested timeout and keeps it alive in the background.
+    pub async fn open_session(&self, timeout: Duration) -> Result<Session> {
+        let msg =
+            pb::OpenSessionRequest { timeout_ms: timeout.as_millis() as i64, session_id: 0, secret: Bytes::new() };
+        let resp =
+            self.call(false, |ch| async { SessionsClient::new(ch).open(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        let session = Session {
+            id: resp.session_id,
+            secret: resp.secret,
+            timeout: Duration::from_millis(resp.timeout_ms.max(0) as u64),
+        };
+        self.adopt_session(session.clone());
+        Ok(session)
+    }
+
+    /// Resumes a session (from another client or process) before it expires.
+    pub async fn resume_session(&self, id: u64, secret: Bytes) -> Result<Session> {
+        let msg = pb::OpenSessionRequest { timeout_ms: 0, session_id: id, secret };
+        let resp =
+            self.call(true, |ch| async { SessionsClient::new(ch).open(self.request(msg.clone())).await }).await?;
+        let session = Session {
+            id: resp.session_id,
+            secret: resp.secret,
+            timeout: Duration::from_millis(resp.timeout_ms.max(0) as u64),
+        };
+        self.adopt_session(session.clone());
+        Ok(session)
+    }
+
+    fn adopt_session(&self, session: Session) {
+        *self.inner.session.write().unwrap() = Some(session.clone());
+        self.inner.state.send_replace(SessionState::Connected);
+        let task = tokio::spawn(crate::session::keep_alive(Arc::downgrade(&self.inner), session));
+        if let Some(old) = self.inner.keepalive.lock().unwrap().replace(task) {
+            old.abort();
+        }
+    }
+
+    /// Closes the session: its ephemerals are deleted now.
+    pub async fn close_session(&self) -> Result<()> {
+        let Some(s) = self.inner.session.write().unwrap().take() else { return Ok(()) };
+        if let Some(task) = self.inner.keepalive.lock().unwrap().take() {
+            task.abort();
+        }
+        let msg = pb::CloseSessionRequest { session_id: s.id, secret: s.secret.clone() };
+        let r = self.call(false, |ch| async { SessionsClient::new(ch).close(self.request(msg.clone())).await }).await;
+        self.inner.state.send_replace(SessionState::Closed);
+        match r {
+            Ok(resp) => {
+                self.saw(&resp.header);
+                Ok(())
+            }
+            Err(Error::SessionExpired { .. }) | Err(Error::UnknownSession { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn set_state(&self, s: SessionState) {
+        self.inner.state.send_replace(s);
+    }
+
+    pub(crate) fn drop_session(&self, id: u64) {
+        let mut guard = self.inner.session.write().unwrap();
+        if guard.as_ref().is_some_and(|s| s.id == id) {
+            *guard = None;
+        }
+    }
+
+    pub(crate) fn channel_at(&self, attempt: usize) -> (usize, Channel) {
+        let n = self.inner.channels.len();
+        let i = (self.inner.current.load(Ordering::Relaxed) + attempt) % n;
+        (i, self.inner.channels[i].clone())
+    }
+
+    pub(crate) fn use_server(&self, i: usize) {
+        self.inner.current.store(i, Ordering::Relaxed);
+    }
+
+    pub(crate) fn server_count(&self) -> usize {
+        self.inner.channels.len()
+    }
+}
+
+fn create_request(path: &str, data: Bytes, opts: &CreateOptions) -> pb::CreateRequest {
+    pb::CreateRequest {
+        path: path.to_string(),
+        data,
+        mode: opts.mode as i32,
+        ttl_ms: opts.ttl.map(|t| t.as_millis() as i64).unwrap_or(0),
+        create_parents: opts.create_parents,
+    }
+}
+
+fn op_error(code: pb::ErrorCode, path: String, message: String) -> Error {
+    match code {
+        pb::ErrorCode::NoNode => Error::NoNode { path },
+        pb::ErrorCode::NodeExists => Error::NodeExists { path },
+        pb::ErrorCode::BadVersion => Error::BadVersion { path, actual: -1 },
+        pb::ErrorCode::NotEmpty => Error::NotEmpty { path },
+        pb::ErrorCode::NoChildrenForEphemerals => Error::NoChildrenForEphemerals { path },
+        pb::ErrorCode::BadArguments => Error::BadArguments { message },
+        pb::ErrorCode::SessionExpired => Error::SessionExpired { message },
+        code => Error::Server { code, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_strings() {
+        let cs = ConnectString::parse("a:1,b:2/app/x").unwrap();
+        assert_eq!(cs.servers, vec!["a:1", "b:2"]);
+        assert_eq!(cs.chroot.as_deref(), Some("/app/x"));
+        let cs = ConnectString::parse("localhost").unwrap();
+        assert_eq!(cs.servers, vec!["localhost:7181"]);
+        assert_eq!(cs.chroot, None);
+        assert!(ConnectString::parse("").is_err());
+        assert!(ConnectString::parse("a:1/x//y").is_err());
+    }
+
+    #[test]
+    fn chroot_paths() {
+        let c = Client::connect("127.0.0.1:1/app").unwrap();
+        assert_eq!(c.full_path("/"), "/app");
+        assert_eq!(c.full_path("/x"), "/app/x");
+        assert_eq!(c.client_path("/app/x"), "/x");
+        assert_eq!(c.client_path("/app"), "/");
+    }
+}
