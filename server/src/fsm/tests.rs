@@ -1,1 +1,544 @@
-//! State machine tests: ZooKeeper's rules, applied to a real (in-memory) redb database.
+//! State machine tests: ZooKeeper's rules, applied to a real (in-memory) redb database, and
+//! a property test against a simple model.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use redb::{Database, ReadableDatabase};
+
+use super::*;
+use crate::error::GroveError;
+
+/// A state database in memory and the next zxid to apply at.
+struct Sm {
+    db: Database,
+    zxid: u64,
+    time: i64,
+}
+
+impl Sm {
+    fn new() -> Sm {
+        let db = redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new()).unwrap();
+        let txn = db.begin_write().unwrap();
+        WriteTables::open(&txn).unwrap().ensure_root().unwrap();
+        txn.commit().unwrap();
+        Sm { db, zxid: 1, time: 1_000_000 }
+    }
+
+    fn apply(&mut self, op: Op) -> Applied {
+        self.zxid += 1;
+        let txn = self.db.begin_write().unwrap();
+        let applied = {
+            let mut t = WriteTables::open(&txn).unwrap();
+            tree::apply(&mut t, self.zxid, &Command { time_ms: self.time, op }).unwrap()
+        };
+        txn.commit().unwrap();
+        applied
+    }
+
+    fn ok(&mut self, op: Op) -> Outcome {
+        let a = self.apply(op);
+        a.result.unwrap_or_else(|e| panic!("unexpected error: {e}"))
+    }
+
+    fn err(&mut self, op: Op) -> GroveError {
+        let before = self.dump();
+        let a = self.apply(op);
+        assert!(a.events.is_empty(), "a failed command produced events");
+        assert_eq!(self.dump(), before, "a failed command changed the tree");
+        a.result.expect_err("expected an error")
+    }
+
+    fn read(&self) -> ReadTables {
+        ReadTables::open(&self.db.begin_read().unwrap()).unwrap()
+    }
+
+    fn stat(&self, path: &str) -> Option<Stat> {
+        self.read().stat(path).unwrap()
+    }
+
+    /// Every node: path → (data, stat).
+    fn dump(&self) -> BTreeMap<String, (Bytes, Stat)> {
+        let mut out = BTreeMap::new();
+        let r = self.read();
+        let mut stack = vec!["/".to_string()];
+        while let Some(p) = stack.pop() {
+            let rec = r.node(&p).unwrap().unwrap();
+            for name in r.children(&p, "", usize::MAX, false).unwrap().names {
+                stack.push(path::join(&p, &name));
+            }
+            out.insert(p, (rec.data, rec.stat));
+        }
+        out
+    }
+}
+
+fn create(path: &str, data: &str) -> Op {
+    create_mode(path, data, CreateMode::Persistent, 0)
+}
+
+fn create_mode(path: &str, data: &str, mode: CreateMode, session_id: u64) -> Op {
+    let ttl_ms = if mode.is_ttl() { 1000 } else { 0 };
+    Op::Create(CreateOp {
+        path: path.into(),
+        data: Bytes::copy_from_slice(data.as_bytes()),
+        mode,
+        ttl_ms,
+        create_parents: false,
+        session_id,
+    })
+}
+
+fn set(path: &str, data: &str, version: Option<i32>) -> Op {
+    Op::Set(SetOp { path: path.into(), data: Bytes::copy_from_slice(data.as_bytes()), version })
+}
+
+fn delete(path: &str, version: Option<i32>) -> Op {
+    Op::Delete(DeleteOp { path: path.into(), version })
+}
+
+fn open_session(sm: &mut Sm) -> u64 {
+    match sm.ok(Op::OpenSession { timeout_ms: 10_000, secret: [7; 16] }) {
+        Outcome::SessionOpened { session_id, .. } => session_id,
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn create_sets_zookeepers_stat_and_updates_the_parent() {
+    let mut sm = Sm::new();
+    sm.ok(create("/app", "v"));
+    let z = sm.zxid;
+    let s = sm.stat("/app").unwrap();
+    assert_eq!((s.czxid, s.mzxid, s.pzxid), (z, z, z));
+    assert_eq!((s.version, s.cversion, s.aversion, s.num_children, s.data_length), (0, 0, 0, 0, 1));
+    assert_eq!(s.ctime, sm.time);
+    let root = sm.stat("/").unwrap();
+    assert_eq!((root.cversion, root.num_children, root.pzxid), (1, 1, z));
+
+    sm.time += 5;
+    sm.ok(set("/app", "vv", Some(0)));
+    let s2 = sm.stat("/app").unwrap();
+    assert_eq!((s2.version, s2.mzxid, s2.czxid, s2.data_length), (1, sm.zxid, z, 2));
+    assert_eq!(s2.mtime, sm.time);
+    assert_eq!(s2.ctime, s.ctime);
+}
+
+#[test]
+fn create_emits_created_then_children_changed() {
+    let mut sm = Sm::new();
+    let a = sm.apply(create("/app", "v"));
+    let kinds: Vec<_> = a.events.iter().map(|e| (e.kind, e.path.as_str())).collect();
+    assert_eq!(kinds, vec![(EventKind::Created, "/app"), (EventKind::ChildrenChanged, "/")]);
+    assert_eq!(&a.events[0].data[..], b"v");
+}
+
+#[test]
+fn sequential_names_come_from_the_parents_cversion() {
+    let mut sm = Sm::new();
+    sm.ok(create("/app", ""));
+    sm.ok(create("/app/a", ""));
+    sm.ok(create("/app/b", ""));
+    match sm.ok(create_mode("/app/seq-", "", CreateMode::PersistentSequential, 0)) {
+        Outcome::Created { path, .. } => assert_eq!(path, "/app/seq-0000000002"),
+        o => panic!("{o:?}"),
+    }
+    sm.ok(delete("/app/a", None));
+    match sm.ok(create_mode("/app/", "", CreateMode::PersistentSequential, 0)) {
+        Outcome::Created { path, .. } => assert_eq!(path, "/app/0000000004"),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn sequence_overflow_is_an_error_that_changes_nothing() {
+    let mut sm = Sm::new();
+    sm.ok(create("/app", ""));
+    // Put the parent's counter at the limit, as 2^31 child creates would.
+    let txn = sm.db.begin_write().unwrap();
+    {
+        let mut t = WriteTables::open(&txn).unwrap();
+        let mut rec = t.node("/app").unwrap().unwrap();
+        rec.stat.cversion = i32::MAX;
+        t.nodes.insert(&crate::storage::keys::node_key("/app")[..], &rec.encode()[..]).unwrap();
+    }
+    txn.commit().unwrap();
+    let e = sm.err(create_mode("/app/s-", "", CreateMode::PersistentSequential, 0));
+    assert!(matches!(e, GroveError::SequenceOverflow { .. }), "{e}");
+    // A plain child is still fine.
+    sm.ok(create("/app/plain", ""));
+}
+
+#[test]
+fn versions_are_compare_and_set() {
+    let mut sm = Sm::new();
+    sm.ok(create("/a", "1"));
+    let e = sm.err(set("/a", "2", Some(3)));
+    assert_eq!(e, GroveError::BadVersion { path: "/a".into(), expected: 3, actual: 0 });
+    sm.ok(set("/a", "2", Some(0)));
+    sm.ok(set("/a", "3", None));
+    assert!(matches!(sm.err(delete("/a", Some(0))), GroveError::BadVersion { actual: 2, .. }));
+    sm.ok(delete("/a", Some(2)));
+    assert!(matches!(sm.err(delete("/a", None)), GroveError::NoNode { .. }));
+    assert!(matches!(sm.err(set("/a", "x", None)), GroveError::NoNode { .. }));
+}
+
+#[test]
+fn structural_errors() {
+    let mut sm = Sm::new();
+    sm.ok(create("/a", ""));
+    sm.ok(create("/a/b", ""));
+    assert!(matches!(sm.err(create("/a", "")), GroveError::NodeExists { .. }));
+    assert!(matches!(sm.err(create("/x/y", "")), GroveError::NoNode { path } if path == "/x/y"));
+    assert!(matches!(sm.err(delete("/a", None)), GroveError::NotEmpty { .. }));
+    assert!(matches!(sm.err(delete("/", None)), GroveError::BadArguments { .. }));
+    assert!(matches!(sm.err(create("/", "")), GroveError::NodeExists { .. }));
+    assert!(matches!(sm.err(create("a/b", "")), GroveError::BadArguments { .. }));
+    assert!(matches!(sm.err(create("/a/../b", "")), GroveError::BadArguments { .. }));
+    let bad_ttl = Op::Create(CreateOp {
+        path: "/t".into(),
+        data: Bytes::new(),
+        mode: CreateMode::PersistentWithTtl,
+        ttl_ms: 0,
+        create_parents: false,
+        session_id: 0,
+    });
+    assert!(matches!(sm.err(bad_ttl), GroveError::BadArguments { .. }));
+}
+
+#[test]
+fn create_parents_builds_the_chain() {
+    let mut sm = Sm::new();
+    let op = Op::Create(CreateOp {
+        path: "/a/b/c".into(),
+        data: Bytes::from_static(b"x"),
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+        create_parents: true,
+        session_id: 0,
+    });
+    let a = sm.apply(op);
+    a.result.unwrap();
+    assert!(sm.stat("/a").is_some() && sm.stat("/a/b").is_some());
+    assert_eq!(sm.stat("/a/b").unwrap().num_children, 1);
+    let created: Vec<_> = a.events.iter().filter(|e| e.kind == EventKind::Created).map(|e| e.path.clone()).collect();
+    assert_eq!(created, vec!["/a", "/a/b", "/a/b/c"]);
+}
+
+#[test]
+fn ephemerals_belong_to_their_session() {
+    let mut sm = Sm::new();
+    let sid = open_session(&mut sm);
+    assert_eq!(sid, sm.zxid, "a session's id is the zxid that opened it");
+    sm.ok(create("/app", ""));
+    sm.ok(create_mode("/app/e", "", CreateMode::Ephemeral, sid));
+    sm.ok(create_mode("/app/q-", "", CreateMode::EphemeralSequential, sid));
+    assert_eq!(sm.stat("/app/e").unwrap().ephemeral_owner, sid);
+    assert_eq!(sm.read().ephemerals(sid, "/app").unwrap(), vec!["/app/e", "/app/q-0000000001"]);
+    assert!(matches!(sm.err(create("/app/e/child", "")), GroveError::NoChildrenForEphemerals { .. }));
+    assert!(matches!(
+        sm.err(create_mode("/app/x", "", CreateMode::Ephemeral, 999)),
+        GroveError::SessionExpired { id: 999 }
+    ));
+    let closed = sm.apply(Op::CloseSession { session_id: sid });
+    closed.result.unwrap();
+    assert_eq!(closed.sessions, vec![SessionChange::Ended { id: sid }]);
+    let deleted: Vec<_> =
+        closed.events.iter().filter(|e| e.kind == EventKind::Deleted).map(|e| e.path.as_str()).collect();
+    assert_eq!(deleted, vec!["/app/e", "/app/q-0000000001"]);
+    assert!(sm.stat("/app/e").is_none());
+    assert_eq!(sm.stat("/app").unwrap().num_children, 0);
+    // Closing again: the session is known to have ended.
+    assert!(matches!(sm.err(Op::CloseSession { session_id: sid }), GroveError::SessionExpired { .. }));
+    assert!(matches!(sm.err(Op::CloseSession { session_id: 12345 }), GroveError::UnknownSession { .. }));
+    assert!(matches!(sm.err(create_mode("/app/y", "", CreateMode::Ephemeral, sid)), GroveError::SessionExpired { .. }));
+}
+
+#[test]
+fn expiry_deletes_ephemerals_of_listed_live_sessions_only() {
+    let mut sm = Sm::new();
+    let s1 = open_session(&mut sm);
+    let s2 = open_session(&mut sm);
+    sm.ok(create_mode("/e1", "", CreateMode::Ephemeral, s1));
+    sm.ok(create_mode("/e2", "", CreateMode::Ephemeral, s2));
+    let a = sm.apply(Op::ExpireSessions { session_ids: vec![s1, 424242] });
+    a.result.unwrap();
+    assert_eq!(a.sessions, vec![SessionChange::Ended { id: s1 }]);
+    assert!(sm.stat("/e1").is_none());
+    assert!(sm.stat("/e2").is_some());
+}
+
+#[test]
+fn multi_is_all_or_nothing() {
+    let mut sm = Sm::new();
+    sm.ok(create("/a", "0"));
+    let ops = vec![
+        MultiOp::Create(CreateOp {
+            path: "/a/new".into(),
+            data: Bytes::new(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+            create_parents: false,
+            session_id: 0,
+        }),
+        MultiOp::Set(SetOp { path: "/a".into(), data: Bytes::from_static(b"1"), version: Some(0) }),
+        MultiOp::Check { path: "/a".into(), version: Some(0) },
+    ];
+    // The check sees the set made earlier in the same multi: version is 1, not 0.
+    let e = sm.err(Op::Multi(ops.clone()));
+    match e {
+        GroveError::MultiFailed { index, error } => {
+            assert_eq!(index, 2);
+            assert!(matches!(*error, GroveError::BadVersion { actual: 1, .. }));
+        }
+        e => panic!("{e}"),
+    }
+    assert!(sm.stat("/a/new").is_none());
+    let mut ok_ops = ops;
+    ok_ops[2] = MultiOp::Check { path: "/a".into(), version: Some(1) };
+    match sm.ok(Op::Multi(ok_ops)) {
+        Outcome::Multi(r) => {
+            assert!(matches!(&r[0], MultiOutcome::Created { path, .. } if path == "/a/new"));
+            assert!(matches!(&r[1], MultiOutcome::Set { stat } if stat.version == 1));
+            assert_eq!(r[2], MultiOutcome::Checked);
+        }
+        o => panic!("{o:?}"),
+    }
+    // All of a multi's changes share its zxid.
+    let z = sm.zxid;
+    assert_eq!(sm.stat("/a/new").unwrap().czxid, z);
+    assert_eq!(sm.stat("/a").unwrap().mzxid, z);
+}
+
+#[test]
+fn containers_and_ttl_nodes_are_reaped_only_when_they_qualify() {
+    let mut sm = Sm::new();
+    sm.ok(create_mode("/c", "", CreateMode::Container, 0));
+    sm.ok(create_mode("/t", "", CreateMode::PersistentWithTtl, 0));
+    let now = sm.time;
+    // A container that never had children is not reaped; a fresh TTL node neither.
+    assert!(sm.read().reapable(now, 10).unwrap().is_empty());
+    sm.ok(create("/c/child", ""));
+    sm.ok(delete("/c/child", None));
+    assert_eq!(sm.read().reapable(now, 10).unwrap(), vec!["/c"]);
+    assert_eq!(sm.read().reapable(now + 1000, 10).unwrap(), vec!["/c", "/t"]);
+    // Apply re-checks: at `now` the TTL node does not qualify yet.
+    sm.ok(Op::Reap { paths: vec!["/c".into(), "/t".into(), "/missing".into()] });
+    assert!(sm.stat("/c").is_none());
+    assert!(sm.stat("/t").is_some());
+    sm.time += 1000;
+    sm.ok(Op::Reap { paths: vec!["/t".into()] });
+    assert!(sm.stat("/t").is_none());
+}
+
+#[test]
+fn children_pages_and_descendant_counts() {
+    let mut sm = Sm::new();
+    sm.ok(create("/p", ""));
+    for i in 0..5 {
+        sm.ok(create(&format!("/p/c{i}"), ""));
+    }
+    sm.ok(create("/p/c1/deep", ""));
+    sm.ok(create("/pz", ""));
+    let r = sm.read();
+    let page = r.children("/p", "", 2, true).unwrap();
+    assert_eq!(page.names, vec!["c0", "c1"]);
+    assert_eq!(page.stats.len(), 2);
+    assert_eq!(page.next.as_deref(), Some("c1"));
+    let page = r.children("/p", "c1", 10, false).unwrap();
+    assert_eq!(page.names, vec!["c2", "c3", "c4"]);
+    assert_eq!(page.next, None);
+    assert_eq!(r.count_descendants("/p").unwrap(), 6);
+    assert_eq!(r.count_descendants("/").unwrap(), 8);
+}
+
+// ---- property test against a model ----
+
+#[derive(Debug, Clone)]
+enum MOp {
+    Create(usize, bool, bool),
+    Set(usize, Option<i32>),
+    Delete(usize, Option<i32>),
+    Multi(Vec<(usize, bool)>),
+    Open,
+    Close(usize),
+}
+
+const PATHS: [&str; 6] = ["/a", "/b", "/a/x", "/a/y", "/b/z", "/a/x/q"];
+
+fn mop() -> impl Strategy<Value = MOp> {
+    prop_oneof![
+        4 => (0..PATHS.len(), any::<bool>(), any::<bool>()).prop_map(|(p, e, s)| MOp::Create(p, e, s)),
+        3 => (0..PATHS.len(), prop::option::of(0..3i32)).prop_map(|(p, v)| MOp::Set(p, v)),
+        3 => (0..PATHS.len(), prop::option::of(0..3i32)).prop_map(|(p, v)| MOp::Delete(p, v)),
+        2 => prop::collection::vec((0..PATHS.len(), any::<bool>()), 1..4).prop_map(MOp::Multi),
+        1 => Just(MOp::Open),
+        1 => (0..3usize).prop_map(MOp::Close),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct MNode {
+    data: Vec<u8>,
+    version: i32,
+    cversion: i32,
+    owner: u64,
+}
+
+/// The model: a map of paths, ZooKeeper's rules written the obvious way.
+#[derive(Debug, Clone, Default)]
+struct Model {
+    nodes: BTreeMap<String, MNode>,
+    sessions: Vec<u64>,
+}
+
+impl Model {
+    fn new() -> Model {
+        let mut m = Model::default();
+        m.nodes.insert("/".into(), MNode { data: vec![], version: 0, cversion: 0, owner: 0 });
+        m
+    }
+
+    fn children(&self, p: &str) -> usize {
+        self.nodes.keys().filter(|k| k.as_str() != "/" && path::parent(k) == p).count()
+    }
+
+    fn create(&mut self, p: &str, data: &[u8], owner: u64, seq: bool) -> Result<String, &'static str> {
+        if owner != 0 && !self.sessions.contains(&owner) {
+            return Err("SessionExpired");
+        }
+        let parent = path::parent(p).to_string();
+        let Some(pn) = self.nodes.get(&parent) else { return Err("NoNode") };
+        if pn.owner != 0 {
+            return Err("NoChildrenForEphemerals");
+        }
+        let name = if seq { path::sequential(p, pn.cversion) } else { p.to_string() };
+        if self.nodes.contains_key(&name) {
+            return Err("NodeExists");
+        }
+        self.nodes.get_mut(&parent).unwrap().cversion += 1;
+        self.nodes.insert(name.clone(), MNode { data: data.to_vec(), version: 0, cversion: 0, owner });
+        Ok(name)
+    }
+
+    fn set(&mut self, p: &str, data: &[u8], v: Option<i32>) -> Result<(), &'static str> {
+        let n = self.nodes.get_mut(p).ok_or("NoNode")?;
+        if v.is_some_and(|v| v != n.version) {
+            return Err("BadVersion");
+        }
+        n.version += 1;
+        n.data = data.to_vec();
+        Ok(())
+    }
+
+    fn delete(&mut self, p: &str, v: Option<i32>) -> Result<(), &'static str> {
+        let n = self.nodes.get(p).ok_or("NoNode")?;
+        if v.is_some_and(|v| v != n.version) {
+            return Err("BadVersion");
+        }
+        if self.children(p) > 0 {
+            return Err("NotEmpty");
+        }
+        self.nodes.remove(p);
+        self.nodes.get_mut(path::parent(p)).unwrap().cversion += 1;
+        Ok(())
+    }
+
+    fn end_session(&mut self, id: u64) {
+        self.sessions.retain(|s| *s != id);
+        let eph: Vec<String> = self.nodes.iter().filter(|(_, n)| n.owner == id).map(|(k, _)| k.clone()).collect();
+        for p in eph {
+            self.delete(&p, None).unwrap();
+        }
+    }
+}
+
+fn code(e: &GroveError) -> &'static str {
+    match e {
+        GroveError::NoNode { .. } => "NoNode",
+        GroveError::NodeExists { .. } => "NodeExists",
+        GroveError::BadVersion { .. } => "BadVersion",
+        GroveError::NotEmpty { .. } => "NotEmpty",
+        GroveError::NoChildrenForEphemerals { .. } => "NoChildrenForEphemerals",
+        GroveError::SessionExpired { .. } => "SessionExpired",
+        GroveError::MultiFailed { error, .. } => code(error),
+        _ => "Other",
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn state_machine_matches_the_model(ops in prop::collection::vec(mop(), 1..40)) {
+        let mut sm = Sm::new();
+        let mut model = Model::new();
+        for (i, op) in ops.iter().enumerate() {
+            let data = format!("d{i}");
+            let (got, want): (Result<(), &str>, Result<(), &str>) = match op {
+                MOp::Create(p, eph, seq) => {
+                    let owner = if *eph { model.sessions.last().copied().unwrap_or(77) } else { 0 };
+                    let mode = match (eph, seq) {
+                        (true, true) => CreateMode::EphemeralSequential,
+                        (true, false) => CreateMode::Ephemeral,
+                        (false, true) => CreateMode::PersistentSequential,
+                        (false, false) => CreateMode::Persistent,
+                    };
+                    let a = sm.apply(create_mode(PATHS[*p], &data, mode, owner));
+                    let want = model.create(PATHS[*p], data.as_bytes(), owner, *seq);
+                    if let (Ok(Outcome::Created { path, .. }), Ok(name)) = (&a.result, &want) {
+                        prop_assert_eq!(path, name);
+                    }
+                    (a.result.map(|_| ()).map_err(|e| code(&e)), want.map(|_| ()))
+                }
+                MOp::Set(p, v) => {
+                    let a = sm.apply(set(PATHS[*p], &data, *v));
+                    (a.result.map(|_| ()).map_err(|e| code(&e)), model.set(PATHS[*p], data.as_bytes(), *v))
+                }
+                MOp::Delete(p, v) => {
+                    let a = sm.apply(delete(PATHS[*p], *v));
+                    (a.result.map(|_| ()).map_err(|e| code(&e)), model.delete(PATHS[*p], *v))
+                }
+                MOp::Multi(items) => {
+                    let ops: Vec<MultiOp> = items.iter().map(|(p, is_create)| if *is_create {
+                        MultiOp::Create(CreateOp { path: PATHS[*p].into(), data: Bytes::copy_from_slice(data.as_bytes()), mode: CreateMode::Persistent, ttl_ms: 0, create_parents: false, session_id: 0 })
+                    } else {
+                        MultiOp::Delete(DeleteOp { path: PATHS[*p].into(), version: None })
+                    }).collect();
+                    let a = sm.apply(Op::Multi(ops));
+                    let mut trial = model.clone();
+                    let mut want = Ok(());
+                    for (p, is_create) in items {
+                        let r = if *is_create { trial.create(PATHS[*p], data.as_bytes(), 0, false).map(|_| ()) } else { trial.delete(PATHS[*p], None) };
+                        if let Err(e) = r { want = Err(e); break; }
+                    }
+                    if want.is_ok() { model = trial; }
+                    (a.result.map(|_| ()).map_err(|e| code(&e)), want)
+                }
+                MOp::Open => {
+                    let id = open_session(&mut sm);
+                    model.sessions.push(id);
+                    (Ok(()), Ok(()))
+                }
+                MOp::Close(i) => {
+                    let Some(&id) = model.sessions.get(*i) else { continue };
+                    let a = sm.apply(Op::ExpireSessions { session_ids: vec![id] });
+                    model.end_session(id);
+                    (a.result.map(|_| ()).map_err(|e| code(&e)), Ok(()))
+                }
+            };
+            prop_assert_eq!(got, want, "op {} {:?}", i, op);
+        }
+        let tree = sm.dump();
+        prop_assert_eq!(tree.len(), model.nodes.len());
+        for (p, n) in &model.nodes {
+            let (data, stat) = tree.get(p).expect("node in the model is missing");
+            prop_assert_eq!(&data[..], &n.data[..], "data of {}", p);
+            prop_assert_eq!(stat.version, n.version, "version of {}", p);
+            prop_assert_eq!(stat.cversion, n.cversion, "cversion of {}", p);
+            prop_assert_eq!(stat.ephemeral_owner, n.owner, "owner of {}", p);
+            prop_assert_eq!(stat.num_children as usize, model.children(p), "children of {}", p);
+        }
+    }
+}

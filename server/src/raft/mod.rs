@@ -14,6 +14,9 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
