@@ -66,7 +66,7 @@ pub fn parse_session_id(text: &str) -> Result<u64, GroveError> {
 
 pub fn decode_hex(s: &str) -> Result<Vec<u8>, GroveError> {
     let s = s.trim();
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(GroveError::bad_args("", "session secret must be hex"));
     }
     Ok((0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect())

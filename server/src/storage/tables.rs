@@ -24,8 +24,10 @@ pub const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta"
 /// Key in `meta` of the last applied zxid as a little-endian u64.
 pub const APPLIED_INDEX_KEY: &str = "applied_index";
 
+pub type RawTableDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
 /// Every state table but `meta`, in snapshot order, with the tag used in snapshot files.
-pub const STATE_TABLES: [(u8, TableDefinition<&[u8], &[u8]>); 5] =
+pub const STATE_TABLES: [(u8, RawTableDef); 5] =
     [(1, NODES), (2, SESSIONS), (3, EPHEMERALS), (4, EXPIRING), (5, ENDED_SESSIONS)];
 
 /// Raft log index → postcard-encoded openraft entry.

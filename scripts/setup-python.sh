@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv with grpcio-tools and generates Python stubs from proto/ into
+# tests/python/gen. Idempotent; run by .ci/run before the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+rm -rf tests/python/gen
+mkdir -p tests/python/gen
+.venv/bin/python -m grpc_tools.protoc -I proto \
+    --python_out=tests/python/gen --grpc_python_out=tests/python/gen \
+    grove/v1/types.proto grove/v1/nodes.proto grove/v1/sessions.proto grove/v1/watch.proto \
+    grove/v1/cluster.proto
+echo "python client stubs generated in tests/python/gen"

@@ -1,0 +1,236 @@
+//! Real `groved` processes for integration tests: started on 127.0.0.1 with OS-assigned
+//! ports (or ports reserved for a cluster), each with its own data directory, stopped by
+//! PID when the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use grove_client::Client;
+
+/// The `groved` binary under test.
+pub fn groved_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_groved"))
+}
+
+/// The `grove` CLI, built next to `groved` by a workspace build.
+pub fn grove_bin() -> PathBuf {
+    let p = groved_bin().with_file_name("grove");
+    assert!(p.exists(), "{} is missing: build the whole workspace first (cargo build --workspace)", p.display());
+    p
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A free port on 127.0.0.1 (bound and released; good enough on a quiet test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub client: String,
+    pub peer: String,
+    pub admin: String,
+    args: Vec<String>,
+    ports: Option<(u16, u16, u16)>,
+}
+
+impl Server {
+    /// Starts a standalone server in `dir` on OS-assigned ports.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            dir: dir.to_path_buf(),
+            client: String::new(),
+            peer: String::new(),
+            admin: String::new(),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            ports: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts a server on fixed ports (a cluster member, whose address peers must know).
+    pub fn start_on(dir: &Path, ports: (u16, u16, u16), extra: &[String]) -> Server {
+        let mut s = Server {
+            child: None,
+            dir: dir.to_path_buf(),
+            client: String::new(),
+            peer: String::new(),
+            admin: String::new(),
+            args: extra.to_vec(),
+            ports: Some(ports),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let (c, p, a) = match self.ports {
+            Some((c, p, a)) => (format!("127.0.0.1:{c}"), format!("127.0.0.1:{p}"), format!("127.0.0.1:{a}")),
+            None => ("127.0.0.1:0".into(), "127.0.0.1:0".into(), "127.0.0.1:0".into()),
+        };
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("groved.log")).unwrap();
+        let mut child = Command::new(groved_bin())
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--listen", &c, "--peer-listen", &p, "--admin-listen", &a])
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("starting groved");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("groved listening") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("groved did not start; its log:\n{}", self.log_tail());
+            }
+        };
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")).map(str::to_string))
+                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+        };
+        self.client = field("client");
+        self.peer = field("peer");
+        self.admin = field("admin");
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then waits (bounded) for a graceful exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        let mut c = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("groved did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the process again with the same data directory and arguments.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        self.spawn();
+    }
+
+    /// A client for this server (call inside a Tokio runtime).
+    pub fn connect(&self) -> Client {
+        Client::connect(&self.client).unwrap()
+    }
+
+    /// Runs the `grove` CLI once against this server.
+    pub fn grove(&self, args: &[&str]) -> Output {
+        Command::new(grove_bin())
+            .args(["--server", &self.client])
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI and returns stdout; panics if it fails.
+    pub fn grove_ok(&self, args: &[&str]) -> String {
+        let out = self.grove(args);
+        assert!(
+            out.status.success(),
+            "grove {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("groved.log")).unwrap_or_default();
+        let lines: Vec<_> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// GET on the admin port: (status code, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(&self.admin, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough for the admin endpoint.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}

@@ -1,0 +1,14 @@
+//! Integration tests over real gRPC against real `groved` processes. One test binary keeps
+//! link time low; files are numbered by theme (openraft's convention).
+
+// Not every test file uses every helper.
+#[allow(dead_code)]
+mod harness;
+
+mod t10_cli;
+mod t20_sessions;
+mod t30_watch;
+mod t40_durability;
+mod t50_bad_input;
+mod t60_admin;
+mod t70_python;
