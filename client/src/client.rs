@@ -294,10 +294,11 @@ impl Client {
         }
     }
 
-    /// Wraps a message with the session metadata and the request timeout.
+    /// Wraps a message with the session metadata. The request timeout is enforced here,
+    /// not sent as `grpc-timeout`: the server bounds its own waits, and a per-request
+    /// deadline header would cost it a timer on every call.
     fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
-        req.set_timeout(self.inner.request_timeout);
         if let Some(s) = self.inner.session.read().unwrap().as_ref() {
             let md = req.metadata_mut();
             md.insert(metadata::SESSION_ID, s.id.to_string().parse().expect("digits"));
@@ -318,7 +319,15 @@ impl Client {
         let mut last = None;
         for attempt in 0..n {
             let i = (start + attempt) % n;
-            match f(self.inner.channels[i].clone()).await {
+            let outcome =
+                match tokio::time::timeout(self.inner.request_timeout, f(self.inner.channels[i].clone())).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Status::deadline_exceeded(format!(
+                        "no answer within {} ms",
+                        self.inner.request_timeout.as_millis()
+                    ))),
+                };
+            match outcome {
                 Ok(resp) => {
                     if attempt > 0 {
                         self.inner.current.store(i, Ordering::Relaxed);
@@ -711,8 +720,8 @@ mod tests {
         assert!(ConnectString::parse("a:1/x//y").is_err());
     }
 
-    #[test]
-    fn chroot_paths() {
+    #[tokio::test]
+    async fn chroot_paths() {
         let c = Client::connect("127.0.0.1:1/app").unwrap();
         assert_eq!(c.full_path("/"), "/app");
         assert_eq!(c.full_path("/x"), "/app/x");

@@ -1,8 +1,12 @@
 //! What the log carries and what applying it returns.
 //!
-//! A command is proposed by the leader with the leader's wall-clock time stamped in it:
-//! every replica applies the same time, so ctime/mtime, TTL expiry and session expiry are
-//! decided identically everywhere.
+//! A log entry carries a batch of operations: the leader gathers the client requests that
+//! arrive while earlier entries are being written, so one fsync and one apply transaction
+//! serve many of them. The operations of an entry are applied in order, each on its own and
+//! all-or-nothing, and share the entry's zxid (as the operations of a ZooKeeper multi do).
+//!
+//! The leader stamps its wall-clock time in the entry: every replica applies the same time,
+//! so ctime/mtime, TTL expiry and session expiry are decided identically everywhere.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -10,11 +14,27 @@ use serde::{Deserialize, Serialize};
 use super::node::{CreateMode, Stat};
 use crate::error::GroveError;
 
+/// Most operations in one entry. Session ids are `zxid << 10 | position`, so it must not
+/// exceed 1024.
+pub const MAX_BATCH: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Milliseconds since the Unix epoch on the proposing leader.
     pub time_ms: i64,
-    pub op: Op,
+    pub ops: Vec<Op>,
+}
+
+impl Command {
+    pub fn single(time_ms: i64, op: Op) -> Command {
+        Command { time_ms, ops: vec![op] }
+    }
+}
+
+/// The session id opened by the operation at `position` of the entry at `zxid`: unique,
+/// increasing, and the same on every replica.
+pub fn session_id(zxid: u64, position: usize) -> u64 {
+    (zxid << 10) | position as u64
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +43,7 @@ pub enum Op {
     Delete(DeleteOp),
     Set(SetOp),
     Multi(Vec<MultiOp>),
-    /// The new session's id is the zxid of this entry.
+    /// The new session's id is `session_id(zxid, position)`.
     OpenSession {
         timeout_ms: i64,
         secret: [u8; 16],
@@ -140,7 +160,16 @@ pub enum SessionChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub zxid: u64,
-    pub result: CommandResult,
+    /// One result per operation of the entry.
+    pub results: Vec<CommandResult>,
+    /// The events of every operation, in order.
     pub events: Vec<Event>,
     pub sessions: Vec<SessionChange>,
+}
+
+impl Applied {
+    /// An entry that changed nothing (blank or membership entries).
+    pub fn empty(zxid: u64) -> Applied {
+        Applied { zxid, results: Vec::new(), events: Vec::new(), sessions: Vec::new() }
+    }
 }

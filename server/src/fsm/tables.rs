@@ -2,6 +2,8 @@
 //! applier and the readers share.
 
 use bytes::Bytes;
+use std::sync::OnceLock;
+
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::node::{NodeRecord, SessionRecord, Stat};
@@ -76,11 +78,13 @@ impl<'t> WriteTables<'t> {
 }
 
 /// The state tables of one read transaction: a consistent view at one applied index.
+/// Only the node table is opened up front; the others (rarely read) on first use.
 pub struct ReadTables {
+    txn: ReadTransaction,
     nodes: RawReadTable,
-    sessions: RawReadTable,
-    ephemerals: RawReadTable,
-    expiring: RawReadTable,
+    sessions: OnceLock<RawReadTable>,
+    ephemerals: OnceLock<RawReadTable>,
+    expiring: OnceLock<RawReadTable>,
 }
 
 /// A page of children.
@@ -93,14 +97,26 @@ pub struct ChildrenPage {
 }
 
 impl ReadTables {
-    pub fn open(txn: &ReadTransaction) -> Result<Self, GroveError> {
-        let open = |def| txn.open_table(def).map_err(storage_err);
+    pub fn open(txn: ReadTransaction) -> Result<Self, GroveError> {
         Ok(ReadTables {
-            nodes: open(NODES)?,
-            sessions: open(SESSIONS)?,
-            ephemerals: open(EPHEMERALS)?,
-            expiring: open(EXPIRING)?,
+            nodes: txn.open_table(NODES).map_err(storage_err)?,
+            txn,
+            sessions: OnceLock::new(),
+            ephemerals: OnceLock::new(),
+            expiring: OnceLock::new(),
         })
+    }
+
+    fn lazy<'a>(
+        &self,
+        cell: &'a OnceLock<RawReadTable>,
+        def: crate::storage::tables::RawTableDef,
+    ) -> Result<&'a RawReadTable, GroveError> {
+        if let Some(t) = cell.get() {
+            return Ok(t);
+        }
+        let t = self.txn.open_table(def).map_err(storage_err)?;
+        Ok(cell.get_or_init(|| t))
     }
 
     pub fn stat(&self, path: &str) -> Result<Option<Stat>, GroveError> {
@@ -171,7 +187,7 @@ impl ReadTables {
     pub fn ephemerals(&self, session: u64, prefix: &str) -> Result<Vec<String>, GroveError> {
         let (start, end) = keys::session_ephemerals_range(session);
         let mut out = Vec::new();
-        for item in self.ephemerals.range(&start[..]..&end[..]).map_err(storage_err)? {
+        for item in self.lazy(&self.ephemerals, EPHEMERALS)?.range(&start[..]..&end[..]).map_err(storage_err)? {
             let (k, _) = item.map_err(storage_err)?;
             let path = keys::ephemeral_key_path(k.value());
             if path.starts_with(prefix) {
@@ -182,7 +198,7 @@ impl ReadTables {
     }
 
     pub fn session(&self, id: u64) -> Result<Option<SessionRecord>, GroveError> {
-        match self.sessions.get(&id.to_be_bytes()[..]).map_err(storage_err)? {
+        match self.lazy(&self.sessions, SESSIONS)?.get(&id.to_be_bytes()[..]).map_err(storage_err)? {
             Some(raw) => Ok(Some(SessionRecord::decode(raw.value())?)),
             None => Ok(None),
         }
@@ -191,7 +207,7 @@ impl ReadTables {
     /// Every live session.
     pub fn sessions(&self) -> Result<Vec<(u64, SessionRecord)>, GroveError> {
         let mut out = Vec::new();
-        for item in self.sessions.iter().map_err(storage_err)? {
+        for item in self.lazy(&self.sessions, SESSIONS)?.iter().map_err(storage_err)? {
             let (k, v) = item.map_err(storage_err)?;
             let id = u64::from_be_bytes(k.value().try_into().map_err(|_| GroveError::internal("corrupt session key"))?);
             out.push((id, SessionRecord::decode(v.value())?));
@@ -202,7 +218,7 @@ impl ReadTables {
     /// Container and TTL nodes that qualify for deletion at `now_ms`, at most `limit`.
     pub fn reapable(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, GroveError> {
         let mut out = Vec::new();
-        for item in self.expiring.iter().map_err(storage_err)? {
+        for item in self.lazy(&self.expiring, EXPIRING)?.iter().map_err(storage_err)? {
             let (k, _) = item.map_err(storage_err)?;
             let path = String::from_utf8_lossy(k.value()).into_owned();
             if let Some(stat) = self.stat(&path)?

@@ -10,6 +10,13 @@ use redb::{Database, ReadableDatabase};
 use super::*;
 use crate::error::GroveError;
 
+/// What applying a one-operation entry produced.
+struct One {
+    result: CommandResult,
+    events: Vec<Event>,
+    sessions: Vec<SessionChange>,
+}
+
 /// A state database in memory and the next zxid to apply at.
 struct Sm {
     db: Database,
@@ -26,15 +33,22 @@ impl Sm {
         Sm { db, zxid: 1, time: 1_000_000 }
     }
 
-    fn apply(&mut self, op: Op) -> Applied {
+    /// Applies an entry of several operations.
+    fn apply_batch(&mut self, ops: Vec<Op>) -> Applied {
         self.zxid += 1;
         let txn = self.db.begin_write().unwrap();
         let applied = {
             let mut t = WriteTables::open(&txn).unwrap();
-            tree::apply(&mut t, self.zxid, &Command { time_ms: self.time, op }).unwrap()
+            tree::apply(&mut t, self.zxid, &Command { time_ms: self.time, ops }).unwrap()
         };
         txn.commit().unwrap();
         applied
+    }
+
+    /// Applies an entry of one operation.
+    fn apply(&mut self, op: Op) -> One {
+        let mut a = self.apply_batch(vec![op]);
+        One { result: a.results.pop().unwrap(), events: a.events, sessions: a.sessions }
     }
 
     fn ok(&mut self, op: Op) -> Outcome {
@@ -51,7 +65,7 @@ impl Sm {
     }
 
     fn read(&self) -> ReadTables {
-        ReadTables::open(&self.db.begin_read().unwrap()).unwrap()
+        ReadTables::open(self.db.begin_read().unwrap()).unwrap()
     }
 
     fn stat(&self, path: &str) -> Option<Stat> {
@@ -171,6 +185,35 @@ fn sequence_overflow_is_an_error_that_changes_nothing() {
 }
 
 #[test]
+fn an_entry_applies_its_operations_independently_at_one_zxid() {
+    let mut sm = Sm::new();
+    let a = sm.apply_batch(vec![
+        create("/x", "1"),
+        create("/x", "dup"),
+        Op::OpenSession { timeout_ms: 1000, secret: [1; 16] },
+        Op::OpenSession { timeout_ms: 1000, secret: [2; 16] },
+        set("/x", "2", Some(0)),
+    ]);
+    let z = sm.zxid;
+    assert_eq!(a.results.len(), 5);
+    assert!(a.results[0].is_ok());
+    assert!(matches!(a.results[1], Err(GroveError::NodeExists { .. })), "a failed operation fails alone");
+    let ids: Vec<u64> = a.results[2..4]
+        .iter()
+        .map(|r| match r {
+            Ok(Outcome::SessionOpened { session_id, .. }) => *session_id,
+            r => panic!("{r:?}"),
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1], "sessions opened in one entry get distinct ids");
+    assert!(a.results[4].is_ok(), "later operations see earlier ones");
+    let s = sm.stat("/x").unwrap();
+    assert_eq!((s.czxid, s.mzxid, s.version), (z, z, 1));
+    let kinds: Vec<_> = a.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::Created, EventKind::ChildrenChanged, EventKind::DataChanged]);
+}
+
+#[test]
 fn versions_are_compare_and_set() {
     let mut sm = Sm::new();
     sm.ok(create("/a", "1"));
@@ -230,7 +273,7 @@ fn create_parents_builds_the_chain() {
 fn ephemerals_belong_to_their_session() {
     let mut sm = Sm::new();
     let sid = open_session(&mut sm);
-    assert_eq!(sid, sm.zxid, "a session's id is the zxid that opened it");
+    assert_eq!(sid, command::session_id(sm.zxid, 0), "a session's id comes from the zxid that opened it");
     sm.ok(create("/app", ""));
     sm.ok(create_mode("/app/e", "", CreateMode::Ephemeral, sid));
     sm.ok(create_mode("/app/q-", "", CreateMode::EphemeralSequential, sid));

@@ -35,34 +35,48 @@ pub fn reapable(stat: &Stat, now_ms: i64) -> bool {
     stat.mode.is_ttl() && stat.mtime.saturating_add(stat.ttl_ms) <= now_ms
 }
 
-/// Applies one command at `zxid`.
+/// Applies the operations of one entry at `zxid`, each on its own and all-or-nothing.
 ///
 /// The outer error is a storage failure (or a corrupt record): the batch must not be
 /// committed, because another replica would apply the same entry successfully. Domain
 /// failures (no node, bad version...) are committed results inside `Applied`.
 pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<Applied, GroveError> {
-    let mut sessions = Vec::new();
-    let mut staged = Staged::new(zxid, cmd.time_ms);
-    let (result, events) = match run(tables, &mut staged, &mut sessions, zxid, cmd) {
-        Ok(outcome) => (Ok(outcome), staged.flush(tables)?),
-        Err(e @ GroveError::Internal(_)) => return Err(e),
-        Err(GroveError::MultiFailed { error, .. }) if matches!(*error, GroveError::Internal(_)) => return Err(*error),
-        Err(e) => {
-            sessions.clear();
-            (Err(e), Vec::new())
+    let mut applied = Applied::empty(zxid);
+    for (position, op) in cmd.ops.iter().enumerate() {
+        if position >= MAX_BATCH {
+            applied
+                .results
+                .push(Err(GroveError::bad_args("", format!("an entry holds at most {MAX_BATCH} operations"))));
+            continue;
         }
-    };
-    Ok(Applied { zxid, result, events, sessions })
+        let mut sessions = Vec::new();
+        let mut staged = Staged::new(zxid, cmd.time_ms);
+        let result = match run(tables, &mut staged, &mut sessions, session_id(zxid, position), cmd.time_ms, op) {
+            Ok(outcome) => {
+                applied.events.extend(staged.flush(tables)?);
+                applied.sessions.extend(sessions);
+                Ok(outcome)
+            }
+            Err(e @ GroveError::Internal(_)) => return Err(e),
+            Err(GroveError::MultiFailed { error, .. }) if matches!(*error, GroveError::Internal(_)) => {
+                return Err(*error);
+            }
+            Err(e) => Err(e),
+        };
+        applied.results.push(result);
+    }
+    Ok(applied)
 }
 
 fn run(
     t: &mut WriteTables<'_>,
     s: &mut Staged,
     sessions: &mut Vec<SessionChange>,
-    zxid: u64,
-    cmd: &Command,
+    new_session_id: u64,
+    time_ms: i64,
+    op: &Op,
 ) -> CommandResult {
-    match &cmd.op {
+    match op {
         Op::Create(op) => {
             let (path, stat) = s.create(t, op)?;
             Ok(Outcome::Created { path, stat })
@@ -95,9 +109,9 @@ fn run(
                 return Err(GroveError::bad_args("", "session timeout must be positive"));
             }
             let rec = SessionRecord { timeout_ms: *timeout_ms, secret: *secret };
-            s.opened_sessions.push((zxid, rec));
-            sessions.push(SessionChange::Opened { id: zxid, timeout_ms: *timeout_ms, secret: *secret });
-            Ok(Outcome::SessionOpened { session_id: zxid, timeout_ms: *timeout_ms })
+            s.opened_sessions.push((new_session_id, rec));
+            sessions.push(SessionChange::Opened { id: new_session_id, timeout_ms: *timeout_ms, secret: *secret });
+            Ok(Outcome::SessionOpened { session_id: new_session_id, timeout_ms: *timeout_ms })
         }
         Op::CloseSession { session_id } => {
             if t.session(*session_id)?.is_none() {
@@ -109,7 +123,7 @@ fn run(
             }
             s.end_session(t, *session_id)?;
             sessions.push(SessionChange::Ended { id: *session_id });
-            prune_ended_sessions(t, cmd.time_ms)?;
+            prune_ended_sessions(t, time_ms)?;
             Ok(Outcome::SessionClosed)
         }
         Op::ExpireSessions { session_ids } => {
@@ -119,7 +133,7 @@ fn run(
                     sessions.push(SessionChange::Ended { id });
                 }
             }
-            prune_ended_sessions(t, cmd.time_ms)?;
+            prune_ended_sessions(t, time_ms)?;
             Ok(Outcome::Done)
         }
         Op::Reap { paths } => {
@@ -128,7 +142,7 @@ fn run(
                     continue;
                 }
                 if let Some(rec) = s.get(t, p)?
-                    && reapable(&rec.stat, cmd.time_ms)
+                    && reapable(&rec.stat, time_ms)
                 {
                     s.remove_node(t, p, rec)?;
                 }
@@ -141,7 +155,7 @@ fn run(
 
 fn prune_ended_sessions(t: &mut WriteTables<'_>, now_ms: i64) -> Result<(), GroveError> {
     let mut expired = Vec::new();
-    // Session ids are zxids, so the table is roughly ordered by age: scanning from the
+    // Session ids grow with the zxid, so the table is ordered by age: scanning from the
     // start finds the oldest first.
     for item in t.ended.iter().map_err(storage_err)?.take(ENDED_SESSION_PRUNE_BATCH) {
         let (k, v) = item.map_err(storage_err)?;

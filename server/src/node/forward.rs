@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
 
-use super::{Node, now_ms};
+use super::Node;
 use crate::error::GroveError;
-use crate::fsm::{Command, CommandResult};
+use crate::fsm::{CommandResult, Op};
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
 
 fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
@@ -32,13 +32,9 @@ fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError
 }
 
 impl Node {
-    pub(crate) async fn forward_write(
-        &self,
-        leader: &PeerNode,
-        cmd: &Command,
-    ) -> Result<(u64, CommandResult), GroveError> {
+    pub(crate) async fn forward_write(&self, leader: &PeerNode, op: &Op) -> Result<(u64, CommandResult), GroveError> {
         let mut client = self.channels.client(&leader.peer_addr).map_err(GroveError::internal)?;
-        let command = postcard::to_allocvec(cmd).map_err(GroveError::internal)?;
+        let command = postcard::to_allocvec(op).map_err(GroveError::internal)?;
         let reply = client
             .forward(ForwardRequest { command: command.into() })
             .await
@@ -78,10 +74,9 @@ pub struct PeerGateway {
 }
 
 impl PeerHandler for PeerGateway {
-    async fn forward(&self, mut cmd: Command) -> Result<(u64, CommandResult), GroveError> {
-        // The leader stamps the time, so every replica applies the leader's clock.
-        cmd.time_ms = now_ms();
-        match self.node.consensus.write(cmd).await {
+    async fn forward(&self, op: Op) -> Result<(u64, CommandResult), GroveError> {
+        // Into the leader's own batches; the leader stamps the time.
+        match self.node.proposer.submit(op).await {
             Ok(r) => Ok(r),
             // Never forward twice: the sender retries with the leader it learns about.
             Err(NotHere::NotLeader(_)) => Err(GroveError::NotReady {

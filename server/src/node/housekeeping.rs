@@ -56,6 +56,7 @@ async fn follow_leadership(node: Arc<Node>) {
             add_configured_observers(&node);
         }
         leading_term = if leading { Some(st.term) } else { None };
+        node.set_leadership(st.leader, st.term);
         metrics::gauge!("grove_raft_term").set(st.term as f64);
         metrics::gauge!("grove_raft_leader_id").set(st.leader.unwrap_or(0) as f64);
         metrics::gauge!("grove_raft_is_leader").set(if leading { 1.0 } else { 0.0 });

@@ -7,12 +7,14 @@
 mod forward;
 pub use forward::PeerGateway;
 mod housekeeping;
+mod proposer;
 mod read_index;
 pub mod sessions;
 pub mod watch_hub;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase};
@@ -78,8 +80,13 @@ pub struct Node {
     pub sessions: Arc<SessionTracker>,
     applied: watch::Receiver<u64>,
     reads: ReadIndexBatcher,
+    proposer: proposer::Proposer,
     pub(crate) channels: PeerChannels,
     log_stats: Arc<LogStats>,
+    /// The leader and term as last seen, for response headers: read on every request, so
+    /// kept in atomics rather than read from Raft's metrics.
+    leader_id: AtomicU64,
+    term: AtomicU64,
     stop: watch::Sender<bool>,
 }
 
@@ -113,7 +120,7 @@ impl ApplyObserver for Observer {
 
 fn live_sessions(db: &Database) -> Result<Vec<(u64, crate::fsm::SessionRecord)>, GroveError> {
     let txn = db.begin_read().map_err(storage_err)?;
-    ReadTables::open(&txn)?.sessions()
+    ReadTables::open(txn)?.sessions()
 }
 
 fn applied_index(db: &Database) -> Result<u64, GroveError> {
@@ -165,6 +172,7 @@ impl Node {
         let consensus = Consensus::open(&config, db.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
         let (stop, _) = watch::channel(false);
+        let (proposer, proposals) = proposer::Proposer::new();
         let node = Arc::new(Node {
             id: config.id,
             client_addr,
@@ -175,11 +183,15 @@ impl Node {
             sessions,
             applied: applied_rx,
             reads: ReadIndexBatcher::default(),
+            proposer,
             channels,
             log_stats,
+            leader_id: AtomicU64::new(0),
+            term: AtomicU64::new(0),
             stop,
             config,
         });
+        tokio::spawn(proposer::run(node.clone(), proposals));
         Ok(node)
     }
 
@@ -226,8 +238,18 @@ impl Node {
     }
 
     pub fn header(&self, zxid: u64) -> Header {
-        let st = self.consensus.status();
-        Header { zxid, server_id: self.id, leader_id: st.leader.unwrap_or(0), term: st.term }
+        Header {
+            zxid,
+            server_id: self.id,
+            leader_id: self.leader_id.load(Ordering::Relaxed),
+            term: self.term.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records what `header` reports (kept current by the leadership task).
+    pub(crate) fn set_leadership(&self, leader: Option<u64>, term: u64) {
+        self.leader_id.store(leader.unwrap_or(0), Ordering::Relaxed);
+        self.term.store(term, Ordering::Relaxed);
     }
 
     pub fn leader_hint(&self) -> Option<LeaderHint> {
@@ -241,8 +263,7 @@ impl Node {
     /// timeout (the write may then still be applied later: its outcome is unknown).
     pub async fn propose(self: &Arc<Self>, op: Op) -> Result<(u64, Outcome), GroveError> {
         let timeout = self.config.request_timeout;
-        let cmd = Command { time_ms: now_ms(), op };
-        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_command(cmd)).await {
+        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_op(op)).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(GroveError::NoQuorum {
@@ -261,9 +282,9 @@ impl Node {
     /// expiry and reaping are the leader's decisions, and a server that just lost
     /// leadership must not have its stale decision committed by the next leader.
     pub(crate) async fn propose_as_leader(self: &Arc<Self>, op: Op) -> Result<(), GroveError> {
-        let cmd = Command { time_ms: now_ms(), op };
+        let cmd = Command::single(now_ms(), op);
         match tokio::time::timeout(self.config.request_timeout, self.consensus.write(cmd)).await {
-            Ok(Ok((_, result))) => result.map(|_| ()),
+            Ok(Ok((_, mut results))) => results.pop().unwrap_or(Ok(crate::fsm::Outcome::Done)).map(|_| ()),
             Ok(Err(NotHere::Failed(e))) => Err(e),
             Ok(Err(NotHere::NotLeader(_))) => {
                 Err(GroveError::NotReady { message: "no longer the leader".into(), leader: None })
@@ -272,17 +293,15 @@ impl Node {
         }
     }
 
-    /// Proposes on the leader (here or by forwarding), retrying while no leader is known.
-    pub(crate) async fn propose_command(
-        self: &Arc<Self>,
-        cmd: Command,
-    ) -> Result<(u64, crate::fsm::CommandResult), GroveError> {
+    /// Proposes on the leader (batched here, or forwarded), retrying while no leader is
+    /// known.
+    pub(crate) async fn propose_op(self: &Arc<Self>, op: Op) -> Result<(u64, crate::fsm::CommandResult), GroveError> {
         loop {
-            match self.consensus.write(cmd.clone()).await {
+            match self.proposer.submit(op.clone()).await {
                 Ok(r) => return Ok(r),
                 Err(NotHere::Failed(e)) => return Err(e),
                 Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
-                    match self.forward_write(&node, &cmd).await {
+                    match self.forward_write(&node, &op).await {
                         Err(GroveError::NotReady { .. }) => {}
                         other => return other,
                     }
@@ -360,7 +379,7 @@ impl Node {
     pub fn view(&self) -> Result<ReadView, GroveError> {
         let txn = self.db.begin_read().map_err(storage_err)?;
         let zxid = read_applied_index(&txn)?;
-        Ok(ReadView { tables: ReadTables::open(&txn)?, zxid })
+        Ok(ReadView { tables: ReadTables::open(txn)?, zxid })
     }
 
     /// Checks a session id and secret, and counts the request as a sign of life.

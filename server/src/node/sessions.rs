@@ -180,7 +180,7 @@ mod tests {
     fn opened(id: u64, timeout_ms: i64) -> Applied {
         Applied {
             zxid: id,
-            result: Ok(Outcome::Done),
+            results: vec![Ok(Outcome::Done)],
             events: vec![],
             sessions: vec![SessionChange::Opened { id, timeout_ms, secret: [id as u8; 16] }],
         }
@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(t.take_touched(), vec![5]);
         t.apply(&[Applied {
             zxid: 9,
-            result: Ok(Outcome::Done),
+            results: vec![Ok(Outcome::Done)],
             events: vec![],
             sessions: vec![SessionChange::Ended { id: 5 }],
         }]);

@@ -38,7 +38,7 @@ use crate::error::GroveError;
 use crate::fsm::{ApplyObserver, Command, CommandResult};
 
 /// Why a proposal or read index did not happen here.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum NotHere {
     /// This server is not the leader; the leader is this one if known.
     NotLeader(Option<(NodeId, PeerNode)>),
@@ -165,16 +165,31 @@ impl Consensus {
         }
     }
 
-    /// Proposes a command; returns the entry's index and what applying it returned.
-    pub async fn write(&self, cmd: Command) -> Result<(u64, CommandResult), NotHere> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(NotHere::NotLeader(f.leader_id.zip(f.leader_node)))
+    /// Proposes a command; returns the entry's index and what applying each of its
+    /// operations returned.
+    pub async fn write(&self, cmd: Command) -> Result<(u64, Vec<CommandResult>), NotHere> {
+        let pending = self.submit(cmd).await?;
+        pending.await
+    }
+
+    /// Hands a command to Raft now (so commands keep the order they were submitted in) and
+    /// returns a future that resolves once it is applied.
+    pub async fn submit(
+        &self,
+        cmd: Command,
+    ) -> Result<impl std::future::Future<Output = Result<(u64, Vec<CommandResult>), NotHere>> + Send + 'static, NotHere>
+    {
+        let rx = self.raft.client_write_ff(cmd).await.map_err(|e| NotHere::Failed(fatal(e)))?;
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(resp)) => Ok((resp.log_id.index, resp.data)),
+                Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
+                    Err(NotHere::NotLeader(f.leader_id.zip(f.leader_node)))
+                }
+                Ok(Err(e)) => Err(NotHere::Failed(GroveError::bad_args("", e.to_string()))),
+                Err(_) => Err(NotHere::Failed(fatal("raft stopped before the write was applied"))),
             }
-            Err(RaftError::APIError(e)) => Err(NotHere::Failed(GroveError::bad_args("", e.to_string()))),
-            Err(RaftError::Fatal(e)) => Err(NotHere::Failed(fatal(e))),
-        }
+        })
     }
 
     /// Confirms leadership with a quorum and returns the index a linearizable read must

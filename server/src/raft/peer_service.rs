@@ -14,12 +14,12 @@ use tonic::{Request, Response, Status};
 
 use super::types::Raft;
 use crate::error::GroveError;
-use crate::fsm::{Command, CommandResult};
+use crate::fsm::{CommandResult, Op};
 
 /// What the node provides to peers beyond Raft itself.
 pub trait PeerHandler: Send + Sync + 'static {
-    /// Propose a command forwarded by a follower; returns the entry's zxid and result.
-    fn forward(&self, cmd: Command) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
+    /// Propose an operation forwarded by a follower; returns its entry's zxid and result.
+    fn forward(&self, op: Op) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
     /// A read index confirmed by a quorum (this node must be the leader).
     fn read_index(&self) -> impl Future<Output = Result<u64, GroveError>> + Send;
     /// Sessions kept alive through a follower.
@@ -74,8 +74,8 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     }
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
-        let cmd: Command = decode(&req.into_inner().command)?;
-        let reply = match self.handler.forward(cmd).await {
+        let op: Op = decode(&req.into_inner().command)?;
+        let reply = match self.handler.forward(op).await {
             Ok((zxid, result)) => ForwardResponse {
                 result: postcard::to_allocvec(&result).map_err(|e| Status::internal(e.to_string()))?.into(),
                 zxid,

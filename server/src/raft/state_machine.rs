@@ -19,7 +19,7 @@ use redb::{Database, Durability};
 
 use super::snapshot;
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
-use crate::fsm::{self, Applied, ApplyObserver, CommandResult, Outcome, WriteTables};
+use crate::fsm::{self, Applied, ApplyObserver, CommandResult, WriteTables};
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META};
 
 /// Longest time applied state may stay unsynced (it is re-applied from the log after a crash).
@@ -72,7 +72,7 @@ fn apply_blocking(
     entries: &[Entry],
     durable: bool,
     observer: &dyn ApplyObserver,
-) -> Result<Vec<CommandResult>, StorageError> {
+) -> Result<Vec<Vec<CommandResult>>, StorageError> {
     let mut txn = db.begin_write().map_err(sm_err)?;
     txn.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(sm_err)?;
     let mut applied: Vec<Applied> = Vec::with_capacity(entries.len());
@@ -81,15 +81,14 @@ fn apply_blocking(
         let mut membership = None;
         for e in entries {
             let zxid = e.log_id.index;
-            let done = || Applied { zxid, result: Ok(Outcome::Done), events: Vec::new(), sessions: Vec::new() };
             applied.push(match &e.payload {
-                EntryPayload::Blank => done(),
+                EntryPayload::Blank => Applied::empty(zxid),
                 EntryPayload::Normal(cmd) => fsm::tree::apply(&mut tables, zxid, cmd).map_err(|err| {
                     StorageError::from(StorageIOError::apply(e.log_id, openraft::AnyError::error(err)))
                 })?,
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m.clone()));
-                    done()
+                    Applied::empty(zxid)
                 }
             });
         }
@@ -105,7 +104,7 @@ fn apply_blocking(
     }
     txn.commit().map_err(sm_err)?;
     observer.applied(&applied);
-    Ok(applied.into_iter().map(|a| a.result).collect())
+    Ok(applied.into_iter().map(|a| a.results).collect())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -115,7 +114,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot::read_applied(&self.db)
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<CommandResult>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,

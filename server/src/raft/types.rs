@@ -22,7 +22,8 @@ impl fmt::Display for PeerNode {
 openraft::declare_raft_types!(
     pub TypeConfig:
         D = Command,
-        R = CommandResult,
+        // One result per operation of the entry's batch.
+        R = Vec<CommandResult>,
         NodeId = u64,
         Node = PeerNode,
         Entry = openraft::Entry<TypeConfig>,

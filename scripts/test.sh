@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs Grove's whole test suite: unit, property and conformance tests, integration tests
+# against real groved processes, and the polyglot client checks. Installs what the tests
+# need (a Python virtualenv with grpcio-tools) into the repository itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=default
+if [ "${CI:-}" = "true" ]; then
+    profile=ci
+fi
+
+scripts/setup-python.sh
+# The integration tests run both binaries (groved and grove): build the whole workspace.
+cargo build --workspace --all-targets --locked
+cargo nextest run --workspace --profile "$profile" --locked
+cargo test --workspace --doc --locked

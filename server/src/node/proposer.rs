@@ -1,0 +1,131 @@
+//! Gathering client writes into log entries.
+//!
+//! openraft 0.9 writes one entry at a time and waits for its fsync before the next, so one
+//! entry per client write would cost one fsync per write. Instead, writes queue here; a
+//! single task takes everything queued into one entry (bounded by count and bytes) and hands
+//! it to Raft, keeping up to `IN_FLIGHT` entries on their way through replication and apply.
+//! While those are busy, new writes pile up and form the next, larger entry: batches grow
+//! with load and a lone write is not delayed.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{Node, now_ms};
+use crate::fsm::command::MAX_BATCH;
+use crate::fsm::{Command, CommandResult, Op};
+use crate::raft::NotHere;
+
+/// Entries proposed and not yet applied at any time.
+const IN_FLIGHT: usize = 1;
+/// Largest batch, in (approximate) bytes of operation data.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+type Reply = oneshot::Sender<Result<(u64, CommandResult), NotHere>>;
+
+pub(super) struct Proposer {
+    tx: mpsc::UnboundedSender<(Op, Reply)>,
+}
+
+fn op_bytes(op: &Op) -> usize {
+    use crate::fsm::{CreateOp, MultiOp, SetOp};
+    let create = |c: &CreateOp| c.path.len() + c.data.len();
+    let set = |s: &SetOp| s.path.len() + s.data.len();
+    64 + match op {
+        Op::Create(c) => create(c),
+        Op::Set(s) => set(s),
+        Op::Multi(ops) => ops
+            .iter()
+            .map(|o| match o {
+                MultiOp::Create(c) => create(c),
+                MultiOp::Set(s) => set(s),
+                MultiOp::Delete(d) => d.path.len(),
+                MultiOp::Check { path, .. } => path.len(),
+            })
+            .sum(),
+        Op::Delete(d) => d.path.len(),
+        Op::ExpireSessions { session_ids } => 8 * session_ids.len(),
+        Op::Reap { paths } => paths.iter().map(String::len).sum(),
+        _ => 0,
+    }
+}
+
+impl Proposer {
+    pub(super) fn new() -> (Proposer, mpsc::UnboundedReceiver<(Op, Reply)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Proposer { tx }, rx)
+    }
+
+    /// Queues a write; resolves once its entry is applied (or failed).
+    pub(super) async fn submit(&self, op: Op) -> Result<(u64, CommandResult), NotHere> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send((op, reply)).is_err() {
+            return Err(NotHere::Failed(crate::error::GroveError::internal("the server is shutting down")));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(NotHere::Failed(crate::error::GroveError::internal("the server is shutting down"))))
+    }
+}
+
+/// The batching loop; ends when the node stops.
+pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<(Op, Reply)>) {
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut stop = node.stopped();
+    let mut carry: Option<(Op, Reply)> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                p = rx.recv() => match p { Some(p) => p, None => return },
+                _ = stop.changed() => return,
+            },
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        // Everything that queued up while the previous entries were busy joins this one.
+        let mut bytes = op_bytes(&first.0);
+        let mut ops = vec![first.0];
+        let mut replies = vec![first.1];
+        while ops.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((op, reply)) => {
+                    let b = op_bytes(&op);
+                    if bytes + b > MAX_BATCH_BYTES {
+                        carry = Some((op, reply));
+                        break;
+                    }
+                    bytes += b;
+                    ops.push(op);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("grove_batch_operations").record(ops.len() as f64);
+        let cmd = Command { time_ms: now_ms(), ops };
+        match node.consensus.submit(cmd).await {
+            Ok(applied) => {
+                tokio::spawn(async move {
+                    let result = applied.await;
+                    drop(permit);
+                    match result {
+                        Ok((zxid, results)) => {
+                            for (reply, r) in replies.into_iter().zip(results) {
+                                let _ = reply.send(Ok((zxid, r)));
+                            }
+                        }
+                        Err(e) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
