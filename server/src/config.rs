@@ -53,6 +53,11 @@ pub struct Settings {
     #[arg(long, env = "GROVE_OBSERVERS")]
     pub observers: Option<String>,
 
+    /// Join an existing ensemble: start empty and wait to be added (`grove member add`)
+    /// instead of forming a new ensemble from --peers.
+    #[arg(long, env = "GROVE_JOIN", num_args = 0..=1, default_missing_value = "true")]
+    pub join: Option<bool>,
+
     /// Smallest session timeout granted, in ms.
     #[arg(long, env = "GROVE_MIN_SESSION_TIMEOUT_MS")]
     pub min_session_timeout_ms: Option<u64>,
@@ -149,6 +154,7 @@ pub struct Config {
     pub advertise_peer: Option<String>,
     pub peers: Members,
     pub observers: Members,
+    pub join: bool,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
     pub max_data_bytes: usize,
@@ -213,8 +219,13 @@ impl Config {
         if id == 0 {
             return Err("--id: server ids start at 1".into());
         }
-        if !peers.is_empty() && !peers.iter().any(|(i, _)| *i == id) && !observers.iter().any(|(i, _)| *i == id) {
-            return Err(format!("--id {id} is neither in --peers nor in --observers"));
+        let join = pick!(join, false);
+        if !join
+            && !peers.is_empty()
+            && !peers.iter().any(|(i, _)| *i == id)
+            && !observers.iter().any(|(i, _)| *i == id)
+        {
+            return Err(format!("--id {id} is neither in --peers nor in --observers (use --join to join an ensemble)"));
         }
         if let Some((dup, _)) = observers.iter().find(|(i, _)| peers.iter().any(|(p, _)| p == i)) {
             return Err(format!("server {dup} is both a voter (--peers) and an observer"));
@@ -233,6 +244,7 @@ impl Config {
             advertise_peer: pick!(advertise_peer, String::new()).into_some(),
             peers,
             observers,
+            join,
             min_session_timeout: ms(pick!(min_session_timeout_ms, 4_000)),
             max_session_timeout: ms(pick!(max_session_timeout_ms, 40_000)),
             max_data_bytes: pick!(max_data_bytes, 1 << 20),

@@ -69,6 +69,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
         "last_log_index": s.last_log_index,
         "snapshot_index": s.snapshot_index,
         "ready": s.ready,
+        "quorum": s.quorum,
         "version": s.version,
         "node_count": s.node_count,
         "session_count": s.session_count,

@@ -37,7 +37,7 @@ pub fn members(node: &Node, st: &NodeStatus) -> Vec<pb::Member> {
             id: m.id,
             role: if m.voter { pb::MemberRole::Voter } else { pb::MemberRole::ObserverRole } as i32,
             peer_address: m.node.peer_addr.clone(),
-            client_address: if m.id == node.id { node.client_addr.clone() } else { m.node.client_addr.clone() },
+            client_address: node.client_address_of(m.id, &m.node),
             is_leader: st.raft.leader == Some(m.id),
             matched_index: m.matched.unwrap_or(0),
             lag: m.matched.map(|i| st.raft.last_log_index.saturating_sub(i)).unwrap_or(0),
@@ -65,15 +65,16 @@ pub fn status_response(node: &Node) -> pb::StatusResponse {
         node_count: st.node_count,
         session_count: st.session_count as u64,
         watch_count: st.watch_count as u64,
+        quorum: st.quorum,
     }
 }
 
-fn not_here(node: &Node, e: NotHere) -> GroveError {
+async fn not_here(node: &Node, e: NotHere) -> GroveError {
     match e {
         NotHere::Failed(e) => e,
         NotHere::NotLeader(_) => GroveError::NotReady {
             message: "membership changes are made on the leader".into(),
-            leader: node.leader_hint(),
+            leader: node.leader_hint_resolved().await,
         },
     }
 }
@@ -110,7 +111,9 @@ impl Cluster for ClusterService {
                 Err(_) => return Err(GroveError::bad_args("", format!("unknown member role {}", r.role))),
             };
             let peer = PeerNode { peer_addr: r.peer_address, client_addr: r.client_address };
-            self.node.consensus.add_member(r.id, peer, voter).await.map_err(|e| not_here(&self.node, e))?;
+            if let Err(e) = self.node.consensus.add_member(r.id, peer, voter).await {
+                return Err(not_here(&self.node, e).await);
+            }
             let st = self.node.status();
             Ok(pb::AddMemberResponse {
                 header: convert::header(self.node.header(st.zxid)),
@@ -126,7 +129,9 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         metered("RemoveMember", async {
             let r = req.into_inner();
-            self.node.consensus.remove_member(r.id).await.map_err(|e| not_here(&self.node, e))?;
+            if let Err(e) = self.node.consensus.remove_member(r.id).await {
+                return Err(not_here(&self.node, e).await);
+            }
             let st = self.node.status();
             Ok(pb::RemoveMemberResponse {
                 header: convert::header(self.node.header(st.zxid)),
@@ -141,8 +146,12 @@ impl Cluster for ClusterService {
         req: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
         metered("TransferLeader", async {
-            let _ = req.into_inner();
-            Err(GroveError::Unimplemented("leadership transfer is not available in this version".into()))
+            let to = req.into_inner().to;
+            let leader = self.node.transfer_leadership(to).await?;
+            Ok(pb::TransferLeaderResponse {
+                header: convert::header(self.node.header(self.node.applied_zxid())),
+                leader_id: leader,
+            })
         })
         .await
     }

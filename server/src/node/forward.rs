@@ -7,7 +7,7 @@
 //! leaves the write's outcome unknown and is reported as such.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
 
@@ -32,8 +32,14 @@ fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError
 }
 
 impl Node {
-    pub(crate) async fn forward_write(&self, leader: &PeerNode, op: &Op) -> Result<(u64, CommandResult), GroveError> {
-        let mut client = self.channels.client(&leader.peer_addr).map_err(GroveError::internal)?;
+    pub(crate) async fn forward_write(
+        &self,
+        leader_id: u64,
+        leader: &PeerNode,
+        op: &Op,
+    ) -> Result<(u64, CommandResult), GroveError> {
+        let mut client =
+            self.channels.client(&self.peer_address_of(leader_id, leader)).map_err(GroveError::internal)?;
         let command = postcard::to_allocvec(op).map_err(GroveError::internal)?;
         let reply = client
             .forward(ForwardRequest { command: command.into() })
@@ -47,8 +53,9 @@ impl Node {
         Ok((zxid, result))
     }
 
-    pub(crate) async fn forward_read_index(&self, leader: &PeerNode) -> Result<u64, GroveError> {
-        let mut client = self.channels.client(&leader.peer_addr).map_err(GroveError::internal)?;
+    pub(crate) async fn forward_read_index(&self, leader_id: u64, leader: &PeerNode) -> Result<u64, GroveError> {
+        let mut client =
+            self.channels.client(&self.peer_address_of(leader_id, leader)).map_err(GroveError::internal)?;
         let reply = client
             .read_index(ReadIndexRequest {})
             .await
@@ -60,8 +67,8 @@ impl Node {
         Ok(reply.index)
     }
 
-    pub(crate) async fn relay_touches(&self, leader: &PeerNode, ids: Vec<u64>) {
-        let Ok(mut client) = self.channels.client(&leader.peer_addr) else { return };
+    pub(crate) async fn relay_touches(&self, leader_id: u64, leader: &PeerNode, ids: Vec<u64>) {
+        let Ok(mut client) = self.channels.client(&self.peer_address_of(leader_id, leader)) else { return };
         if let Err(e) = client.touch_sessions(TouchSessionsRequest { session_ids: ids }).await {
             tracing::debug!("relaying session keepalives to the leader: {}", e.message());
         }
@@ -104,5 +111,19 @@ impl PeerHandler for PeerGateway {
 
     fn info(&self) -> (u64, String, String) {
         (self.node.id, self.node.peer_addr.clone(), self.node.client_addr.clone())
+    }
+
+    fn election(&self, suspend: Duration, campaign: bool) {
+        if !suspend.is_zero() {
+            self.node.suspend_elections(suspend);
+        }
+        if campaign {
+            let node = self.node.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.consensus.campaign().await {
+                    tracing::warn!("campaigning for leadership: {e}");
+                }
+            });
+        }
     }
 }

@@ -17,6 +17,8 @@ const REAP_BATCH: usize = 1000;
 
 pub(super) fn spawn_all(node: &Arc<Node>) {
     tokio::spawn(follow_leadership(node.clone()));
+    tokio::spawn(discover_addresses(node.clone()));
+    tokio::spawn(add_observers(node.clone()));
     tokio::spawn(expire_sessions(node.clone()));
     tokio::spawn(relay_keepalives(node.clone()));
     tokio::spawn(reap(node.clone()));
@@ -53,7 +55,11 @@ async fn follow_leadership(node: Arc<Node>) {
         let leading = st.role == Role::Leader;
         if leading && leading_term != Some(st.term) {
             tracing::info!(term = st.term, "became leader");
-            add_configured_observers(&node);
+        }
+        if st.leader != Some(node.id) && st.leader.is_some() && node.header(0).leader_id != st.leader.unwrap_or(0) {
+            // A new leader elsewhere: learn how clients reach it, for leader hints.
+            let n = node.clone();
+            tokio::spawn(async move { n.discover_client_addresses().await });
         }
         leading_term = if leading { Some(st.term) } else { None };
         node.set_leadership(st.leader, st.term);
@@ -70,21 +76,36 @@ async fn follow_leadership(node: Arc<Node>) {
     }
 }
 
-/// Observers given with --observers join as learners once a leader is elected.
-fn add_configured_observers(node: &Arc<Node>) {
-    let st = node.consensus.status();
-    for (id, addr) in node.config.observers.clone() {
-        if st.members.iter().any(|m| m.id == id) {
+/// Observers given with --observers join as learners: the leader adds any that is missing.
+/// Retried, because a new leader cannot change the membership until its first entry commits.
+async fn add_observers(node: Arc<Node>) {
+    if node.config.observers.is_empty() {
+        return;
+    }
+    let mut ticker = Ticker::new(&node, Duration::from_millis(500));
+    while ticker.tick().await {
+        let st = node.consensus.status();
+        if st.role != Role::Leader {
             continue;
         }
-        let node = node.clone();
-        tokio::spawn(async move {
+        for (id, addr) in node.config.observers.clone() {
+            if st.members.iter().any(|m| m.id == id) {
+                continue;
+            }
             let peer = PeerNode { peer_addr: addr, client_addr: String::new() };
             match node.consensus.add_member(id, peer, false).await {
                 Ok(()) => tracing::info!(observer = id, "added observer"),
-                Err(e) => tracing::warn!(observer = id, "adding observer: {e:?}"),
+                Err(e) => tracing::debug!(observer = id, "adding observer: {e:?}"),
             }
-        });
+        }
+    }
+}
+
+/// Learns the client addresses of members that joined without one, for leader hints.
+async fn discover_addresses(node: Arc<Node>) {
+    let mut ticker = Ticker::new(&node, Duration::from_secs(2));
+    while ticker.tick().await {
+        node.discover_client_addresses().await;
     }
 }
 
@@ -96,6 +117,9 @@ async fn expire_sessions(node: Arc<Node>) {
         let st = node.consensus.status();
         if st.role != Role::Leader {
             leading_term = None;
+            continue;
+        }
+        if node.holding.load(std::sync::atomic::Ordering::Relaxed) {
             continue;
         }
         // Deadlines on a server that was not leading are stale (keepalives went to the
@@ -138,7 +162,7 @@ async fn relay_keepalives(node: Arc<Node>) {
         if let Some((id, leader)) = st.leader_node()
             && id != node.id
         {
-            node.relay_touches(&leader, ids).await;
+            node.relay_touches(id, &leader, ids).await;
         }
     }
 }
@@ -146,7 +170,7 @@ async fn relay_keepalives(node: Arc<Node>) {
 async fn reap(node: Arc<Node>) {
     let mut ticker = Ticker::new(&node, node.config.reap_interval);
     while ticker.tick().await {
-        if !node.is_leader() {
+        if !node.is_leader() || node.holding.load(std::sync::atomic::Ordering::Relaxed) {
             continue;
         }
         let paths = match node.view().and_then(|v| v.tables.reapable(now_ms(), REAP_BATCH)) {

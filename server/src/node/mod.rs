@@ -10,6 +10,7 @@ mod housekeeping;
 mod proposer;
 mod read_index;
 pub mod sessions;
+mod transfer;
 pub mod watch_hub;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub struct NodeStatus {
     pub raft: RaftStatus,
     pub standalone: bool,
     pub ready: bool,
+    pub quorum: bool,
     pub zxid: u64,
     pub leader_client_address: String,
     pub node_count: u64,
@@ -87,6 +89,11 @@ pub struct Node {
     /// kept in atomics rather than read from Raft's metrics.
     leader_id: AtomicU64,
     term: AtomicU64,
+    /// Client addresses of other members, learned from them (the membership records only
+    /// what the server that added them knew).
+    client_addrs: std::sync::Mutex<std::collections::HashMap<u64, String>>,
+    /// Set while leadership is handed over: new entries wait, so followers' leases lapse.
+    pub(crate) holding: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
 }
 
@@ -188,6 +195,8 @@ impl Node {
             log_stats,
             leader_id: AtomicU64::new(0),
             term: AtomicU64::new(0),
+            client_addrs: Default::default(),
+            holding: Default::default(),
             stop,
             config,
         });
@@ -196,8 +205,13 @@ impl Node {
     }
 
     /// Forms the ensemble on first start (or rejoins it) and starts the background tasks.
+    /// An observer does not: the leader adds it.
     pub async fn begin(self: &Arc<Self>) -> anyhow::Result<()> {
-        self.consensus.bootstrap(self.initial_voters()).await?;
+        if self.config.join {
+            tracing::info!("waiting to be added to an ensemble (--join)");
+        } else if !self.config.observers.iter().any(|(id, _)| *id == self.id) {
+            self.consensus.bootstrap(self.initial_voters()).await?;
+        }
         housekeeping::spawn_all(self);
         Ok(())
     }
@@ -255,7 +269,62 @@ impl Node {
     pub fn leader_hint(&self) -> Option<LeaderHint> {
         let st = self.consensus.status();
         let (id, node) = st.leader_node()?;
-        Some(LeaderHint { id, address: if id == self.id { self.client_addr.clone() } else { node.client_addr } })
+        Some(LeaderHint { id, address: self.client_address_of(id, &node) })
+    }
+
+    /// Like `leader_hint`, asking the leader for its client address if it is not known yet.
+    pub async fn leader_hint_resolved(&self) -> Option<LeaderHint> {
+        let hint = self.leader_hint()?;
+        if hint.address.is_empty() {
+            self.discover_client_addresses().await;
+            return self.leader_hint();
+        }
+        Some(hint)
+    }
+
+    /// A member's client address: this server's own, the one in the membership, or the one
+    /// the member told us; empty if unknown yet.
+    pub fn client_address_of(&self, id: u64, node: &PeerNode) -> String {
+        if id == self.id {
+            return self.client_addr.clone();
+        }
+        if !node.client_addr.is_empty() {
+            return node.client_addr.clone();
+        }
+        self.client_addrs.lock().unwrap().get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Asks members whose client address is unknown for it.
+    pub(crate) async fn discover_client_addresses(&self) {
+        let st = self.consensus.status();
+        for m in st.members {
+            if m.id == self.id
+                || !m.node.client_addr.is_empty()
+                || self.client_addrs.lock().unwrap().contains_key(&m.id)
+            {
+                continue;
+            }
+            let Ok(mut client) = self.channels.client(&self.peer_address_of(m.id, &m.node)) else { continue };
+            let info =
+                tokio::time::timeout(Duration::from_secs(1), client.info(grove_proto::peer::InfoRequest {})).await;
+            if let Ok(Ok(info)) = info {
+                let info = info.into_inner();
+                if info.id == m.id && !info.client_address.is_empty() {
+                    self.client_addrs.lock().unwrap().insert(m.id, info.client_address);
+                }
+            }
+        }
+    }
+
+    /// Where this server reaches a member's peer port (its configured address wins).
+    pub(crate) fn peer_address_of(&self, id: u64, node: &PeerNode) -> String {
+        self.config
+            .peers
+            .iter()
+            .chain(&self.config.observers)
+            .find(|(i, _)| *i == id)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| node.peer_addr.clone())
     }
 
     /// Proposes a write and returns its zxid and outcome. Forwards to the leader when this
@@ -301,7 +370,7 @@ impl Node {
                 Ok(r) => return Ok(r),
                 Err(NotHere::Failed(e)) => return Err(e),
                 Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
-                    match self.forward_write(&node, &op).await {
+                    match self.forward_write(id, &node, &op).await {
                         Err(GroveError::NotReady { .. }) => {}
                         other => return other,
                     }
@@ -316,11 +385,17 @@ impl Node {
     /// The read index of a linearizable read: confirmed by the leader with a quorum.
     pub(crate) async fn read_index_once(self: &Arc<Self>) -> Result<u64, GroveError> {
         loop {
+            // A read index costs a heartbeat round, which would renew the followers' leases
+            // during a hand-over.
+            if self.holding.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             match self.consensus.read_index().await {
                 Ok(i) => return Ok(i),
                 Err(NotHere::Failed(e)) => return Err(e),
                 Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
-                    match self.forward_read_index(&node).await {
+                    match self.forward_read_index(id, &node).await {
                         Err(GroveError::NotReady { .. }) => {}
                         other => return other,
                     }
@@ -400,10 +475,28 @@ impl Node {
         matches!(table.get(&id.to_be_bytes()[..]), Ok(Some(_)))
     }
 
-    /// Ready: knows a leader and has applied everything it knew to be committed.
+    /// Whether this server is in touch with a quorum: a leader that heard from one within
+    /// a lease, or a follower or observer that knows a leader. (An openraft 0.9 leader that
+    /// loses its quorum keeps its role until it hears of a higher term.)
+    pub fn has_quorum(&self) -> bool {
+        let st = self.consensus.status();
+        match st.role {
+            Role::Leader => {
+                st.members.iter().filter(|m| m.voter).count() <= 1
+                    || st
+                        .millis_since_quorum_ack
+                        .is_some_and(|ms| ms < self.consensus.leader_lease().as_millis() as u64)
+            }
+            Role::Follower | Role::Learner => st.leader.is_some() && st.leader != Some(self.id),
+            Role::Candidate | Role::Shutdown => false,
+        }
+    }
+
+    /// Ready: knows a leader, is in touch with a quorum, and has applied everything it knew
+    /// to be committed.
     pub fn ready(&self) -> bool {
         let st = self.consensus.status();
-        st.leader.is_some() && st.role != Role::Candidate && self.applied_zxid() >= st.committed_index
+        st.leader.is_some() && self.has_quorum() && self.applied_zxid() >= st.committed_index
     }
 
     pub fn status(&self) -> NodeStatus {
@@ -413,6 +506,7 @@ impl Node {
         NodeStatus {
             standalone: raft.members.len() == 1 && raft.is_voter(self.id),
             ready: self.ready(),
+            quorum: self.has_quorum(),
             zxid: self.applied_zxid(),
             leader_client_address: self.leader_hint().map(|h| h.address).unwrap_or_default(),
             node_count,

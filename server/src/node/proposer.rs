@@ -81,6 +81,10 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<(Op, Re
             },
         };
         let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        // While leadership is handed over, nothing new may reach the followers.
+        while node.holding.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         // Everything that queued up while the previous entries were busy joins this one.
         let mut bytes = op_bytes(&first.0);
         let mut ops = vec![first.0];

@@ -133,7 +133,9 @@ impl Consensus {
             ..Default::default()
         }
         .validate()?;
-        let network = PeerNetwork { id: config.id, channels };
+        let overrides =
+            config.peers.iter().chain(&config.observers).filter(|(id, _)| *id != config.id).cloned().collect();
+        let network = PeerNetwork { id: config.id, channels, overrides: Arc::new(overrides) };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
         let metrics = raft.metrics();
         Ok(Consensus { id: config.id, raft, log, metrics })
@@ -210,38 +212,53 @@ impl Consensus {
         }
     }
 
+    /// Runs a membership change, waiting (up to 10 s) while an earlier one is still being
+    /// committed: openraft answers a change once its joint configuration is proposed, and
+    /// refuses the next until the final configuration commits.
+    async fn change<F, Fut>(&self, f: F) -> Result<(), NotHere>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    openraft::raft::ClientWriteResponse<types::TypeConfig>,
+                    RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>,
+                >,
+            >,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match f().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    openraft::error::ChangeMembershipError::InProgress(_),
+                ))) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    return Err(NotHere::NotLeader(f.leader_id.zip(f.leader_node)));
+                }
+                Err(RaftError::APIError(e)) => return Err(NotHere::Failed(GroveError::bad_args("", e.to_string()))),
+                Err(RaftError::Fatal(e)) => return Err(NotHere::Failed(fatal(e))),
+            }
+        }
+    }
+
     /// Adds a member: observers become learners; voters are added as learners first, caught
     /// up, then promoted (joint consensus).
     pub async fn add_member(&self, id: NodeId, node: PeerNode, voter: bool) -> Result<(), NotHere> {
-        let map_err = |e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                NotHere::NotLeader(f.leader_id.zip(f.leader_node))
-            }
-            RaftError::APIError(e) => NotHere::Failed(GroveError::bad_args("", e.to_string())),
-            RaftError::Fatal(e) => NotHere::Failed(fatal(e)),
-        };
         let status = self.status();
         if !status.members.iter().any(|m| m.id == id) {
-            self.raft.add_learner(id, node, true).await.map_err(map_err)?;
+            self.change(|| self.raft.add_learner(id, node.clone(), true)).await?;
         }
         if voter && !status.is_voter(id) {
-            self.raft
-                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                .await
-                .map_err(map_err)?;
+            self.change(|| self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false))
+                .await?;
         }
         Ok(())
     }
 
     /// Removes a member (voter or observer).
     pub async fn remove_member(&self, id: NodeId) -> Result<(), NotHere> {
-        let map_err = |e: RaftError<NodeId, ClientWriteError<NodeId, PeerNode>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                NotHere::NotLeader(f.leader_id.zip(f.leader_node))
-            }
-            RaftError::APIError(e) => NotHere::Failed(GroveError::bad_args("", e.to_string())),
-            RaftError::Fatal(e) => NotHere::Failed(fatal(e)),
-        };
         let status = self.status();
         let Some(member) = status.members.iter().find(|m| m.id == id) else {
             return Err(NotHere::Failed(GroveError::bad_args("", format!("server {id} is not a member"))));
@@ -251,8 +268,7 @@ impl Consensus {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        self.raft.change_membership(change, false).await.map_err(map_err)?;
-        Ok(())
+        self.change(|| self.raft.change_membership(change.clone(), false)).await
     }
 
     /// Starts an election on this server now (used to hand leadership over).
@@ -263,6 +279,16 @@ impl Consensus {
     /// Stops or resumes this leader's heartbeats, so followers' leases lapse.
     pub fn set_heartbeat(&self, enabled: bool) {
         self.raft.runtime_config().heartbeat(enabled);
+    }
+
+    /// Stops or resumes this server's election timer.
+    pub fn set_elect(&self, enabled: bool) {
+        self.raft.runtime_config().elect(enabled);
+    }
+
+    /// How long a follower refuses to vote after hearing from its leader.
+    pub fn leader_lease(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.raft.config().election_timeout_max)
     }
 
     pub fn status(&self) -> RaftStatus {

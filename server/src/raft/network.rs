@@ -65,13 +65,19 @@ impl PeerChannels {
 pub struct PeerNetwork {
     pub id: NodeId,
     pub channels: PeerChannels,
+    /// Peer addresses from this server's own configuration (`--peers`, `--observers`). They
+    /// win over the addresses recorded in the membership, which are what the server that
+    /// formed the ensemble saw: each server reaches its peers the way it is told to, as in
+    /// ZooKeeper where every server lists the ensemble in its own config.
+    pub overrides: Arc<HashMap<NodeId, String>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> Self::Network {
-        PeerConnection { id: self.id, target, addr: node.peer_addr.clone(), channels: self.channels.clone() }
+        let addr = self.overrides.get(&target).cloned().unwrap_or_else(|| node.peer_addr.clone());
+        PeerConnection { id: self.id, target, addr, channels: self.channels.clone() }
     }
 }
 
@@ -165,8 +171,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     }
 
     fn backoff(&self) -> Backoff {
-        // Retry an unreachable peer quickly at first (a restarting node is back within
-        // seconds), then settle at one attempt per second.
-        Backoff::new((0..).map(|i: u32| Duration::from_millis((50u64 << i.min(5)).min(1000))))
+        // A restarted peer must hear from the leader well within its first election timeout:
+        // otherwise it campaigns, is refused (leader lease), raises its term, and that higher
+        // term later deposes the leader. So retry a missing peer every 200 ms at most.
+        Backoff::new((0..).map(|i: u32| Duration::from_millis((50u64 << i.min(2)).min(200))))
     }
 }

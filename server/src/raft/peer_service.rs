@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use grove_proto::peer::peer_server::Peer;
 use grove_proto::peer::{
-    ForwardRequest, ForwardResponse, InfoRequest, InfoResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse,
-    TouchSessionsRequest, TouchSessionsResponse,
+    ElectionRequest, ElectionResponse, ForwardRequest, ForwardResponse, InfoRequest, InfoResponse, RaftMessage,
+    ReadIndexRequest, ReadIndexResponse, TouchSessionsRequest, TouchSessionsResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +26,8 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn touch_sessions(&self, ids: &[u64]);
     /// (id, peer address, client address).
     fn info(&self) -> (u64, String, String);
+    /// Leadership hand-over: suspend the election timer, and/or campaign now.
+    fn election(&self, suspend: std::time::Duration, campaign: bool);
 }
 
 pub struct PeerService<H> {
@@ -107,6 +109,12 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     ) -> Result<Response<TouchSessionsResponse>, Status> {
         self.handler.touch_sessions(&req.into_inner().session_ids);
         Ok(Response::new(TouchSessionsResponse {}))
+    }
+
+    async fn election(&self, req: Request<ElectionRequest>) -> Result<Response<ElectionResponse>, Status> {
+        let r = req.into_inner();
+        self.handler.election(std::time::Duration::from_millis(r.suspend_ms), r.campaign);
+        Ok(Response::new(ElectionResponse {}))
     }
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {

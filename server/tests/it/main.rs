@@ -5,6 +5,9 @@
 #[allow(dead_code)]
 mod harness;
 
+#[allow(dead_code)]
+mod cluster;
+
 mod t10_cli;
 mod t20_sessions;
 mod t30_watch;
@@ -12,3 +15,4 @@ mod t40_durability;
 mod t50_bad_input;
 mod t60_admin;
 mod t70_python;
+mod t80_ensemble;

@@ -23,6 +23,8 @@ pub const USAGE: &[&str] = &[
     "getEphemerals path",
     "history",
     "ls [-s] [-w] [-R] path",
+    "member add [-o] [-c client-host:port] id peer-host:port",
+    "member remove id",
     "members",
     "printwatches on|off",
     "quit",
@@ -32,6 +34,7 @@ pub const USAGE: &[&str] = &[
     "stat [-w] path",
     "status",
     "sync path",
+    "transfer-leader [id]",
     "version",
 ];
 
@@ -49,6 +52,7 @@ pub const NAMES: &[&str] = &[
     "help",
     "history",
     "ls",
+    "member",
     "members",
     "printwatches",
     "quit",
@@ -58,6 +62,7 @@ pub const NAMES: &[&str] = &[
     "stat",
     "status",
     "sync",
+    "transfer-leader",
     "version",
 ];
 
@@ -85,6 +90,9 @@ pub enum Cmd {
     Quit,
     Status,
     Members,
+    MemberAdd { id: u64, peer: String, client: String, observer: bool },
+    MemberRemove { id: u64 },
+    TransferLeader { to: u64 },
 }
 
 /// A parsing failure: the message to print (a usage line when the syntax is wrong).
@@ -313,6 +321,30 @@ pub fn parse(words: &[String]) -> Result<Cmd, Usage> {
         "quit" | "exit" => Cmd::Quit,
         "status" => Cmd::Status,
         "members" => Cmd::Members,
+        "member" => match args.split_first() {
+            Some((sub, rest)) if sub == "add" => {
+                let a = Args::parse("member", rest, "oc", "c")?;
+                a.at_most(2)?;
+                let id = a.path(0)?.parse().map_err(|_| usage_of("member"))?;
+                Cmd::MemberAdd {
+                    id,
+                    peer: a.path(1)?,
+                    client: a.value('c').unwrap_or("").to_string(),
+                    observer: a.has('o'),
+                }
+            }
+            Some((sub, rest)) if sub == "remove" && rest.len() == 1 => {
+                Cmd::MemberRemove { id: rest[0].parse().map_err(|_| usage_of("member"))? }
+            }
+            _ => return Err(usage_of("member")),
+        },
+        "transfer-leader" => {
+            let to = match args.first() {
+                None => 0,
+                Some(id) => id.parse().map_err(|_| usage_of("transfer-leader"))?,
+            };
+            Cmd::TransferLeader { to }
+        }
         other => return Err(Usage(format!("Command not found: {other}"))),
     };
     Ok(cmd)
@@ -528,21 +560,35 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
             Ok(Output::text(text, json!({"commands": USAGE})))
         }
         Cmd::Status => status(ctx.client()?).await,
-        Cmd::Members => {
-            let members = ctx.client()?.members().await?;
-            let text = members
-                .iter()
-                .map(|m| {
-                    let role = if m.role == MemberRole::Voter as i32 { "voter" } else { "observer" };
-                    let leader = if m.is_leader { " leader" } else { "" };
-                    format!("{} {role} peer={} client={}{leader}", m.id, m.peer_address, m.client_address)
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok(Output::text(text, json!({"members": members.iter().map(member_json).collect::<Vec<_>>()})))
+        Cmd::Members => Ok(members_output(&ctx.client()?.members().await?)),
+        Cmd::MemberAdd { id, peer, client, observer } => {
+            let members = ctx.client()?.add_member(id, &peer, &client, observer).await?;
+            Ok(members_output(&members))
+        }
+        Cmd::MemberRemove { id } => {
+            let members = ctx.client()?.remove_member(id).await?;
+            Ok(members_output(&members))
+        }
+        Cmd::TransferLeader { to } => {
+            let leader = ctx.client()?.transfer_leader(to).await?;
+            Ok(Output::text(format!("Leader: {leader}"), json!({"leader_id": leader})))
         }
         Cmd::History | Cmd::Redo { .. } | Cmd::Quit => Ok(Output::silent(json!({}))),
     }
+}
+
+/// One line per member: `id role peer=... client=... [leader]`.
+fn members_output(members: &[grove_client::proto::Member]) -> Output {
+    let text = members
+        .iter()
+        .map(|m| {
+            let role = if m.role == MemberRole::Voter as i32 { "voter" } else { "observer" };
+            let leader = if m.is_leader { " leader" } else { "" };
+            format!("{} {role} peer={} client={}{leader}", m.id, m.peer_address, m.client_address)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Output::text(text, json!({"members": members.iter().map(member_json).collect::<Vec<_>>()}))
 }
 
 fn member_json(m: &grove_client::proto::Member) -> Value {
@@ -571,8 +617,15 @@ async fn status(c: &Client) -> Result<Output, Error> {
     };
     let leader = if s.leader_id == 0 { "none".to_string() } else { format!("{} {}", s.leader_id, s.leader_address) };
     let mut text = format!(
-        "Mode: {mode}\nServer id: {}\nZxid: 0x{:x}\nTerm: {}\nLeader: {leader}\nReady: {}\nNodes: {}\nSessions: {}\nWatches: {}\nMembers:",
-        s.server_id, s.zxid, s.term, s.ready, s.node_count, s.session_count, s.watch_count
+        "Mode: {mode}\nServer id: {}\nZxid: 0x{:x}\nTerm: {}\nLeader: {leader}\nQuorum: {}\nReady: {}\nNodes: {}\nSessions: {}\nWatches: {}\nMembers:",
+        s.server_id,
+        s.zxid,
+        s.term,
+        if s.quorum { "yes" } else { "no" },
+        s.ready,
+        s.node_count,
+        s.session_count,
+        s.watch_count
     );
     for m in &s.members {
         let role = if m.role == MemberRole::Voter as i32 { "voter" } else { "observer" };
@@ -587,6 +640,7 @@ async fn status(c: &Client) -> Result<Output, Error> {
         "leader_id": s.leader_id,
         "leader_address": s.leader_address,
         "ready": s.ready,
+        "quorum": s.quorum,
         "node_count": s.node_count,
         "session_count": s.session_count,
         "watch_count": s.watch_count,

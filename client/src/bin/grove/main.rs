@@ -19,7 +19,7 @@ use grove_client::Client;
     name = "grove",
     version,
     about = "Grove command-line client (zkCli's commands)",
-    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  connect, close, version, status, members, help, quit\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /"
+    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  connect, close, version, status, members, member add|remove, transfer-leader,\n  help, quit\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /"
 )]
 struct Cli {
     /// Servers to connect to: host:port[,host:port...][/chroot]
