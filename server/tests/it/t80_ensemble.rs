@@ -187,10 +187,10 @@ async fn a_watch_resumes_on_another_server_with_the_exact_event_sequence() {
     let r1 = c.client(watched);
     let mut w = r1.watch_stream().await.unwrap();
     w.watch(WatchSpec::new("/w", WatchKind::Subtree).from_zxid(zxid + 1)).await.unwrap();
-    let written = Arc::new(Mutex::new(Vec::new()));
+    let mut written = Vec::new();
     let mut seen = Vec::new();
     for i in 0..20 {
-        written.lock().unwrap().push(writer.set("/w", format!("{i}"), None).await.unwrap().mzxid);
+        written.push(writer.set("/w", format!("{i}"), None).await.unwrap().mzxid);
     }
     while seen.len() < 10 {
         if let Some(WatchMessage::Events { events, .. }) = w.next().await.unwrap() {
@@ -200,13 +200,13 @@ async fn a_watch_resumes_on_another_server_with_the_exact_event_sequence() {
     // The watched server dies mid-stream; writes go on.
     c.kill(watched);
     for i in 20..40 {
-        written.lock().unwrap().push(writer.set("/w", format!("{i}"), None).await.unwrap().mzxid);
+        written.push(writer.set("/w", format!("{i}"), None).await.unwrap().mzxid);
     }
     let last = *seen.last().unwrap();
     let r2 = c.client(other);
     let mut w = r2.watch_stream().await.unwrap();
     w.watch(WatchSpec::new("/w", WatchKind::Subtree).from_zxid(last + 1)).await.unwrap();
-    let want = written.lock().unwrap().clone();
+    let want = written.clone();
     while seen.last() != want.last() {
         match tokio::time::timeout(Duration::from_secs(10), w.next()).await.unwrap().unwrap() {
             Some(WatchMessage::Events { events, .. }) => seen.extend(events.iter().map(|e| e.zxid)),
