@@ -1,10 +1,11 @@
 //! The Grove client: a cloneable handle over one or more servers.
 //!
-//! Requests go to the current server; when it cannot be reached, to the next one. A
-//! request that failed before reaching any server is retried elsewhere; a write whose
-//! connection broke mid-flight is reported as `ConnectionLoss` (its outcome is unknown),
-//! never silently retried. Every response's zxid is remembered and passed as `min_zxid`
-//! on later reads, so a client that moves between servers always reads its own writes.
+//! Requests go to the current server; when it cannot be reached, to the next one. Every
+//! write carries a request id (`grove-request-id`) and the servers apply an id once, so a
+//! write whose connection broke mid-flight is simply sent again, here or elsewhere, until
+//! the request timeout: only then is it reported as `ConnectionLoss` (outcome unknown).
+//! Every response's zxid is remembered and passed as `min_zxid` on later reads, so a client
+//! that moves between servers always reads its own writes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -307,9 +308,53 @@ impl Client {
         req
     }
 
+    /// A write request: the session metadata and a request id, so a retry of the same write
+    /// (on any server) is applied once.
+    fn write_request<T>(&self, msg: T, id: u128) -> Request<T> {
+        let mut req = self.request(msg);
+        req.metadata_mut().insert(metadata::REQUEST_ID, format!("{id:032x}").parse().expect("hex"));
+        req
+    }
+
+    /// Calls a write that carries a request id: any failure that may have left it undone is
+    /// retried (on the next server, after a pause) until the request timeout, since the
+    /// servers apply one id once. Only then is the outcome reported as unknown.
+    async fn call_write<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = std::time::Instant::now() + self.inner.request_timeout;
+        loop {
+            match self.call_until(true, deadline, &f).await {
+                Err(e)
+                    if matches!(
+                        e,
+                        Error::ConnectionLoss { .. }
+                            | Error::Unreachable { .. }
+                            | Error::NotReady { .. }
+                            | Error::NoQuorum { .. }
+                    ) && std::time::Instant::now() + Duration::from_millis(200) < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Calls the current server; on failure that proves nothing was done (or on any
     /// connection failure for a read), tries the other servers once each.
     async fn call<T, F, Fut>(&self, idempotent: bool, f: F) -> Result<T>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        self.call_until(idempotent, std::time::Instant::now() + self.inner.request_timeout, f).await
+    }
+
+    /// `call`, with every attempt bounded by one overall deadline.
+    async fn call_until<T, F, Fut>(&self, idempotent: bool, deadline: std::time::Instant, f: F) -> Result<T>
     where
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
@@ -319,14 +364,14 @@ impl Client {
         let mut last = None;
         for attempt in 0..n {
             let i = (start + attempt) % n;
-            let outcome =
-                match tokio::time::timeout(self.inner.request_timeout, f(self.inner.channels[i].clone())).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Status::deadline_exceeded(format!(
-                        "no answer within {} ms",
-                        self.inner.request_timeout.as_millis()
-                    ))),
-                };
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let outcome = match tokio::time::timeout(left, f(self.inner.channels[i].clone())).await {
+                Ok(r) => r,
+                Err(_) => Err(Status::deadline_exceeded(format!(
+                    "no answer within {} ms",
+                    self.inner.request_timeout.as_millis()
+                ))),
+            };
             match outcome {
                 Ok(resp) => {
                     if attempt > 0 {
@@ -361,7 +406,9 @@ impl Client {
 
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, opts: &CreateOptions) -> Result<(String, Stat)> {
         let msg = create_request(&self.full_path(path), data.into(), opts);
-        let resp = self.call(false, |ch| async { self.nodes(ch).create(self.request(msg.clone())).await }).await?;
+        let id = new_request_id();
+        let resp =
+            self.call_write(|ch| async { self.nodes(ch).create(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         Ok((self.client_path(&resp.path), resp.stat.unwrap_or_default()))
     }
@@ -404,14 +451,18 @@ impl Client {
 
     pub async fn set(&self, path: &str, data: impl Into<Bytes>, version: Option<i32>) -> Result<Stat> {
         let msg = pb::SetRequest { path: self.full_path(path), data: data.into(), version };
-        let resp = self.call(false, |ch| async { self.nodes(ch).set(self.request(msg.clone())).await }).await?;
+        let id = new_request_id();
+        let resp =
+            self.call_write(|ch| async { self.nodes(ch).set(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         Ok(resp.stat.unwrap_or_default())
     }
 
     pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
         let msg = pb::DeleteRequest { path: self.full_path(path), version };
-        let resp = self.call(false, |ch| async { self.nodes(ch).delete(self.request(msg.clone())).await }).await?;
+        let id = new_request_id();
+        let resp =
+            self.call_write(|ch| async { self.nodes(ch).delete(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         Ok(())
     }
@@ -489,7 +540,9 @@ impl Client {
                 })
                 .collect(),
         };
-        let resp = self.call(false, |ch| async { self.nodes(ch).multi(self.request(msg.clone())).await }).await?;
+        let id = new_request_id();
+        let resp =
+            self.call_write(|ch| async { self.nodes(ch).multi(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         if !resp.succeeded {
             let (i, r) = resp
@@ -654,8 +707,10 @@ impl Client {
     pub async fn open_session(&self, timeout: Duration) -> Result<Session> {
         let msg =
             pb::OpenSessionRequest { timeout_ms: timeout.as_millis() as i64, session_id: 0, secret: Bytes::new() };
-        let resp =
-            self.call(false, |ch| async { SessionsClient::new(ch).open(self.request(msg.clone())).await }).await?;
+        let id = new_request_id();
+        let resp = self
+            .call_write(|ch| async { SessionsClient::new(ch).open(self.write_request(msg.clone(), id)).await })
+            .await?;
         self.saw(&resp.header);
         let session = Session {
             id: resp.session_id,
@@ -732,6 +787,13 @@ impl Client {
     pub(crate) fn server_count(&self) -> usize {
         self.inner.channels.len()
     }
+}
+
+/// A fresh request id: the clock in the high half (so servers can forget old ones in
+/// order), random bits in the low half.
+fn new_request_id() -> u128 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    (now << 64) | u128::from(rand::random::<u64>().max(1))
 }
 
 fn create_request(path: &str, data: Bytes, opts: &CreateOptions) -> pb::CreateRequest {

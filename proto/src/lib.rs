@@ -30,6 +30,9 @@ pub mod metadata {
     pub const ERROR_CODE: &str = "grove-error-code";
     /// Trailer with the leader's client address when a call failed for want of a leader.
     pub const LEADER: &str = "grove-leader";
+    /// Hex id (32 digits) naming a write across retries: the servers apply it once and
+    /// answer its retries with the first result (remembered for 10 minutes).
+    pub const REQUEST_ID: &str = "grove-request-id";
 }
 
 /// The type URL of `grove.v1.ErrorDetail` inside `google.protobuf.Any`.

@@ -16,6 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "groved",
+    // A flag given twice: the last one wins (scripts append overrides).
+    args_override_self = true,
     version,
     about = "Grove server: ZooKeeper's coordination model over gRPC",
     long_about = "Grove server: ZooKeeper's coordination model over gRPC.\n\n\

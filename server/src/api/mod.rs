@@ -51,6 +51,16 @@ pub(crate) fn caller_session(md: &MetadataMap, node: &Node) -> Result<u64, Grove
     Ok(id)
 }
 
+/// The request id a client gave a write (0: none).
+pub(crate) fn request_id(md: &MetadataMap) -> Result<crate::fsm::command::RequestId, GroveError> {
+    let Some(raw) = md.get(metadata::REQUEST_ID) else { return Ok(0) };
+    let text = raw.to_str().unwrap_or_default();
+    match u128::from_str_radix(text.trim(), 16) {
+        Ok(id) if id != 0 && text.trim().len() == 32 => Ok(id),
+        _ => Err(GroveError::bad_args("", format!("{} must be 32 hex digits, not {text:?}", metadata::REQUEST_ID))),
+    }
+}
+
 /// Session ids are decimal, or hex with `0x` as ZooKeeper prints them.
 pub fn parse_session_id(text: &str) -> Result<u64, GroveError> {
     let t = text.trim();

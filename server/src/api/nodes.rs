@@ -6,7 +6,7 @@ use grove_proto::v1 as pb;
 use grove_proto::v1::nodes_server::Nodes;
 use tonic::{Request, Response, Status};
 
-use super::{caller_session, convert, metered};
+use super::{caller_session, convert, metered, request_id};
 use crate::config::Config;
 use crate::error::GroveError;
 use crate::fsm::{CreateOp, DeleteOp, MultiOp, MultiOutcome, Op, Outcome, SetOp, path};
@@ -112,8 +112,9 @@ impl Nodes for NodesService {
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::CreateResponse>, Status> {
         metered("Create", async {
             let session = caller_session(req.metadata(), &self.node)?;
+            let id = request_id(req.metadata())?;
             let op = create_op(&self.node.config, req.into_inner(), session)?;
-            let (zxid, outcome) = self.node.propose(Op::Create(op)).await?;
+            let (zxid, outcome) = self.node.propose_request(Op::Create(op), id).await?;
             let Outcome::Created { path, stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::CreateResponse {
                 header: convert::header(self.node.header(zxid)),
@@ -127,8 +128,9 @@ impl Nodes for NodesService {
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
         metered("Delete", async {
             caller_session(req.metadata(), &self.node)?;
+            let id = request_id(req.metadata())?;
             let op = delete_op(req.into_inner())?;
-            let (zxid, _) = self.node.propose(Op::Delete(op)).await?;
+            let (zxid, _) = self.node.propose_request(Op::Delete(op), id).await?;
             Ok(pb::DeleteResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await
@@ -169,8 +171,9 @@ impl Nodes for NodesService {
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
         metered("Set", async {
             caller_session(req.metadata(), &self.node)?;
+            let id = request_id(req.metadata())?;
             let op = set_op(&self.node.config, req.into_inner())?;
-            let (zxid, outcome) = self.node.propose(Op::Set(op)).await?;
+            let (zxid, outcome) = self.node.propose_request(Op::Set(op), id).await?;
             let Outcome::Set { stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::SetResponse { header: convert::header(self.node.header(zxid)), stat: Some(convert::stat(&stat)) })
         })
@@ -204,6 +207,7 @@ impl Nodes for NodesService {
     async fn multi(&self, req: Request<pb::MultiRequest>) -> Result<Response<pb::MultiResponse>, Status> {
         metered("Multi", async {
             let session = caller_session(req.metadata(), &self.node)?;
+            let id = request_id(req.metadata())?;
             let ops = multi_ops(&self.node.config, req.into_inner().ops, session)?;
             let n = ops.len();
             if n == 0 {
@@ -213,7 +217,7 @@ impl Nodes for NodesService {
                     results: vec![],
                 });
             }
-            match self.node.propose(Op::Multi(ops)).await {
+            match self.node.propose_request(Op::Multi(ops), id).await {
                 Ok((zxid, Outcome::Multi(outcomes))) => Ok(pb::MultiResponse {
                     header: convert::header(self.node.header(zxid)),
                     succeeded: true,

@@ -23,6 +23,7 @@ pub struct SessionsService {
 impl Sessions for SessionsService {
     async fn open(&self, req: Request<pb::OpenSessionRequest>) -> Result<Response<pb::OpenSessionResponse>, Status> {
         metered("OpenSession", async {
+            let id = super::request_id(req.metadata())?;
             let r = req.into_inner();
             if r.session_id != 0 {
                 // Resume: the session must be live and the secret its own.
@@ -41,9 +42,12 @@ impl Sessions for SessionsService {
             let timeout = self.node.config.negotiate_session_timeout(r.timeout_ms);
             let mut secret = [0u8; 16];
             rand::rng().fill_bytes(&mut secret);
-            let (zxid, outcome) =
-                self.node.propose(Op::OpenSession { timeout_ms: timeout.as_millis() as i64, secret }).await?;
-            let Outcome::SessionOpened { session_id, timeout_ms } = outcome else {
+            let (zxid, outcome) = self
+                .node
+                .propose_request(Op::OpenSession { timeout_ms: timeout.as_millis() as i64, secret }, id)
+                .await?;
+            // A retried open is answered with the first attempt's session and secret.
+            let Outcome::SessionOpened { session_id, timeout_ms, secret } = outcome else {
                 return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
             };
             Ok(pb::OpenSessionResponse {

@@ -18,16 +18,32 @@ use crate::error::GroveError;
 /// exceed 1024.
 pub const MAX_BATCH: usize = 1024;
 
+/// Identifies one client write across retries: the first 8 bytes are the issuer's clock
+/// (ms since the epoch, big-endian), the rest random, so the table of recent requests is
+/// ordered by age. 0: no id.
+pub type RequestId = u128;
+
+/// How long the result of an identified request is remembered, answering its retries.
+pub const REQUEST_RETENTION_MS: i64 = 10 * 60 * 1000;
+
+/// A new request id stamped with `now_ms`.
+pub fn new_request_id(now_ms: i64, random: u64) -> RequestId {
+    ((now_ms.max(0) as u128) << 64) | random.max(1) as u128
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// Milliseconds since the Unix epoch on the proposing leader.
     pub time_ms: i64,
     pub ops: Vec<Op>,
+    /// One per operation (or none at all): a retried request is applied once, and its
+    /// retries get the first result.
+    pub request_ids: Vec<RequestId>,
 }
 
 impl Command {
     pub fn single(time_ms: i64, op: Op) -> Command {
-        Command { time_ms, ops: vec![op] }
+        Command { time_ms, ops: vec![op], request_ids: Vec::new() }
     }
 }
 
@@ -112,6 +128,7 @@ pub enum Outcome {
     SessionOpened {
         session_id: u64,
         timeout_ms: i64,
+        secret: [u8; 16],
     },
     SessionClosed,
     /// Housekeeping commands (expiry, reaping, noop).

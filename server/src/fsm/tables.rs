@@ -9,7 +9,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransacti
 use super::node::{NodeRecord, SessionRecord, Stat};
 use crate::error::GroveError;
 use crate::storage::keys;
-use crate::storage::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, NODES, SESSIONS};
+use crate::storage::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, NODES, REQUESTS, SESSIONS};
 
 pub(crate) fn storage_err(e: impl std::fmt::Display) -> GroveError {
     GroveError::Internal(format!("storage: {e}"))
@@ -25,6 +25,7 @@ pub struct WriteTables<'t> {
     pub(crate) ephemerals: RawTable<'t>,
     pub(crate) expiring: RawTable<'t>,
     pub(crate) ended: RawTable<'t>,
+    pub(crate) requests: RawTable<'t>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -35,6 +36,7 @@ impl<'t> WriteTables<'t> {
             ephemerals: txn.open_table(EPHEMERALS).map_err(storage_err)?,
             expiring: txn.open_table(EXPIRING).map_err(storage_err)?,
             ended: txn.open_table(ENDED_SESSIONS).map_err(storage_err)?,
+            requests: txn.open_table(REQUESTS).map_err(storage_err)?,
         })
     }
 

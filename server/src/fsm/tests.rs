@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::*;
 use crate::error::GroveError;
@@ -39,7 +39,7 @@ impl Sm {
         let txn = self.db.begin_write().unwrap();
         let applied = {
             let mut t = WriteTables::open(&txn).unwrap();
-            tree::apply(&mut t, self.zxid, &Command { time_ms: self.time, ops }).unwrap()
+            tree::apply(&mut t, self.zxid, &Command { time_ms: self.time, ops, request_ids: Vec::new() }).unwrap()
         };
         txn.commit().unwrap();
         applied
@@ -211,6 +211,42 @@ fn an_entry_applies_its_operations_independently_at_one_zxid() {
     assert_eq!((s.czxid, s.mzxid, s.version), (z, z, 1));
     let kinds: Vec<_> = a.events.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EventKind::Created, EventKind::ChildrenChanged, EventKind::DataChanged]);
+}
+
+#[test]
+fn a_retried_request_is_applied_once_and_answered_like_the_first_time() {
+    let mut sm = Sm::new();
+    let id = command::new_request_id(sm.time, 42);
+    let once = |sm: &mut Sm, op: Op| {
+        sm.zxid += 1;
+        let txn = sm.db.begin_write().unwrap();
+        let a = {
+            let mut t = WriteTables::open(&txn).unwrap();
+            tree::apply(&mut t, sm.zxid, &Command { time_ms: sm.time, ops: vec![op], request_ids: vec![id] }).unwrap()
+        };
+        txn.commit().unwrap();
+        a
+    };
+    let first = once(&mut sm, create_mode("/s-", "x", CreateMode::PersistentSequential, 0));
+    let again = once(&mut sm, create_mode("/s-", "x", CreateMode::PersistentSequential, 0));
+    assert_eq!(first.results, again.results, "the retry gets the first result");
+    assert!(again.events.is_empty(), "and changes nothing");
+    assert_eq!(sm.read().children("/", "", 10, false).unwrap().names, vec!["s-0000000000"]);
+    // Results are forgotten after the retention.
+    sm.time += command::REQUEST_RETENTION_MS + 1;
+    sm.ok(Op::Noop);
+    let txn = sm.db.begin_write().unwrap();
+    {
+        let mut t = WriteTables::open(&txn).unwrap();
+        tree::apply(
+            &mut t,
+            sm.zxid + 1,
+            &Command { time_ms: sm.time, ops: vec![Op::Noop], request_ids: vec![command::new_request_id(sm.time, 7)] },
+        )
+        .unwrap();
+        assert!(t.requests.get(&id.to_be_bytes()[..]).unwrap().is_none(), "pruned");
+    }
+    txn.commit().unwrap();
 }
 
 #[test]

@@ -49,6 +49,16 @@ pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<A
                 .push(Err(GroveError::bad_args("", format!("an entry holds at most {MAX_BATCH} operations"))));
             continue;
         }
+        let request = cmd.request_ids.get(position).copied().unwrap_or(0);
+        if request != 0
+            && let Some(first) = tables.requests.get(&request.to_be_bytes()[..]).map_err(storage_err)?
+        {
+            // A retry of a request already applied: answer as the first time did.
+            let result: CommandResult = postcard::from_bytes(first.value()).map_err(GroveError::internal)?;
+            drop(first);
+            applied.results.push(result);
+            continue;
+        }
         let mut sessions = Vec::new();
         let mut staged = Staged::new(zxid, cmd.time_ms);
         let result = match run(tables, &mut staged, &mut sessions, session_id(zxid, position), cmd.time_ms, op) {
@@ -63,9 +73,32 @@ pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<A
             }
             Err(e) => Err(e),
         };
+        if request != 0 {
+            let encoded = postcard::to_allocvec(&result).map_err(GroveError::internal)?;
+            tables.requests.insert(&request.to_be_bytes()[..], &encoded[..]).map_err(storage_err)?;
+        }
         applied.results.push(result);
     }
+    if !cmd.request_ids.is_empty() {
+        prune_requests(tables, cmd.time_ms)?;
+    }
     Ok(applied)
+}
+
+/// Forgets request results older than the retention, oldest first, a bounded number per
+/// entry. Request ids begin with their issuer's clock, so the oldest come first.
+fn prune_requests(t: &mut WriteTables<'_>, now_ms: i64) -> Result<(), GroveError> {
+    let horizon = (now_ms - REQUEST_RETENTION_MS).max(0) as u128;
+    let end = (horizon << 64).to_be_bytes();
+    let mut old = Vec::new();
+    for item in t.requests.range(..&end[..]).map_err(storage_err)?.take(64) {
+        let (k, _) = item.map_err(storage_err)?;
+        old.push(k.value().to_vec());
+    }
+    for k in old {
+        t.requests.remove(&k[..]).map_err(storage_err)?;
+    }
+    Ok(())
 }
 
 fn run(
@@ -111,7 +144,7 @@ fn run(
             let rec = SessionRecord { timeout_ms: *timeout_ms, secret: *secret };
             s.opened_sessions.push((new_session_id, rec));
             sessions.push(SessionChange::Opened { id: new_session_id, timeout_ms: *timeout_ms, secret: *secret });
-            Ok(Outcome::SessionOpened { session_id: new_session_id, timeout_ms: *timeout_ms })
+            Ok(Outcome::SessionOpened { session_id: new_session_id, timeout_ms: *timeout_ms, secret: *secret })
         }
         Op::CloseSession { session_id } => {
             if t.session(*session_id)?.is_none() {

@@ -2,9 +2,9 @@
 //!
 //! A follower or observer forwards a client's write to the leader over the peer port, then
 //! answers only once it has applied the write itself, so the client's next read on this
-//! server sees it. Only failures that prove the request never reached the leader (it
-//! answered "not the leader", or the connection was refused) are retried: any other failure
-//! leaves the write's outcome unknown and is reported as such.
+//! server sees it. Forwarded writes carry a request id: when a forward fails in a way that
+//! leaves its fate unknown (a connection broken mid-call), it is sent again, to whichever
+//! server leads by then, and the state machine applies it at most once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
 
 use super::Node;
 use crate::error::GroveError;
+use crate::fsm::command::RequestId;
 use crate::fsm::{CommandResult, Op};
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
 
@@ -37,10 +38,11 @@ impl Node {
         leader_id: u64,
         leader: &PeerNode,
         op: &Op,
+        request: RequestId,
     ) -> Result<(u64, CommandResult), GroveError> {
         let mut client =
             self.channels.client(&self.peer_address_of(leader_id, leader)).map_err(GroveError::internal)?;
-        let command = postcard::to_allocvec(op).map_err(GroveError::internal)?;
+        let command = postcard::to_allocvec(&(op, request)).map_err(GroveError::internal)?;
         let reply = client
             .forward(ForwardRequest { command: command.into() })
             .await
@@ -81,9 +83,9 @@ pub struct PeerGateway {
 }
 
 impl PeerHandler for PeerGateway {
-    async fn forward(&self, op: Op) -> Result<(u64, CommandResult), GroveError> {
+    async fn forward(&self, op: Op, request: RequestId) -> Result<(u64, CommandResult), GroveError> {
         // Into the leader's own batches; the leader stamps the time.
-        match self.node.proposer.submit(op).await {
+        match self.node.proposer.submit(op, request).await {
             Ok(r) => Ok(r),
             // Never forward twice: the sender retries with the leader it learns about.
             Err(NotHere::NotLeader(_)) => Err(GroveError::NotReady {

@@ -26,6 +26,7 @@ use self::sessions::{SessionCheck, SessionTracker};
 use self::watch_hub::{HubConfig, WatchHub};
 use crate::config::Config;
 use crate::error::{GroveError, LeaderHint};
+use crate::fsm::command::RequestId;
 use crate::fsm::tables::storage_err;
 use crate::fsm::{Applied, ApplyObserver, Command, Op, Outcome, ReadTables};
 use crate::raft::{Consensus, LogStats, NotHere, PeerChannels, PeerNode, RaftStatus, Role};
@@ -331,8 +332,15 @@ impl Node {
     /// server is not it; fails with NO_QUORUM when nothing commits within the request
     /// timeout (the write may then still be applied later: its outcome is unknown).
     pub async fn propose(self: &Arc<Self>, op: Op) -> Result<(u64, Outcome), GroveError> {
+        self.propose_request(op, 0).await
+    }
+
+    /// Like `propose`, for a write the client identified (0: not identified): a retry with
+    /// the same id, here or on any server, is answered with the first result instead of
+    /// being applied again.
+    pub async fn propose_request(self: &Arc<Self>, op: Op, request: RequestId) -> Result<(u64, Outcome), GroveError> {
         let timeout = self.config.request_timeout;
-        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_op(op)).await {
+        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_op(op, request)).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(GroveError::NoQuorum {
@@ -364,14 +372,23 @@ impl Node {
 
     /// Proposes on the leader (batched here, or forwarded), retrying while no leader is
     /// known.
-    pub(crate) async fn propose_op(self: &Arc<Self>, op: Op) -> Result<(u64, crate::fsm::CommandResult), GroveError> {
+    pub(crate) async fn propose_op(
+        self: &Arc<Self>,
+        op: Op,
+        mut request: RequestId,
+    ) -> Result<(u64, crate::fsm::CommandResult), GroveError> {
         loop {
-            match self.proposer.submit(op.clone()).await {
+            match self.proposer.submit(op.clone(), request).await {
                 Ok(r) => return Ok(r),
                 Err(NotHere::Failed(e)) => return Err(e),
                 Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
-                    match self.forward_write(id, &node, &op).await {
-                        Err(GroveError::NotReady { .. }) => {}
+                    // Forwarded writes carry an id, so a forward that failed in an unknown
+                    // state can be sent again: the leader applies it once.
+                    if request == 0 {
+                        request = crate::fsm::command::new_request_id(now_ms(), rand::random());
+                    }
+                    match self.forward_write(id, &node, &op, request).await {
+                        Err(GroveError::NotReady { .. } | GroveError::NoQuorum { .. }) => {}
                         other => return other,
                     }
                 }

@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Node, now_ms};
 use crate::fsm::command::MAX_BATCH;
+use crate::fsm::command::RequestId;
 use crate::fsm::{Command, CommandResult, Op};
 use crate::raft::NotHere;
 
@@ -23,8 +24,11 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 
 type Reply = oneshot::Sender<Result<(u64, CommandResult), NotHere>>;
 
+/// A queued write: the operation, its request id (0: none), where to answer.
+type Queued = (Op, RequestId, Reply);
+
 pub(super) struct Proposer {
-    tx: mpsc::UnboundedSender<(Op, Reply)>,
+    tx: mpsc::UnboundedSender<Queued>,
 }
 
 fn op_bytes(op: &Op) -> usize {
@@ -51,15 +55,15 @@ fn op_bytes(op: &Op) -> usize {
 }
 
 impl Proposer {
-    pub(super) fn new() -> (Proposer, mpsc::UnboundedReceiver<(Op, Reply)>) {
+    pub(super) fn new() -> (Proposer, mpsc::UnboundedReceiver<Queued>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Proposer { tx }, rx)
     }
 
     /// Queues a write; resolves once its entry is applied (or failed).
-    pub(super) async fn submit(&self, op: Op) -> Result<(u64, CommandResult), NotHere> {
+    pub(super) async fn submit(&self, op: Op, request: RequestId) -> Result<(u64, CommandResult), NotHere> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send((op, reply)).is_err() {
+        if self.tx.send((op, request, reply)).is_err() {
             return Err(NotHere::Failed(crate::error::GroveError::internal("the server is shutting down")));
         }
         rx.await
@@ -68,10 +72,10 @@ impl Proposer {
 }
 
 /// The batching loop; ends when the node stops.
-pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<(Op, Reply)>) {
+pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut stop = node.stopped();
-    let mut carry: Option<(Op, Reply)> = None;
+    let mut carry: Option<Queued> = None;
     loop {
         let first = match carry.take() {
             Some(p) => p,
@@ -88,24 +92,28 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<(Op, Re
         // Everything that queued up while the previous entries were busy joins this one.
         let mut bytes = op_bytes(&first.0);
         let mut ops = vec![first.0];
-        let mut replies = vec![first.1];
+        let mut ids = vec![first.1];
+        let mut replies = vec![first.2];
         while ops.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((op, reply)) => {
+                Ok((op, id, reply)) => {
                     let b = op_bytes(&op);
                     if bytes + b > MAX_BATCH_BYTES {
-                        carry = Some((op, reply));
+                        carry = Some((op, id, reply));
                         break;
                     }
                     bytes += b;
                     ops.push(op);
+                    ids.push(id);
                     replies.push(reply);
                 }
                 Err(_) => break,
             }
         }
         metrics::histogram!("grove_batch_operations").record(ops.len() as f64);
-        let cmd = Command { time_ms: now_ms(), ops };
+        // Ids cost a lookup per operation at apply time: send them only if one is set.
+        let request_ids = if ids.iter().any(|id| *id != 0) { ids } else { Vec::new() };
+        let cmd = Command { time_ms: now_ms(), ops, request_ids };
         match node.consensus.submit(cmd).await {
             Ok(applied) => {
                 tokio::spawn(async move {

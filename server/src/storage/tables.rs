@@ -18,6 +18,9 @@ pub const EXPIRING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("expiri
 /// Session id (big-endian) → time it ended (ms): recently closed or expired sessions, so a
 /// client resuming one hears SESSION_EXPIRED rather than UNKNOWN_SESSION.
 pub const ENDED_SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ended_sessions");
+/// Request id (big-endian, age-ordered) → postcard-encoded result of the write it named:
+/// what answers a retried request without applying it twice.
+pub const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests");
 /// Named values: the applied log id, the membership.
 pub const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -27,8 +30,8 @@ pub const APPLIED_INDEX_KEY: &str = "applied_index";
 pub type RawTableDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// Every state table but `meta`, in snapshot order, with the tag used in snapshot files.
-pub const STATE_TABLES: [(u8, RawTableDef); 5] =
-    [(1, NODES), (2, SESSIONS), (3, EPHEMERALS), (4, EXPIRING), (5, ENDED_SESSIONS)];
+pub const STATE_TABLES: [(u8, RawTableDef); 6] =
+    [(1, NODES), (2, SESSIONS), (3, EPHEMERALS), (4, EXPIRING), (5, ENDED_SESSIONS), (6, REQUESTS)];
 
 /// Raft log index → postcard-encoded openraft entry.
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");

@@ -30,6 +30,8 @@ pub struct Member {
 
 pub struct Cluster {
     pub members: Vec<Member>,
+    /// With `start_proxied`: the directed peer links, (from, to) -> proxy.
+    pub links: std::collections::HashMap<(u64, u64), crate::proxy::Link>,
 }
 
 impl Cluster {
@@ -63,13 +65,70 @@ impl Cluster {
             });
         }
         // Start them all before waiting on any: each needs the others to form the ensemble.
-        let mut cluster = Cluster { members };
+        let mut cluster = Cluster { members, links: Default::default() };
+        cluster.start_all();
+        cluster
+    }
+
+    /// Starts `voters` voters whose every peer link goes through a fault-injecting proxy:
+    /// server i reaches server j through link (i, j).
+    pub async fn start_proxied(root: &Path, voters: u64, extra: &[&str]) -> Cluster {
+        let ports: Vec<(u16, u16, u16)> = (0..voters).map(|_| (free_port(), free_port(), free_port())).collect();
+        let mut links = std::collections::HashMap::new();
+        for i in 1..=voters {
+            for j in (1..=voters).filter(|j| *j != i) {
+                let target = format!("127.0.0.1:{}", ports[(j - 1) as usize].1);
+                links.insert((i, j), crate::proxy::Link::start(target).await);
+            }
+        }
+        let mut members = Vec::new();
+        for i in 1..=voters {
+            let peers = (1..=voters)
+                .map(|j| {
+                    let port = if j == i { ports[(i - 1) as usize].1 } else { links[&(i, j)].port };
+                    format!("{j}=127.0.0.1:{port}")
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut args: Vec<String> = vec!["--id".into(), i.to_string(), "--peers".into(), peers];
+            args.extend(FAST_RAFT.iter().map(|s| s.to_string()));
+            args.extend(extra.iter().map(|s| s.to_string()));
+            members.push(Member {
+                id: i,
+                ports: ports[(i - 1) as usize],
+                server: None,
+                dir: root.join(format!("n{i}")),
+                args,
+            });
+        }
+        let mut cluster = Cluster { members, links };
+        cluster.start_all();
+        cluster
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&self, id: u64) {
+        for ((from, to), link) in &self.links {
+            if *from == id || *to == id {
+                link.cut();
+            }
+        }
+    }
+
+    /// Mends every link.
+    pub fn heal(&self) {
+        for link in self.links.values() {
+            link.mend();
+        }
+    }
+
+    fn start_all(&mut self) {
+        let cluster = self;
         std::thread::scope(|s| {
             for m in cluster.members.iter_mut() {
                 s.spawn(move || m.server = Some(Server::start_on(&m.dir, m.ports, &m.args)));
             }
         });
-        cluster
     }
 
     /// Adds a server that joins later (`--join`), not yet a member.

@@ -7,6 +7,8 @@ mod harness;
 
 #[allow(dead_code)]
 mod cluster;
+mod linearizability;
+mod proxy;
 
 mod t10_cli;
 mod t20_sessions;
@@ -16,3 +18,4 @@ mod t50_bad_input;
 mod t60_admin;
 mod t70_python;
 mod t80_ensemble;
+mod t90_faults;
