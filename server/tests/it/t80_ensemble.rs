@@ -289,3 +289,33 @@ async fn membership_changes_and_leadership_transfer_with_writes_running() {
         assert!(present.contains(p), "acknowledged {p} is missing");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_with_an_empty_data_dir_catches_up_by_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    // Snapshots every 50 entries, 5 entries kept behind them: the log a newcomer would
+    // need is long gone.
+    let small = ["--snapshot-entries", "50", "--keep-log-entries", "5"];
+    let mut c = Cluster::start(root.path(), 3, 0, &small);
+    let leader = c.leader(LEADER_WAIT).await;
+    let w = c.client(leader);
+    w.create("/snap", "", &CreateOptions::default()).await.unwrap();
+    for i in 0..300 {
+        w.create(&format!("/snap/n{i:03}"), format!("{i}"), &CreateOptions::default()).await.unwrap();
+    }
+    let zxid = w.sync("/").await.unwrap();
+    let st = c.status(leader).await.unwrap();
+    assert!(st.snapshot_index > 200, "the leader snapshotted: {st:?}");
+
+    let joiner = c.add_joiner(root.path(), &small);
+    c.client(leader).add_member(joiner, &c.peer_addr(joiner), "", false).await.unwrap();
+    c.caught_up(joiner, zxid, LEADER_WAIT).await;
+    let j = c.client(joiner);
+    let st = c.status(joiner).await.unwrap();
+    assert!(st.snapshot_index > 200, "installed the leader's snapshot: {st:?}");
+    assert_eq!(j.children_with("/snap", Consistency::Sequential, false).await.unwrap().names.len(), 300);
+    assert_eq!(&j.get_with("/snap/n299", Consistency::Sequential).await.unwrap().0[..], b"299");
+    // And it is a working voter.
+    assert_eq!(mode_line(&c.server(joiner).grove_ok(&["status"])), "Mode: follower");
+    j.create("/snap/from-joiner", "", &CreateOptions::default()).await.unwrap();
+}
