@@ -252,9 +252,12 @@ impl Config {
             max_multi_ops: pick!(max_multi_ops, 1_000),
             max_page_size: pick!(max_page_size, 10_000),
             request_timeout: ms(pick!(request_timeout_ms, 5_000)),
-            heartbeat: ms(pick!(heartbeat_ms, 150)),
-            election_timeout_min: ms(pick!(election_timeout_min_ms, 1_000)),
-            election_timeout_max: ms(pick!(election_timeout_max_ms, 2_000)),
+            // A follower refuses votes for a lease (the maximum election timeout) after it last
+            // heard from the leader, and a candidate refused retries a timeout later: a leader
+            // is replaced within about twice the maximum election timeout.
+            heartbeat: ms(pick!(heartbeat_ms, 100)),
+            election_timeout_min: ms(pick!(election_timeout_min_ms, 500)),
+            election_timeout_max: ms(pick!(election_timeout_max_ms, 1_000)),
             snapshot_entries: pick!(snapshot_entries, 50_000),
             keep_log_entries: pick!(keep_log_entries, 5_000),
             watch_history_entries: pick!(watch_history_entries, 100_000),

@@ -28,6 +28,9 @@ enum Workload {
     Mixed,
     /// W watchers on one node: time from a set until every watcher has the event.
     WatchFanout,
+    /// Kill -9 the leader (its pid is the `--pid` entry at its server id) while writing:
+    /// the time until writes succeed again.
+    Failover,
 }
 
 #[derive(Parser)]
@@ -316,7 +319,7 @@ async fn run_load(args: &Args, root: &str) -> Stats {
                             client.get(&format!("{root}/k{k}"), false).await
                         }
                     }
-                    Workload::WatchFanout => unreachable!("separate driver"),
+                    Workload::WatchFanout | Workload::Failover => unreachable!("separate drivers"),
                 };
                 if measuring.load(Ordering::Relaxed) {
                     match r {
@@ -400,6 +403,47 @@ async fn run_fanout(args: &Args, root: &str) -> Stats {
     stats
 }
 
+/// Writes continuously, kills the leader, and measures the time from the kill until a
+/// write succeeds again (the one latency sample).
+async fn run_failover(args: &Args, root: &str) -> Stats {
+    #[allow(clippy::infallible_destructuring_match)] // two variants with zk-compare
+    let admin = match conns(args, 1).await.remove(0) {
+        Conn::Grove(c) => c,
+        #[cfg(feature = "zk-compare")]
+        Conn::Zk(_) => {
+            eprintln!("grove-bench: failover is measured on Grove only");
+            std::process::exit(2);
+        }
+    };
+    let status = admin.status().await.expect("status");
+    let leader = status.leader_id;
+    let Some(pid) = args.pid.get((leader as usize).wrapping_sub(1)) else {
+        eprintln!("grove-bench: failover needs --pid with the pid of every server, in id order");
+        std::process::exit(2);
+    };
+    let writer = Client::builder(&args.server).request_timeout(Duration::from_secs(10)).build().unwrap();
+    for i in 0..20 {
+        writer
+            .create(&format!("{root}/before{i}"), "", &CreateOptions::default())
+            .await
+            .expect("write before the kill");
+    }
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+    assert!(status.success(), "kill -9 {pid} failed");
+    let mut i = 0;
+    loop {
+        i += 1;
+        if writer.create(&format!("{root}/after{i}"), "", &CreateOptions::default()).await.is_ok() {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(30), "writes did not resume within 30 s");
+    }
+    let took = killed.elapsed();
+    println!("killed leader {leader} (pid {pid}); writes succeeded again after {:.0} ms", took.as_secs_f64() * 1000.0);
+    Stats { latencies: vec![took.as_micros() as u32], ops: 1, errors: 0 }
+}
+
 fn main() {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -415,9 +459,14 @@ fn main() {
         let wall = Instant::now();
         let mut stats = match args.workload {
             Workload::WatchFanout => run_fanout(&args, &root).await,
+            Workload::Failover => run_failover(&args, &root).await,
             _ => run_load(&args, &root).await,
         };
-        let elapsed = if args.workload == Workload::WatchFanout { wall.elapsed().as_secs_f64() } else { args.duration };
+        let elapsed = if matches!(args.workload, Workload::WatchFanout | Workload::Failover) {
+            wall.elapsed().as_secs_f64()
+        } else {
+            args.duration
+        };
         let cpu = (cpu_ticks(&args.pid).saturating_sub(cpu_before)) as f64 / ticks_per_second();
         let fsync_after = args.admin.as_deref().and_then(log_figures);
         stats.latencies.sort_unstable();
@@ -450,7 +499,8 @@ fn main() {
             "p999_ms": percentile(l, 0.999),
             "max_ms": percentile(l, 1.0),
         });
-        if !args.pid.is_empty() && stats.ops > 0 && args.workload != Workload::WatchFanout {
+        if !args.pid.is_empty() && stats.ops > 0 && !matches!(args.workload, Workload::WatchFanout | Workload::Failover)
+        {
             // Warm-up time is included in the CPU window: scale by the measured share.
             let share = args.duration / (args.duration + args.warmup);
             let per_op = cpu * share * 1e6 / stats.ops as f64;

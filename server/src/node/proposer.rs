@@ -17,8 +17,12 @@ use crate::fsm::command::RequestId;
 use crate::fsm::{Command, CommandResult, Op};
 use crate::raft::NotHere;
 
-/// Entries proposed and not yet applied at any time.
-const IN_FLIGHT: usize = 1;
+/// Entries proposed and not yet applied at any time. A lone voter commits an entry as soon
+/// as its own fsync is done, and one entry at a time makes the largest batches. With
+/// followers an entry also waits for a replication round trip: keeping several in flight lets
+/// the leader append the next while followers store the previous.
+const IN_FLIGHT_ALONE: usize = 1;
+const IN_FLIGHT_REPLICATED: usize = 4;
 /// Largest batch, in (approximate) bytes of operation data.
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
@@ -73,7 +77,7 @@ impl Proposer {
 
 /// The batching loop; ends when the node stops.
 pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT_REPLICATED));
     let mut stop = node.stopped();
     let mut carry: Option<Queued> = None;
     loop {
@@ -84,7 +88,9 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>
                 _ = stop.changed() => return,
             },
         };
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let alone = node.consensus.status().members.iter().filter(|m| m.voter).count() <= 1;
+        let want = if alone { IN_FLIGHT_REPLICATED - IN_FLIGHT_ALONE + 1 } else { 1 };
+        let Ok(permit) = permits.clone().acquire_many_owned(want as u32).await else { return };
         // While leadership is handed over, nothing new may reach the followers.
         while node.holding.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
