@@ -66,6 +66,12 @@ pub enum GroveError {
     #[error("server not ready: {message}")]
     NotReady { message: String, leader: Option<LeaderHint> },
 
+    #[error("fencing token {token} is not a current grant of the lock {path}")]
+    Fenced { path: String, token: u64 },
+
+    #[error("the lock wait on {path} timed out")]
+    LockTimeout { path: String },
+
     #[error("watch history compacted: the oldest zxid available is {oldest}")]
     Compacted { oldest: u64 },
 
@@ -103,7 +109,9 @@ impl GroveError {
             | GroveError::BadVersion { path, .. }
             | GroveError::NotEmpty { path }
             | GroveError::NoChildrenForEphemerals { path }
-            | GroveError::SequenceOverflow { path } => Some(path),
+            | GroveError::SequenceOverflow { path }
+            | GroveError::Fenced { path, .. }
+            | GroveError::LockTimeout { path } => Some(path),
             GroveError::BadArguments { path, .. } if !path.is_empty() => Some(path),
             GroveError::MultiFailed { error, .. } => error.path(),
             _ => None,

@@ -227,7 +227,9 @@ impl Nodes for NodesService {
                             let (path, stat) = match o {
                                 MultiOutcome::Created { path, stat } => (path, Some(convert::stat(&stat))),
                                 MultiOutcome::Set { stat } => (String::new(), Some(convert::stat(&stat))),
-                                MultiOutcome::Deleted | MultiOutcome::Checked => (String::new(), None),
+                                MultiOutcome::Deleted | MultiOutcome::Checked | MultiOutcome::Fenced => {
+                                    (String::new(), None)
+                                }
                             };
                             pb::OpResult { code: pb::ErrorCode::Ok as i32, message: String::new(), path, stat }
                         })

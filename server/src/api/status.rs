@@ -31,6 +31,8 @@ pub fn codes(e: &GroveError) -> (Code, ErrorCode) {
         NoQuorum { .. } => (Code::Unavailable, ErrorCode::NoQuorum),
         NotReady { .. } => (Code::Unavailable, ErrorCode::NotReady),
         Compacted { .. } => (Code::OutOfRange, ErrorCode::Compacted),
+        Fenced { .. } => (Code::FailedPrecondition, ErrorCode::Fenced),
+        LockTimeout { .. } => (Code::DeadlineExceeded, ErrorCode::LockTimeout),
         TooLarge { .. } => (Code::InvalidArgument, ErrorCode::TooLarge),
         TooMany { limit, .. } => (
             Code::ResourceExhausted,

@@ -78,6 +78,31 @@ pub enum Op {
     },
     /// Changes nothing; used to learn the commit point.
     Noop,
+    /// Queue for a lock (or several: a multi-lock); granted now or when it comes first.
+    Lock(LockOp),
+    /// Release one hold of a lock node, or withdraw it if it waits.
+    Unlock {
+        node: String,
+        session_id: u64,
+    },
+    /// Set the data of a lock node the session holds (an election's leader value).
+    Proclaim {
+        node: String,
+        data: Bytes,
+        session_id: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOp {
+    pub paths: Vec<String>,
+    pub kind: super::locks::LockKind,
+    pub owner: String,
+    pub reentrant: bool,
+    pub permits: u32,
+    pub max_leases: u32,
+    pub data: Bytes,
+    pub session_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +134,15 @@ pub enum MultiOp {
     Create(CreateOp),
     Delete(DeleteOp),
     Set(SetOp),
-    Check { path: String, version: Option<i32> },
+    Check {
+        path: String,
+        version: Option<i32>,
+    },
+    /// Passes only if `token` is a current grant of the lock at `path`.
+    CheckFence {
+        path: String,
+        token: u64,
+    },
 }
 
 /// The successful outcome of one command.
@@ -131,6 +164,16 @@ pub enum Outcome {
         secret: [u8; 16],
     },
     SessionClosed,
+    /// A lock request queued: its nodes, and the token if it was granted at once.
+    Locked {
+        nodes: Vec<String>,
+        granted: bool,
+        token: u64,
+    },
+    /// False if the node was already gone.
+    Unlocked {
+        released: bool,
+    },
     /// Housekeeping commands (expiry, reaping, noop).
     Done,
 }
@@ -141,6 +184,7 @@ pub enum MultiOutcome {
     Deleted,
     Set { stat: Stat },
     Checked,
+    Fenced,
 }
 
 pub type CommandResult = Result<Outcome, GroveError>;
@@ -182,11 +226,13 @@ pub struct Applied {
     /// The events of every operation, in order.
     pub events: Vec<Event>,
     pub sessions: Vec<SessionChange>,
+    /// Lock nodes granted by this entry, with their tokens.
+    pub grants: Vec<(String, u64)>,
 }
 
 impl Applied {
     /// An entry that changed nothing (blank or membership entries).
     pub fn empty(zxid: u64) -> Applied {
-        Applied { zxid, results: Vec::new(), events: Vec::new(), sessions: Vec::new() }
+        Applied { zxid, results: Vec::new(), events: Vec::new(), sessions: Vec::new(), grants: Vec::new() }
     }
 }

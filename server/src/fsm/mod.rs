@@ -6,6 +6,7 @@
 //! when to apply and what to persist alongside (the applied log id).
 
 pub mod command;
+pub mod locks;
 pub mod node;
 pub mod path;
 pub mod tables;

@@ -6,10 +6,12 @@ use std::sync::OnceLock;
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+use super::locks::{LockRecord, QueueRecord};
 use super::node::{NodeRecord, SessionRecord, Stat};
+use super::path;
 use crate::error::GroveError;
 use crate::storage::keys;
-use crate::storage::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, NODES, REQUESTS, SESSIONS};
+use crate::storage::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, REQUESTS, SESSIONS};
 
 pub(crate) fn storage_err(e: impl std::fmt::Display) -> GroveError {
     GroveError::Internal(format!("storage: {e}"))
@@ -26,6 +28,8 @@ pub struct WriteTables<'t> {
     pub(crate) expiring: RawTable<'t>,
     pub(crate) ended: RawTable<'t>,
     pub(crate) requests: RawTable<'t>,
+    pub(crate) locks: RawTable<'t>,
+    pub(crate) queues: RawTable<'t>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -37,6 +41,8 @@ impl<'t> WriteTables<'t> {
             expiring: txn.open_table(EXPIRING).map_err(storage_err)?,
             ended: txn.open_table(ENDED_SESSIONS).map_err(storage_err)?,
             requests: txn.open_table(REQUESTS).map_err(storage_err)?,
+            locks: txn.open_table(LOCKS).map_err(storage_err)?,
+            queues: txn.open_table(LOCK_QUEUES).map_err(storage_err)?,
         })
     }
 
@@ -67,6 +73,31 @@ impl<'t> WriteTables<'t> {
         Ok(self.ended.get(&id.to_be_bytes()[..]).map_err(storage_err)?.is_some())
     }
 
+    pub(crate) fn lock(&self, node: &str) -> Result<Option<LockRecord>, GroveError> {
+        match self.locks.get(node.as_bytes()).map_err(storage_err)? {
+            Some(raw) => Ok(Some(postcard::from_bytes(raw.value()).map_err(GroveError::internal)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn queue(&self, dir: &str) -> Result<Option<QueueRecord>, GroveError> {
+        match self.queues.get(dir.as_bytes()).map_err(storage_err)? {
+            Some(raw) => Ok(Some(postcard::from_bytes(raw.value()).map_err(GroveError::internal)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Child names of a node as committed so far in this transaction.
+    pub(crate) fn child_names(&self, dir: &str) -> Result<Vec<String>, GroveError> {
+        let (start, end) = keys::children_range(dir);
+        let mut out = Vec::new();
+        for item in self.nodes.range(&start[..]..&end[..]).map_err(storage_err)? {
+            let (k, _) = item.map_err(storage_err)?;
+            out.push(String::from_utf8_lossy(keys::key_name(k.value())).into_owned());
+        }
+        Ok(out)
+    }
+
     /// Paths of every ephemeral owned by a session, in byte order.
     pub(crate) fn session_ephemerals(&self, id: u64) -> Result<Vec<String>, GroveError> {
         let (start, end) = keys::session_ephemerals_range(id);
@@ -87,6 +118,7 @@ pub struct ReadTables {
     sessions: OnceLock<RawReadTable>,
     ephemerals: OnceLock<RawReadTable>,
     expiring: OnceLock<RawReadTable>,
+    locks: OnceLock<RawReadTable>,
 }
 
 /// A page of children.
@@ -106,6 +138,7 @@ impl ReadTables {
             sessions: OnceLock::new(),
             ephemerals: OnceLock::new(),
             expiring: OnceLock::new(),
+            locks: OnceLock::new(),
         })
     }
 
@@ -232,6 +265,28 @@ impl ReadTables {
                 }
             }
         }
+        Ok(out)
+    }
+
+    pub fn lock(&self, node: &str) -> Result<Option<LockRecord>, GroveError> {
+        let t = self.lazy(&self.locks, LOCKS)?;
+        match t.get(node.as_bytes()).map_err(storage_err)? {
+            Some(raw) => Ok(Some(postcard::from_bytes(raw.value()).map_err(GroveError::internal)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The lock nodes of a queue directory in line order: (node path, record).
+    pub fn lock_queue(&self, dir: &str) -> Result<Vec<(String, LockRecord)>, GroveError> {
+        let page = self.children(dir, "", usize::MAX, false)?;
+        let mut out = Vec::new();
+        for name in page.names {
+            let node = path::join(dir, &name);
+            if let Some(rec) = self.lock(&node)? {
+                out.push((node, rec));
+            }
+        }
+        out.sort_by_key(|(n, _)| super::locks::sequence(n));
         Ok(out)
     }
 

@@ -621,3 +621,187 @@ proptest! {
         }
     }
 }
+
+// ---- locks ----
+
+mod lock_rules {
+    use super::*;
+    use crate::fsm::command::LockOp;
+    use crate::fsm::locks::LockKind;
+
+    fn lock(paths: &[&str], kind: LockKind, session_id: u64) -> LockOp {
+        LockOp {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            kind,
+            owner: String::new(),
+            reentrant: false,
+            permits: 1,
+            max_leases: 0,
+            data: Bytes::new(),
+            session_id,
+        }
+    }
+
+    /// (nodes, granted, token) of a lock request.
+    fn acquire(sm: &mut Sm, op: LockOp) -> (Vec<String>, bool, u64) {
+        match sm.ok(Op::Lock(op)) {
+            Outcome::Locked { nodes, granted, token } => (nodes, granted, token),
+            o => panic!("{o:?}"),
+        }
+    }
+
+    fn granted(sm: &Sm, node: &str) -> Option<u64> {
+        sm.read().lock(node).unwrap().filter(|r| r.granted).map(|r| r.token)
+    }
+
+    #[test]
+    fn a_mutex_is_handed_over_in_fifo_order_with_increasing_tokens() {
+        let mut sm = Sm::new();
+        let (a, b, c) = (open_session(&mut sm), open_session(&mut sm), open_session(&mut sm));
+        let (na, ga, ta) = acquire(&mut sm, lock(&["/l"], LockKind::Mutex, a));
+        let (nb, gb, _) = acquire(&mut sm, lock(&["/l"], LockKind::Mutex, b));
+        let (nc, gc, _) = acquire(&mut sm, lock(&["/l"], LockKind::Mutex, c));
+        assert!(ga && !gb && !gc);
+        assert_eq!(na[0], "/l/lock-0000000000");
+        assert_eq!(sm.stat(&na[0]).unwrap().ephemeral_owner, a, "holders are the session's ephemeral nodes");
+        // Release: the next in line gets it in the same entry.
+        let released = sm.apply(Op::Unlock { node: na[0].clone(), session_id: a });
+        assert_eq!(released.result, Ok(Outcome::Unlocked { released: true }));
+        let tb = granted(&sm, &nb[0]).expect("b holds");
+        assert!(tb > ta, "tokens increase");
+        assert_eq!(granted(&sm, &nc[0]), None);
+        // Session expiry releases too.
+        sm.ok(Op::ExpireSessions { session_ids: vec![b] });
+        let tc = granted(&sm, &nc[0]).expect("c holds after b's session expired");
+        assert!(tc > tb);
+        // A released node is gone; releasing again says so.
+        assert_eq!(
+            sm.apply(Op::Unlock { node: na[0].clone(), session_id: a }).result,
+            Ok(Outcome::Unlocked { released: false })
+        );
+        // The lock path is a container: emptied, it becomes reapable.
+        sm.ok(Op::Unlock { node: nc[0].clone(), session_id: c });
+        assert_eq!(sm.read().reapable(sm.time, 10).unwrap(), vec!["/l"]);
+    }
+
+    #[test]
+    fn fencing_checks_refuse_stale_holders() {
+        let mut sm = Sm::new();
+        let (a, b) = (open_session(&mut sm), open_session(&mut sm));
+        sm.ok(create("/resource", "v0"));
+        let (na, _, ta) = acquire(&mut sm, lock(&["/l"], LockKind::Mutex, a));
+        let guarded = |token: u64, v: &str| {
+            Op::Multi(vec![
+                MultiOp::CheckFence { path: "/l".into(), token },
+                MultiOp::Set(SetOp {
+                    path: "/resource".into(),
+                    data: Bytes::copy_from_slice(v.as_bytes()),
+                    version: None,
+                }),
+            ])
+        };
+        sm.ok(guarded(ta, "by a"));
+        acquire(&mut sm, lock(&["/l"], LockKind::Mutex, b));
+        sm.ok(Op::ExpireSessions { session_ids: vec![a] });
+        // a paused, lost its session, and comes back with its old token: refused.
+        let e = sm.err(guarded(ta, "stale a"));
+        assert!(
+            matches!(e, GroveError::MultiFailed { index: 0, ref error } if matches!(**error, GroveError::Fenced { .. })),
+            "{e}"
+        );
+        assert_eq!(&sm.read().data("/resource").unwrap().unwrap()[..], b"by a");
+        let _ = na;
+    }
+
+    #[test]
+    fn reentrant_holds_count_and_readers_never_upgrade() {
+        let mut sm = Sm::new();
+        let a = open_session(&mut sm);
+        let mut op = lock(&["/r"], LockKind::Mutex, a);
+        op.reentrant = true;
+        let (n1, g1, t1) = acquire(&mut sm, op.clone());
+        let (n2, g2, t2) = acquire(&mut sm, op.clone());
+        assert!(g1 && g2);
+        assert_eq!((n1.clone(), t1), (n2, t2), "the same hold, counted");
+        sm.ok(Op::Unlock { node: n1[0].clone(), session_id: a });
+        assert!(granted(&sm, &n1[0]).is_some(), "one level released, still held");
+        sm.ok(Op::Unlock { node: n1[0].clone(), session_id: a });
+        assert!(sm.stat(&n1[0]).is_none());
+        // Another session's node cannot be released.
+        let b = open_session(&mut sm);
+        let (nb, _, _) = acquire(&mut sm, lock(&["/r"], LockKind::Mutex, b));
+        assert!(matches!(sm.err(Op::Unlock { node: nb[0].clone(), session_id: a }), GroveError::BadArguments { .. }));
+
+        let (_, gr, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Read, a));
+        assert!(gr);
+        let e = sm.err(Op::Lock(lock(&["/rw"], LockKind::Write, a)));
+        assert!(e.to_string().contains("cannot be upgraded"), "{e}");
+        assert!(
+            matches!(sm.err(Op::Lock(lock(&["/rw"], LockKind::Mutex, a))), GroveError::BadArguments { .. }),
+            "kinds do not mix"
+        );
+    }
+
+    #[test]
+    fn read_write_lock_rules() {
+        let mut sm = Sm::new();
+        let (a, b, c) = (open_session(&mut sm), open_session(&mut sm), open_session(&mut sm));
+        let (w, gw, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Write, a));
+        let (r_own, g_own, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Read, a));
+        let (r_b, g_b, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Read, b));
+        assert!(gw && g_own, "a writer may take the read lock");
+        assert!(!g_b, "others wait for the writer");
+        assert!(w[0].contains("__WRIT__") && r_own[0].contains("__READ__"));
+        sm.ok(Op::Unlock { node: w[0].clone(), session_id: a });
+        assert!(granted(&sm, &r_b[0]).is_some(), "readers share");
+        // A writer waits for every reader, and later readers queue behind it.
+        let (w_c, gwc, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Write, c));
+        let (r_late, _, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Read, b));
+        assert!(!gwc && granted(&sm, &r_late[0]).is_none());
+        sm.ok(Op::Unlock { node: r_own[0].clone(), session_id: a });
+        sm.ok(Op::Unlock { node: r_b[0].clone(), session_id: b });
+        assert!(granted(&sm, &w_c[0]).is_some());
+        assert!(granted(&sm, &r_late[0]).is_none());
+    }
+
+    #[test]
+    fn semaphore_leases_and_multi_locks() {
+        let mut sm = Sm::new();
+        let (a, b, c) = (open_session(&mut sm), open_session(&mut sm), open_session(&mut sm));
+        let sem = |s, n, max| LockOp { permits: n, max_leases: max, ..lock(&["/sem"], LockKind::Semaphore, s) };
+        let (na, ga, _) = acquire(&mut sm, sem(a, 2, 3));
+        assert!(ga);
+        assert!(na[0].starts_with("/sem/leases/lease-"));
+        let (nb, gb, _) = acquire(&mut sm, sem(b, 2, 3));
+        let (_, gc, _) = acquire(&mut sm, sem(c, 1, 3));
+        assert!(!gb && !gc, "c does not overtake b, though one lease is free");
+        assert!(matches!(sm.err(Op::Lock(sem(c, 1, 5))), GroveError::BadArguments { .. }), "sizes must agree");
+        assert!(matches!(sm.err(Op::Lock(sem(c, 9, 0))), GroveError::BadArguments { .. }));
+        sm.ok(Op::Unlock { node: na[0].clone(), session_id: a });
+        assert!(granted(&sm, &nb[0]).is_some());
+
+        // A multi-lock holds all its locks or none.
+        let (x, gx, _) = acquire(&mut sm, lock(&["/m1"], LockKind::Mutex, a));
+        let (m, gm, _) = acquire(&mut sm, lock(&["/m1", "/m2"], LockKind::Mutex, b));
+        assert!(gx && !gm);
+        assert_eq!(granted(&sm, &m[1]), None, "not /m2 alone while /m1 is taken");
+        let (y, gy, _) = acquire(&mut sm, lock(&["/m2"], LockKind::Mutex, c));
+        assert!(!gy, "queued behind the multi-lock");
+        sm.ok(Op::Unlock { node: x[0].clone(), session_id: a });
+        let (t1, t2) = (granted(&sm, &m[0]).unwrap(), granted(&sm, &m[1]).unwrap());
+        assert_eq!(t1, t2, "granted together");
+        sm.ok(Op::Unlock { node: m[1].clone(), session_id: b });
+        assert!(sm.stat(&m[0]).is_none(), "releasing one releases the set");
+        assert!(granted(&sm, &y[0]).is_some());
+    }
+
+    #[test]
+    fn a_dead_session_cannot_queue() {
+        let mut sm = Sm::new();
+        assert!(matches!(sm.err(Op::Lock(lock(&["/l"], LockKind::Mutex, 999))), GroveError::SessionExpired { .. }));
+        assert!(matches!(sm.err(Op::Lock(lock(&["/l"], LockKind::Mutex, 0))), GroveError::BadArguments { .. }));
+        let a = open_session(&mut sm);
+        assert!(matches!(sm.err(Op::Lock(lock(&["relative"], LockKind::Mutex, a))), GroveError::BadArguments { .. }));
+        assert!(matches!(sm.err(Op::Lock(lock(&["/a", "/a"], LockKind::Mutex, a))), GroveError::BadArguments { .. }));
+    }
+}

@@ -6,12 +6,13 @@
 //! storage error halfway leave the tree as it was. Applying is deterministic: it reads only
 //! the tables, the entry's zxid and the time stamped in the entry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use redb::ReadableTable;
 
 use super::command::*;
+use super::locks::{self, LockKind, LockRecord, QueueRecord};
 use super::node::{CreateMode, NodeRecord, SessionRecord, Stat};
 use super::path;
 use super::tables::{WriteTables, storage_err};
@@ -60,11 +61,15 @@ pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<A
             continue;
         }
         let mut sessions = Vec::new();
-        let mut staged = Staged::new(zxid, cmd.time_ms);
-        let result = match run(tables, &mut staged, &mut sessions, session_id(zxid, position), cmd.time_ms, op) {
+        let mut staged = Staged::new(zxid, cmd.time_ms, position);
+        let result = match run(tables, &mut staged, &mut sessions, session_id(zxid, position), cmd.time_ms, op)
+            .and_then(|outcome| staged.settle(tables).map(|_| outcome))
+        {
             Ok(outcome) => {
+                let grants = std::mem::take(&mut staged.grants);
                 applied.events.extend(staged.flush(tables)?);
                 applied.sessions.extend(sessions);
+                applied.grants.extend(grants);
                 Ok(outcome)
             }
             Err(e @ GroveError::Internal(_)) => return Err(e),
@@ -127,6 +132,7 @@ fn run(
                     MultiOp::Delete(d) => s.delete(t, d).map(|_| MultiOutcome::Deleted),
                     MultiOp::Set(o) => s.set(t, o).map(|stat| MultiOutcome::Set { stat }),
                     MultiOp::Check { path, version } => s.check(t, path, *version).map(|_| MultiOutcome::Checked),
+                    MultiOp::CheckFence { path, token } => s.check_fence(t, path, *token).map(|_| MultiOutcome::Fenced),
                 };
                 match r {
                     Ok(o) => out.push(o),
@@ -183,6 +189,16 @@ fn run(
             Ok(Outcome::Done)
         }
         Op::Noop => Ok(Outcome::Done),
+        Op::Lock(l) => s.lock(t, l),
+        Op::Unlock { node, session_id } => s.unlock(t, node, *session_id),
+        Op::Proclaim { node, data, session_id } => {
+            let rec = s.get_lock(t, node)?.filter(|r| r.granted && r.session == *session_id);
+            let Some(rec) = rec else {
+                return Err(GroveError::Fenced { path: node.clone(), token: 0 });
+            };
+            s.set(t, &SetOp { path: node.clone(), data: data.clone(), version: None })?;
+            Ok(Outcome::Locked { nodes: vec![node.clone()], granted: true, token: rec.token })
+        }
     }
 }
 
@@ -216,10 +232,19 @@ struct Staged {
     opened_sessions: Vec<(u64, SessionRecord)>,
     ended_sessions: Vec<u64>,
     events: Vec<Event>,
+    /// The operation's position in its entry (for fencing tokens).
+    position: usize,
+    /// Lock node records and queue settings changed by this command (`None`: removed).
+    locks: HashMap<String, Option<LockRecord>>,
+    queues: HashMap<String, Option<QueueRecord>>,
+    /// Lock queues whose nodes changed: to settle before flushing.
+    dirty: BTreeSet<String>,
+    /// Lock nodes granted by this command.
+    grants: Vec<(String, u64)>,
 }
 
 impl Staged {
-    fn new(zxid: u64, time: i64) -> Self {
+    fn new(zxid: u64, time: i64, position: usize) -> Self {
         Staged {
             zxid,
             time,
@@ -229,6 +254,11 @@ impl Staged {
             opened_sessions: Vec::new(),
             ended_sessions: Vec::new(),
             events: Vec::new(),
+            position,
+            locks: HashMap::new(),
+            queues: HashMap::new(),
+            dirty: BTreeSet::new(),
+            grants: Vec::new(),
         }
     }
 
@@ -381,6 +411,22 @@ impl Staged {
     /// Deletes a childless node and updates its parent.
     fn remove_node(&mut self, t: &WriteTables<'_>, path: &str, rec: NodeRecord) -> Result<(), GroveError> {
         let parent_path = path::parent(path);
+        if let Some(lock) = self.get_lock(t, path)? {
+            // A lock node going away (released, withdrawn, its session ended, deleted by
+            // hand): its queue moves on, and a multi-lock's other holds go with it.
+            self.locks.insert(path.to_string(), None);
+            self.dirty.insert(parent_path.to_string());
+            for sibling in &lock.group {
+                if self.get_lock(t, sibling)?.is_some()
+                    && let Some(srec) = self.get(t, sibling)?
+                {
+                    self.remove_node(t, sibling, srec)?;
+                }
+            }
+        }
+        if self.get_queue(t, path)?.is_some() {
+            self.queues.insert(path.to_string(), None);
+        }
         let mut parent =
             self.get(t, parent_path)?.ok_or_else(|| GroveError::internal(format!("node {path} has no parent")))?;
         self.nodes.insert(path.to_string(), None);
@@ -456,6 +502,26 @@ impl Staged {
                 t.expiring.remove(p.as_bytes()).map_err(storage_err)?;
             }
         }
+        for (node, rec) in &self.locks {
+            match rec {
+                Some(rec) => {
+                    let raw = postcard::to_allocvec(rec).map_err(GroveError::internal)?;
+                    t.locks.insert(node.as_bytes(), &raw[..]).map(|_| ())
+                }
+                None => t.locks.remove(node.as_bytes()).map(|_| ()),
+            }
+            .map_err(storage_err)?;
+        }
+        for (dir, rec) in &self.queues {
+            match rec {
+                Some(rec) => {
+                    let raw = postcard::to_allocvec(rec).map_err(GroveError::internal)?;
+                    t.queues.insert(dir.as_bytes(), &raw[..]).map(|_| ())
+                }
+                None => t.queues.remove(dir.as_bytes()).map(|_| ()),
+            }
+            .map_err(storage_err)?;
+        }
         for (id, rec) in &self.opened_sessions {
             t.sessions.insert(&id.to_be_bytes()[..], &rec.encode()[..]).map_err(storage_err)?;
         }
@@ -464,6 +530,253 @@ impl Staged {
             t.ended.insert(&id.to_be_bytes()[..], &self.time.to_le_bytes()[..]).map_err(storage_err)?;
         }
         Ok(self.events)
+    }
+}
+
+impl Staged {
+    fn get_lock(&self, t: &WriteTables<'_>, node: &str) -> Result<Option<LockRecord>, GroveError> {
+        match self.locks.get(node) {
+            Some(staged) => Ok(staged.clone()),
+            None => t.lock(node),
+        }
+    }
+
+    fn get_queue(&self, t: &WriteTables<'_>, dir: &str) -> Result<Option<QueueRecord>, GroveError> {
+        match self.queues.get(dir) {
+            Some(staged) => Ok(staged.clone()),
+            None => t.queue(dir),
+        }
+    }
+
+    /// A directory's children as this command leaves them.
+    fn children(&self, t: &WriteTables<'_>, dir: &str) -> Result<Vec<String>, GroveError> {
+        let mut names: BTreeSet<String> = t.child_names(dir)?.into_iter().collect();
+        for (p, rec) in &self.nodes {
+            if p != "/" && path::parent(p) == dir {
+                let name = path::split(p).1.to_string();
+                match rec {
+                    Some(_) => names.insert(name),
+                    None => names.remove(&name),
+                };
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// A queue's lock nodes in line order.
+    fn lock_queue(&self, t: &WriteTables<'_>, dir: &str) -> Result<Vec<(String, LockRecord)>, GroveError> {
+        let mut out = Vec::new();
+        for name in self.children(t, dir)? {
+            let node = path::join(dir, &name);
+            if let Some(rec) = self.get_lock(t, &node)? {
+                out.push((node, rec));
+            }
+        }
+        out.sort_by_key(|(n, _)| locks::sequence(n));
+        Ok(out)
+    }
+
+    /// Creates a lock path (and a semaphore's lease directory) as containers: they go away
+    /// once nobody waits or holds.
+    fn ensure_queue_dir(&mut self, t: &WriteTables<'_>, lock: &str, dir: &str) -> Result<(), GroveError> {
+        for p in [lock, dir] {
+            if self.get(t, p)?.is_some() {
+                continue;
+            }
+            let parent = path::parent(p);
+            if self.get(t, parent)?.is_none() {
+                self.create_ancestors(t, parent, p)?;
+            }
+            self.create(
+                t,
+                &CreateOp {
+                    path: p.to_string(),
+                    data: Bytes::new(),
+                    mode: CreateMode::Container,
+                    ttl_ms: 0,
+                    create_parents: false,
+                    session_id: 0,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn lock(&mut self, t: &WriteTables<'_>, op: &LockOp) -> CommandResult {
+        let first = op.paths.first().cloned().unwrap_or_default();
+        if op.session_id == 0 {
+            return Err(GroveError::bad_args(
+                &first,
+                "locks are held by a session: open one and pass grove-session-id",
+            ));
+        }
+        if t.session(op.session_id)?.is_none() {
+            return Err(GroveError::SessionExpired { id: op.session_id });
+        }
+        if op.paths.is_empty() {
+            return Err(GroveError::bad_args("", "a lock request names at least one path"));
+        }
+        if op.paths.len() > 1 && op.kind != LockKind::Mutex {
+            return Err(GroveError::bad_args(&first, "a multi-lock is a set of mutexes"));
+        }
+        let mut seen = BTreeSet::new();
+        for p in &op.paths {
+            path::validate(p)?;
+            if p == "/" {
+                return Err(GroveError::bad_args(p, "the root cannot be a lock"));
+            }
+            if !seen.insert(p.as_str()) {
+                return Err(GroveError::bad_args(p, "a multi-lock names each path once"));
+            }
+        }
+        let permits = if op.kind == LockKind::Semaphore { op.permits.max(1) } else { 1 };
+        // Reentrancy, and the one forbidden move of a read/write lock.
+        if op.paths.len() == 1 {
+            let dir = op.kind.queue_dir(&first);
+            for (node, mut rec) in self.lock_queue(t, &dir)? {
+                if rec.session != op.session_id || rec.owner != op.owner {
+                    continue;
+                }
+                if rec.kind == LockKind::Read && op.kind == LockKind::Write {
+                    return Err(GroveError::bad_args(
+                        &first,
+                        "a read lock cannot be upgraded to a write lock: release the read lock first",
+                    ));
+                }
+                if rec.kind == op.kind && op.reentrant && rec.reentrant {
+                    rec.holds += 1;
+                    let (granted, token) = (rec.granted, rec.token);
+                    self.locks.insert(node.clone(), Some(rec));
+                    return Ok(Outcome::Locked { nodes: vec![node], granted, token });
+                }
+            }
+        }
+        let mut nodes = Vec::new();
+        for p in &op.paths {
+            let dir = op.kind.queue_dir(p);
+            match self.get_queue(t, &dir)? {
+                Some(q) if q.family != op.kind.family() => {
+                    return Err(GroveError::bad_args(p, format!("{p} is already a lock of another kind")));
+                }
+                Some(q) if op.kind == LockKind::Semaphore && op.max_leases != 0 && q.max_leases != op.max_leases => {
+                    return Err(GroveError::bad_args(
+                        p,
+                        format!("the semaphore {p} has {} leases, not {}", q.max_leases, op.max_leases),
+                    ));
+                }
+                Some(q) if permits > q.max_leases && op.kind == LockKind::Semaphore => {
+                    return Err(GroveError::bad_args(
+                        p,
+                        format!("{permits} leases asked of a semaphore of {}", q.max_leases),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    if op.kind == LockKind::Semaphore && (op.max_leases == 0 || permits > op.max_leases) {
+                        return Err(GroveError::bad_args(p, "a new semaphore needs max_leases >= the leases asked"));
+                    }
+                    self.queues
+                        .insert(dir.clone(), Some(QueueRecord { family: op.kind.family(), max_leases: op.max_leases }));
+                }
+            }
+            self.ensure_queue_dir(t, p, &dir)?;
+            let (node, _) = self.create(
+                t,
+                &CreateOp {
+                    path: path::join(&dir, op.kind.prefix()),
+                    data: op.data.clone(),
+                    mode: CreateMode::EphemeralSequential,
+                    ttl_ms: 0,
+                    create_parents: false,
+                    session_id: op.session_id,
+                },
+            )?;
+            nodes.push(node);
+            self.dirty.insert(dir);
+        }
+        for node in &nodes {
+            let group = nodes.iter().filter(|n| *n != node).cloned().collect();
+            let rec = LockRecord {
+                kind: op.kind,
+                session: op.session_id,
+                owner: op.owner.clone(),
+                reentrant: op.reentrant,
+                holds: 1,
+                permits,
+                granted: false,
+                token: 0,
+                group,
+            };
+            self.locks.insert(node.clone(), Some(rec));
+        }
+        self.settle(t)?;
+        let rec = self.get_lock(t, &nodes[0])?.ok_or_else(|| GroveError::internal("lock record vanished"))?;
+        Ok(Outcome::Locked { nodes, granted: rec.granted, token: rec.token })
+    }
+
+    fn unlock(&mut self, t: &WriteTables<'_>, node: &str, session_id: u64) -> CommandResult {
+        path::validate(node)?;
+        let Some(mut rec) = self.get_lock(t, node)? else {
+            return Ok(Outcome::Unlocked { released: false });
+        };
+        if rec.session != session_id {
+            return Err(GroveError::bad_args(node, format!("the lock node {node} belongs to another session")));
+        }
+        if rec.holds > 1 {
+            rec.holds -= 1;
+            self.locks.insert(node.to_string(), Some(rec));
+            return Ok(Outcome::Unlocked { released: true });
+        }
+        if let Some(n) = self.get(t, node)? {
+            self.remove_node(t, node, n)?;
+        }
+        Ok(Outcome::Unlocked { released: true })
+    }
+
+    fn check_fence(&mut self, t: &WriteTables<'_>, lock: &str, token: u64) -> Result<(), GroveError> {
+        path::validate(lock)?;
+        for dir in [lock.to_string(), LockKind::Semaphore.queue_dir(lock)] {
+            if self.lock_queue(t, &dir)?.iter().any(|(_, r)| r.granted && r.token == token) {
+                return Ok(());
+            }
+        }
+        Err(GroveError::Fenced { path: lock.to_string(), token })
+    }
+
+    /// Is every node of a multi-lock first in line in its own queue?
+    fn group_ready(&self, t: &WriteTables<'_>, rec: &LockRecord) -> Result<bool, GroveError> {
+        for sibling in &rec.group {
+            let queue = self.lock_queue(t, path::parent(sibling))?;
+            if queue.first().map(|(n, _)| n.as_str()) != Some(sibling.as_str()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Grants whatever the changed queues now allow.
+    fn settle(&mut self, t: &WriteTables<'_>) -> Result<(), GroveError> {
+        while let Some(dir) = self.dirty.pop_first() {
+            let queue = self.lock_queue(t, &dir)?;
+            let Some((_, first)) = queue.first() else { continue };
+            let max_leases = self.get_queue(t, &dir)?.map(|q| q.max_leases).unwrap_or(0);
+            let ready = if first.group.is_empty() { true } else { self.group_ready(t, first)? };
+            let held = locks::holders(&queue, max_leases, |_| ready);
+            for ((node, rec), held) in queue.into_iter().zip(held) {
+                if held && !rec.granted {
+                    let token = locks::token(self.zxid, self.position, self.grants.len());
+                    for n in std::iter::once(node).chain(rec.group.iter().cloned()) {
+                        if let Some(mut r) = self.get_lock(t, &n)? {
+                            r.granted = true;
+                            r.token = token;
+                            self.locks.insert(n.clone(), Some(r));
+                            self.grants.push((n, token));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -17,12 +17,11 @@ use crate::fsm::command::RequestId;
 use crate::fsm::{Command, CommandResult, Op};
 use crate::raft::NotHere;
 
-/// Entries proposed and not yet applied at any time. A lone voter commits an entry as soon
-/// as its own fsync is done, and one entry at a time makes the largest batches. With
-/// followers an entry also waits for a replication round trip: keeping several in flight lets
-/// the leader append the next while followers store the previous.
-const IN_FLIGHT_ALONE: usize = 1;
-const IN_FLIGHT_REPLICATED: usize = 4;
+/// Entries proposed and not yet applied at any time. One at a time makes the largest
+/// batches, and per-entry work (two redb commits and an fsync on every server) dominates:
+/// measured on two cores, more entries in flight gave smaller batches and fewer writes per
+/// second, alone and with followers alike (docs/benchmarks.md).
+const IN_FLIGHT: usize = 1;
 /// Largest batch, in (approximate) bytes of operation data.
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
@@ -48,12 +47,14 @@ fn op_bytes(op: &Op) -> usize {
                 MultiOp::Create(c) => create(c),
                 MultiOp::Set(s) => set(s),
                 MultiOp::Delete(d) => d.path.len(),
-                MultiOp::Check { path, .. } => path.len(),
+                MultiOp::Check { path, .. } | MultiOp::CheckFence { path, .. } => path.len(),
             })
             .sum(),
         Op::Delete(d) => d.path.len(),
         Op::ExpireSessions { session_ids } => 8 * session_ids.len(),
         Op::Reap { paths } => paths.iter().map(String::len).sum(),
+        Op::Lock(l) => l.paths.iter().map(String::len).sum::<usize>() + l.data.len(),
+        Op::Proclaim { node, data, .. } => node.len() + data.len(),
         _ => 0,
     }
 }
@@ -77,7 +78,7 @@ impl Proposer {
 
 /// The batching loop; ends when the node stops.
 pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT_REPLICATED));
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut stop = node.stopped();
     let mut carry: Option<Queued> = None;
     loop {
@@ -88,9 +89,7 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>
                 _ = stop.changed() => return,
             },
         };
-        let alone = node.consensus.status().members.iter().filter(|m| m.voter).count() <= 1;
-        let want = if alone { IN_FLIGHT_REPLICATED - IN_FLIGHT_ALONE + 1 } else { 1 };
-        let Ok(permit) = permits.clone().acquire_many_owned(want as u32).await else { return };
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
         // While leadership is handed over, nothing new may reach the followers.
         while node.holding.load(std::sync::atomic::Ordering::Relaxed) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -182,6 +182,7 @@ mod tests {
             zxid: id,
             results: vec![Ok(Outcome::Done)],
             events: vec![],
+            grants: vec![],
             sessions: vec![SessionChange::Opened { id, timeout_ms, secret: [id as u8; 16] }],
         }
     }
@@ -215,6 +216,7 @@ mod tests {
             results: vec![Ok(Outcome::Done)],
             events: vec![],
             sessions: vec![SessionChange::Ended { id: 5 }],
+            grants: vec![],
         }]);
         assert_eq!(t.count(), 0);
         assert!(!t.touch(5));

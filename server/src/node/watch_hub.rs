@@ -599,7 +599,7 @@ mod tests {
     }
 
     fn applied(zxid: u64, events: Vec<Event>) -> Applied {
-        Applied { zxid, results: vec![Ok(crate::fsm::Outcome::Done)], events, sessions: vec![] }
+        Applied { zxid, results: vec![Ok(crate::fsm::Outcome::Done)], events, sessions: vec![], grants: vec![] }
     }
 
     fn spec(id: i64, path: &str, kind: WatchKind, start: u64) -> WatchSpec {

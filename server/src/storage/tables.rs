@@ -21,6 +21,10 @@ pub const ENDED_SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 /// Request id (big-endian, age-ordered) → postcard-encoded result of the write it named:
 /// what answers a retried request without applying it twice.
 pub const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests");
+/// Lock node path → postcard-encoded `LockRecord`: who waits or holds, granted with which token.
+pub const LOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("locks");
+/// Lock queue directory → postcard-encoded `QueueRecord`: its kind and semaphore size.
+pub const LOCK_QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lock_queues");
 /// Named values: the applied log id, the membership.
 pub const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -30,8 +34,16 @@ pub const APPLIED_INDEX_KEY: &str = "applied_index";
 pub type RawTableDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// Every state table but `meta`, in snapshot order, with the tag used in snapshot files.
-pub const STATE_TABLES: [(u8, RawTableDef); 6] =
-    [(1, NODES), (2, SESSIONS), (3, EPHEMERALS), (4, EXPIRING), (5, ENDED_SESSIONS), (6, REQUESTS)];
+pub const STATE_TABLES: [(u8, RawTableDef); 8] = [
+    (1, NODES),
+    (2, SESSIONS),
+    (3, EPHEMERALS),
+    (4, EXPIRING),
+    (5, ENDED_SESSIONS),
+    (6, REQUESTS),
+    (7, LOCKS),
+    (8, LOCK_QUEUES),
+];
 
 /// Raft log index → postcard-encoded openraft entry.
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
