@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "grove/v1/sessions.proto",
     "grove/v1/watch.proto",
     "grove/v1/cluster.proto",
+    "grove/v1/locks.proto",
     "grove/peer/v1/peer.proto",
     "google/rpc/status.proto",
 ];

@@ -22,6 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 use crate::watch::WatchStream;
 
 pub use pb::{CreateMode, Stat};
@@ -125,10 +126,30 @@ pub enum Consistency {
 /// One operation of a transaction.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Create { path: String, data: Bytes, options: CreateOptions },
-    Delete { path: String, version: Option<i32> },
-    Set { path: String, data: Bytes, version: Option<i32> },
-    Check { path: String, version: Option<i32> },
+    Create {
+        path: String,
+        data: Bytes,
+        options: CreateOptions,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+    Set {
+        path: String,
+        data: Bytes,
+        version: Option<i32>,
+    },
+    Check {
+        path: String,
+        version: Option<i32>,
+    },
+    /// Passes only while `token` is a current grant of the lock at `path`: put it first so
+    /// the transaction is refused (FENCED) if the caller lost the lock.
+    CheckFence {
+        path: String,
+        token: u64,
+    },
 }
 
 /// What a successful operation of a transaction returned.
@@ -138,6 +159,7 @@ pub enum OpResult {
     Set { stat: Stat },
     Deleted,
     Checked,
+    Fenced,
 }
 
 /// A page of children.
@@ -162,6 +184,7 @@ pub(crate) struct Inner {
     current: AtomicUsize,
     last_zxid: AtomicU64,
     request_timeout: Duration,
+    retry: RetryPolicy,
     session: RwLock<Option<Session>>,
     state: watch::Sender<SessionState>,
     keepalive: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -181,6 +204,8 @@ pub struct ClientBuilder {
     connect: String,
     connect_timeout: Duration,
     request_timeout: Duration,
+    retry: Option<RetryPolicy>,
+    session_timeout: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -193,6 +218,30 @@ impl ClientBuilder {
     pub fn request_timeout(mut self, t: Duration) -> Self {
         self.request_timeout = t;
         self
+    }
+
+    /// How requests are retried through connection losses and leader changes (default:
+    /// until the request timeout has passed).
+    pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
+        self.retry = Some(p);
+        self
+    }
+
+    /// Open a session with this timeout when the client starts (`start`).
+    pub fn session_timeout(mut self, t: Duration) -> Self {
+        self.session_timeout = Some(t);
+        self
+    }
+
+    /// Builds the client and, if a session timeout was given, opens its session (Curator's
+    /// `start()`).
+    pub async fn start(self) -> Result<Client> {
+        let session_timeout = self.session_timeout;
+        let client = self.build()?;
+        if let Some(t) = session_timeout {
+            client.open_session(t).await?;
+        }
+        Ok(client)
     }
 
     pub fn build(self) -> Result<Client> {
@@ -222,6 +271,7 @@ impl ClientBuilder {
                 current: AtomicUsize::new(0),
                 last_zxid: AtomicU64::new(0),
                 request_timeout: self.request_timeout,
+                retry: self.retry.unwrap_or(RetryPolicy::UntilElapsed { max_elapsed: self.request_timeout }),
                 session: RwLock::new(None),
                 state,
                 keepalive: Mutex::new(None),
@@ -240,6 +290,8 @@ impl Client {
             connect: connect.to_string(),
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(15),
+            retry: None,
+            session_timeout: None,
         }
     }
 
@@ -268,7 +320,7 @@ impl Client {
         self.inner.last_zxid.load(Ordering::Relaxed)
     }
 
-    fn saw(&self, header: &Option<pb::ResponseHeader>) {
+    pub(crate) fn saw(&self, header: &Option<pb::ResponseHeader>) {
         if let Some(h) = header {
             self.inner.last_zxid.fetch_max(h.zxid, Ordering::Relaxed);
         }
@@ -298,7 +350,7 @@ impl Client {
     /// Wraps a message with the session metadata. The request timeout is enforced here,
     /// not sent as `grpc-timeout`: the server bounds its own waits, and a per-request
     /// deadline header would cost it a timer on every call.
-    fn request<T>(&self, msg: T) -> Request<T> {
+    pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
         if let Some(s) = self.inner.session.read().unwrap().as_ref() {
             let md = req.metadata_mut();
@@ -310,42 +362,52 @@ impl Client {
 
     /// A write request: the session metadata and a request id, so a retry of the same write
     /// (on any server) is applied once.
-    fn write_request<T>(&self, msg: T, id: u128) -> Request<T> {
+    pub(crate) fn write_request<T>(&self, msg: T, id: u128) -> Request<T> {
         let mut req = self.request(msg);
         req.metadata_mut().insert(metadata::REQUEST_ID, format!("{id:032x}").parse().expect("hex"));
         req
     }
 
-    /// Calls a write that carries a request id: any failure that may have left it undone is
-    /// retried (on the next server, after a pause) until the request timeout, since the
-    /// servers apply one id once. Only then is the outcome reported as unknown.
-    async fn call_write<T, F, Fut>(&self, f: F) -> Result<T>
+    /// Calls a request that is safe to repeat (a read, or a write carrying a request id,
+    /// which the servers apply once): failures of the connection or the ensemble are retried
+    /// as the retry policy allows, on the next server. Only then is a write's outcome
+    /// reported as unknown (`ConnectionLoss`).
+    pub(crate) async fn call_retrying<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
-        let deadline = std::time::Instant::now() + self.inner.request_timeout;
+        let started = std::time::Instant::now();
+        let mut retries = 0;
         loop {
+            let mut deadline = std::time::Instant::now() + self.inner.request_timeout;
+            if let RetryPolicy::UntilElapsed { max_elapsed } = self.inner.retry {
+                deadline = deadline.min(started + max_elapsed);
+            }
             match self.call_until(true, deadline, &f).await {
-                Err(e)
-                    if matches!(
-                        e,
-                        Error::ConnectionLoss { .. }
-                            | Error::Unreachable { .. }
-                            | Error::NotReady { .. }
-                            | Error::NoQuorum { .. }
-                    ) && std::time::Instant::now() + Duration::from_millis(200) < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Err(e) if e.is_transient() => match self.inner.retry.next_sleep(retries, started.elapsed()) {
+                    Some(pause) => {
+                        retries += 1;
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => return Err(e),
+                },
                 r => return r,
             }
         }
     }
 
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
     /// Calls the current server; on failure that proves nothing was done (or on any
     /// connection failure for a read), tries the other servers once each.
-    async fn call<T, F, Fut>(&self, idempotent: bool, f: F) -> Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
@@ -396,7 +458,7 @@ impl Client {
         NodesClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
     }
 
-    fn read_options(&self, c: Consistency) -> (i32, u64) {
+    pub(crate) fn read_options(&self, c: Consistency) -> (i32, u64) {
         let c = match c {
             Consistency::Linearizable => pb::Consistency::Linearizable,
             Consistency::Sequential => pb::Consistency::Sequential,
@@ -408,7 +470,7 @@ impl Client {
         let msg = create_request(&self.full_path(path), data.into(), opts);
         let id = new_request_id();
         let resp =
-            self.call_write(|ch| async { self.nodes(ch).create(self.write_request(msg.clone(), id)).await }).await?;
+            self.call_retrying(|ch| async { self.nodes(ch).create(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         Ok((self.client_path(&resp.path), resp.stat.unwrap_or_default()))
     }
@@ -420,7 +482,7 @@ impl Client {
     pub async fn get_with(&self, path: &str, c: Consistency) -> Result<(Bytes, Stat)> {
         let (consistency, min_zxid) = self.read_options(c);
         let msg = pb::GetRequest { path: self.full_path(path), consistency, min_zxid };
-        let resp = self.call(true, |ch| async { self.nodes(ch).get(self.request(msg.clone())).await }).await?;
+        let resp = self.call_retrying(|ch| async { self.nodes(ch).get(self.request(msg.clone())).await }).await?;
         self.saw(&resp.header);
         Ok((resp.data, resp.stat.unwrap_or_default()))
     }
@@ -429,7 +491,7 @@ impl Client {
     pub async fn get_at(&self, path: &str, c: Consistency) -> Result<(Bytes, Stat, u64)> {
         let (consistency, min_zxid) = self.read_options(c);
         let msg = pb::GetRequest { path: self.full_path(path), consistency, min_zxid };
-        let resp = self.call(true, |ch| async { self.nodes(ch).get(self.request(msg.clone())).await }).await?;
+        let resp = self.call_retrying(|ch| async { self.nodes(ch).get(self.request(msg.clone())).await }).await?;
         self.saw(&resp.header);
         let zxid = resp.header.map(|h| h.zxid).unwrap_or(0);
         Ok((resp.data, resp.stat.unwrap_or_default(), zxid))
@@ -439,7 +501,7 @@ impl Client {
     pub async fn exists_at(&self, path: &str, c: Consistency) -> Result<(Option<Stat>, u64)> {
         let (consistency, min_zxid) = self.read_options(c);
         let msg = pb::ExistsRequest { path: self.full_path(path), consistency, min_zxid };
-        let resp = self.call(true, |ch| async { self.nodes(ch).exists(self.request(msg.clone())).await }).await?;
+        let resp = self.call_retrying(|ch| async { self.nodes(ch).exists(self.request(msg.clone())).await }).await?;
         self.saw(&resp.header);
         let zxid = resp.header.map(|h| h.zxid).unwrap_or(0);
         Ok((if resp.exists { resp.stat } else { None }, zxid))
@@ -453,7 +515,7 @@ impl Client {
         let msg = pb::SetRequest { path: self.full_path(path), data: data.into(), version };
         let id = new_request_id();
         let resp =
-            self.call_write(|ch| async { self.nodes(ch).set(self.write_request(msg.clone(), id)).await }).await?;
+            self.call_retrying(|ch| async { self.nodes(ch).set(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         Ok(resp.stat.unwrap_or_default())
     }
@@ -462,7 +524,7 @@ impl Client {
         let msg = pb::DeleteRequest { path: self.full_path(path), version };
         let id = new_request_id();
         let resp =
-            self.call_write(|ch| async { self.nodes(ch).delete(self.write_request(msg.clone(), id)).await }).await?;
+            self.call_retrying(|ch| async { self.nodes(ch).delete(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         Ok(())
     }
@@ -485,7 +547,8 @@ impl Client {
             limit,
             page_token: page_token.to_string(),
         };
-        let resp = self.call(true, |ch| async { self.nodes(ch).get_children(self.request(msg.clone())).await }).await?;
+        let resp =
+            self.call_retrying(|ch| async { self.nodes(ch).get_children(self.request(msg.clone())).await }).await?;
         self.saw(&resp.header);
         Ok(Children {
             names: resp.names,
@@ -536,13 +599,16 @@ impl Client {
                         Op::Check { path, version } => {
                             pb::op::Op::Check(pb::CheckOp { path: self.full_path(path), version: *version })
                         }
+                        Op::CheckFence { path, token } => {
+                            pb::op::Op::CheckFence(pb::CheckFenceOp { path: self.full_path(path), token: *token })
+                        }
                     }),
                 })
                 .collect(),
         };
         let id = new_request_id();
         let resp =
-            self.call_write(|ch| async { self.nodes(ch).multi(self.write_request(msg.clone(), id)).await }).await?;
+            self.call_retrying(|ch| async { self.nodes(ch).multi(self.write_request(msg.clone(), id)).await }).await?;
         self.saw(&resp.header);
         if !resp.succeeded {
             let (i, r) = resp
@@ -554,9 +620,11 @@ impl Client {
                 })
                 .ok_or_else(|| Error::Client("failed multi without a failed operation".into()))?;
             let path = match &ops[i] {
-                Op::Create { path, .. } | Op::Delete { path, .. } | Op::Set { path, .. } | Op::Check { path, .. } => {
-                    path.clone()
-                }
+                Op::Create { path, .. }
+                | Op::Delete { path, .. }
+                | Op::Set { path, .. }
+                | Op::Check { path, .. }
+                | Op::CheckFence { path, .. } => path.clone(),
             };
             return Ok(Err((i, op_error(r.code(), path, r.message.clone()))));
         }
@@ -571,6 +639,7 @@ impl Client {
                 Op::Set { .. } => OpResult::Set { stat: r.stat.unwrap_or_default() },
                 Op::Delete { .. } => OpResult::Deleted,
                 Op::Check { .. } => OpResult::Checked,
+                Op::CheckFence { .. } => OpResult::Fenced,
             })
             .collect()))
     }
@@ -578,7 +647,7 @@ impl Client {
     /// Brings the server up to the leader's commit point; returns its zxid.
     pub async fn sync(&self, path: &str) -> Result<u64> {
         let msg = pb::SyncRequest { path: self.full_path(path) };
-        let resp = self.call(true, |ch| async { self.nodes(ch).sync(self.request(msg.clone())).await }).await?;
+        let resp = self.call_retrying(|ch| async { self.nodes(ch).sync(self.request(msg.clone())).await }).await?;
         self.saw(&resp.header);
         Ok(resp.header.map(|h| h.zxid).unwrap_or(0))
     }
@@ -588,7 +657,7 @@ impl Client {
         let (consistency, min_zxid) = self.read_options(Consistency::Linearizable);
         let msg = pb::GetEphemeralsRequest { prefix: self.full_path(prefix), consistency, min_zxid };
         let resp =
-            self.call(true, |ch| async { self.nodes(ch).get_ephemerals(self.request(msg.clone())).await }).await?;
+            self.call_retrying(|ch| async { self.nodes(ch).get_ephemerals(self.request(msg.clone())).await }).await?;
         self.saw(&resp.header);
         Ok(resp.paths.iter().map(|p| self.client_path(p)).collect())
     }
@@ -596,8 +665,9 @@ impl Client {
     pub async fn count_descendants(&self, path: &str) -> Result<u64> {
         let (consistency, min_zxid) = self.read_options(Consistency::Linearizable);
         let msg = pb::CountDescendantsRequest { path: self.full_path(path), consistency, min_zxid };
-        let resp =
-            self.call(true, |ch| async { self.nodes(ch).count_descendants(self.request(msg.clone())).await }).await?;
+        let resp = self
+            .call_retrying(|ch| async { self.nodes(ch).count_descendants(self.request(msg.clone())).await })
+            .await?;
         self.saw(&resp.header);
         Ok(resp.count)
     }
@@ -709,7 +779,7 @@ impl Client {
             pb::OpenSessionRequest { timeout_ms: timeout.as_millis() as i64, session_id: 0, secret: Bytes::new() };
         let id = new_request_id();
         let resp = self
-            .call_write(|ch| async { SessionsClient::new(ch).open(self.write_request(msg.clone(), id)).await })
+            .call_retrying(|ch| async { SessionsClient::new(ch).open(self.write_request(msg.clone(), id)).await })
             .await?;
         self.saw(&resp.header);
         let session = Session {
@@ -725,7 +795,7 @@ impl Client {
     pub async fn resume_session(&self, id: u64, secret: Bytes) -> Result<Session> {
         let msg = pb::OpenSessionRequest { timeout_ms: 0, session_id: id, secret };
         let resp =
-            self.call(true, |ch| async { SessionsClient::new(ch).open(self.request(msg.clone())).await }).await?;
+            self.call_retrying(|ch| async { SessionsClient::new(ch).open(self.request(msg.clone())).await }).await?;
         let session = Session {
             id: resp.session_id,
             secret: resp.secret,
@@ -791,7 +861,7 @@ impl Client {
 
 /// A fresh request id: the clock in the high half (so servers can forget old ones in
 /// order), random bits in the low half.
-fn new_request_id() -> u128 {
+pub(crate) fn new_request_id() -> u128 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     (now << 64) | u128::from(rand::random::<u64>().max(1))
 }
@@ -815,6 +885,7 @@ fn op_error(code: pb::ErrorCode, path: String, message: String) -> Error {
         pb::ErrorCode::NoChildrenForEphemerals => Error::NoChildrenForEphemerals { path },
         pb::ErrorCode::BadArguments => Error::BadArguments { message },
         pb::ErrorCode::SessionExpired => Error::SessionExpired { message },
+        pb::ErrorCode::Fenced => Error::Fenced { message },
         code => Error::Server { code, message },
     }
 }

@@ -43,6 +43,12 @@ pub enum Error {
     Compacted { message: String, oldest: u64 },
     #[error("{message}")]
     TooLarge { message: String },
+    /// A lock (or election, or semaphore lease) was not granted within the wait asked for.
+    #[error("lock timeout: {message}")]
+    LockTimeout { message: String },
+    /// A fencing check failed: the token is not (or no longer) a current grant.
+    #[error("fenced: {message}")]
+    Fenced { message: String },
     #[error("{message}")]
     TooMany { message: String, retry_after_ms: i64 },
     /// The connection failed while a request was in flight: it may or may not have been
@@ -77,6 +83,8 @@ impl Error {
             Error::NotReady { .. } => ErrorCode::NotReady,
             Error::Compacted { .. } => ErrorCode::Compacted,
             Error::TooLarge { .. } => ErrorCode::TooLarge,
+            Error::LockTimeout { .. } => ErrorCode::LockTimeout,
+            Error::Fenced { .. } => ErrorCode::Fenced,
             Error::TooMany { .. } => ErrorCode::TooManyRequests,
             Error::Server { code, .. } => *code,
             Error::ConnectionLoss { .. } | Error::Unreachable { .. } | Error::Client(_) => ErrorCode::Ok,
@@ -86,6 +94,15 @@ impl Error {
     /// True if retrying the same request elsewhere cannot do harm: nothing was applied.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unreachable { .. } | Error::NotReady { .. })
+    }
+
+    /// True for failures of the connection or the ensemble rather than of the request:
+    /// what a retry policy retries (a write only when it carries a request id).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::ConnectionLoss { .. } | Error::Unreachable { .. } | Error::NotReady { .. } | Error::NoQuorum { .. }
+        )
     }
 
     /// Builds the error a failed call carries.
@@ -113,6 +130,8 @@ impl Error {
             ErrorCode::NotReady => Error::NotReady { message, leader },
             ErrorCode::Compacted => Error::Compacted { message, oldest: d.oldest_zxid },
             ErrorCode::TooLarge => Error::TooLarge { message },
+            ErrorCode::LockTimeout => Error::LockTimeout { message },
+            ErrorCode::Fenced => Error::Fenced { message },
             ErrorCode::TooManyRequests | ErrorCode::TooManyWatches => {
                 Error::TooMany { message, retry_after_ms: d.retry_after_ms }
             }

@@ -12,7 +12,9 @@
 //! ```
 
 pub mod client;
+pub mod coordination;
 pub mod error;
+pub mod retry;
 mod session;
 pub mod watch;
 
@@ -20,6 +22,8 @@ pub use client::{
     Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
     SessionState, Stat,
 };
+pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, LockRequest};
 pub use error::{Error, Result};
 pub use grove_proto::v1 as proto;
+pub use retry::RetryPolicy;
 pub use watch::{EventType, WatchEvent, WatchKind, WatchMessage, WatchSpec, WatchStream};

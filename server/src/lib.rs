@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use grove_proto::peer::peer_server::PeerServer;
 use grove_proto::v1::cluster_server::ClusterServer;
+use grove_proto::v1::election_server::ElectionServer;
+use grove_proto::v1::locks_server::LocksServer;
 use grove_proto::v1::nodes_server::NodesServer;
 use grove_proto::v1::sessions_server::SessionsServer;
 use grove_proto::v1::watch_server::WatchServer;
@@ -105,9 +107,19 @@ pub async fn run(
     health_reporter.set_serving::<SessionsServer<api::sessions::SessionsService>>().await;
     health_reporter.set_serving::<WatchServer<api::watch::WatchService>>().await;
     health_reporter.set_serving::<ClusterServer<api::cluster::ClusterService>>().await;
+    health_reporter.set_serving::<LocksServer<api::locks::LocksService>>().await;
+    health_reporter.set_serving::<ElectionServer<api::locks::ElectionService>>().await;
     tokio::spawn(readiness(node.clone(), health_reporter.clone(), stop_rx.clone()));
 
-    let public = ["grove.v1.Nodes", "grove.v1.Sessions", "grove.v1.Watch", "grove.v1.Cluster", "grpc.health.v1.Health"];
+    let public = [
+        "grove.v1.Nodes",
+        "grove.v1.Sessions",
+        "grove.v1.Watch",
+        "grove.v1.Cluster",
+        "grove.v1.Locks",
+        "grove.v1.Election",
+        "grpc.health.v1.Health",
+    ];
     let reflection = || {
         let mut b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(grove_proto::FILE_DESCRIPTOR_SET)
@@ -134,6 +146,13 @@ pub async fn run(
             WatchServer::new(api::watch::WatchService { node: node.clone() }).max_decoding_message_size(max_request),
         )
         .add_service(ClusterServer::new(api::cluster::ClusterService { node: node.clone() }))
+        .add_service(
+            LocksServer::new(api::locks::LocksService { node: node.clone() }).max_decoding_message_size(max_request),
+        )
+        .add_service(
+            ElectionServer::new(api::locks::ElectionService { node: node.clone() })
+                .max_decoding_message_size(max_request),
+        )
         .serve_with_incoming_shutdown(incoming(listeners.client), stopped(stop_rx.clone()));
     let client_task = tokio::spawn(client_server);
 
@@ -150,6 +169,7 @@ pub async fn run(
     stop_tx.send_replace(true);
     // Watch streams never end by themselves; close them so the servers can drain.
     node.hub.close_all();
+    node.lock_waiters.close_all();
     let drain = async {
         let _ = client_task.await;
         let _ = admin_task.await;

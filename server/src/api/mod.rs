@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod convert;
+pub mod locks;
 pub mod nodes;
 pub mod sessions;
 pub mod status;

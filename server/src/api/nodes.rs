@@ -93,6 +93,10 @@ fn multi_ops(cfg: &Config, ops: Vec<pb::Op>, session_id: u64) -> Result<Vec<Mult
                     let version = convert::version(&c.path, c.version)?;
                     MultiOp::Check { path: c.path, version }
                 }
+                Some(pb::op::Op::CheckFence(c)) => {
+                    path::validate(&c.path)?;
+                    MultiOp::CheckFence { path: c.path, token: c.token }
+                }
                 None => return Err(GroveError::bad_args("", format!("operation {i} of the multi is empty"))),
             };
             Ok(op)

@@ -7,6 +7,7 @@
 mod forward;
 pub use forward::PeerGateway;
 mod housekeeping;
+pub mod locks;
 mod proposer;
 mod read_index;
 pub mod sessions;
@@ -81,6 +82,7 @@ pub struct Node {
     db: Arc<Database>,
     pub hub: Arc<WatchHub>,
     pub sessions: Arc<SessionTracker>,
+    pub(crate) lock_waiters: Arc<locks::LockWaiters>,
     applied: watch::Receiver<u64>,
     reads: ReadIndexBatcher,
     proposer: proposer::Proposer,
@@ -103,6 +105,7 @@ pub struct Node {
 struct Observer {
     hub: Arc<WatchHub>,
     sessions: Arc<SessionTracker>,
+    lock_waiters: Arc<locks::LockWaiters>,
     applied: watch::Sender<u64>,
     db: Arc<Database>,
 }
@@ -111,6 +114,7 @@ impl ApplyObserver for Observer {
     fn applied(&self, batch: &[Applied]) {
         self.hub.publish(batch);
         self.sessions.apply(batch);
+        self.lock_waiters.applied(batch);
         if let Some(last) = batch.last() {
             self.applied.send_replace(last.zxid);
         }
@@ -121,6 +125,10 @@ impl ApplyObserver for Observer {
         match live_sessions(&self.db) {
             Ok(live) => self.sessions.load(live),
             Err(e) => tracing::error!("reloading sessions after a snapshot: {e}"),
+        }
+        match self.db.begin_read().map_err(storage_err).and_then(ReadTables::open) {
+            Ok(tables) => self.lock_waiters.reset(&tables),
+            Err(e) => tracing::error!("settling lock waiters after a snapshot: {e}"),
         }
         self.applied.send_replace(zxid);
     }
@@ -174,8 +182,14 @@ impl Node {
         ));
         let sessions = Arc::new(SessionTracker::new(live_sessions(&db)?));
         let (applied_tx, applied_rx) = watch::channel(applied_at_start);
-        let observer =
-            Arc::new(Observer { hub: hub.clone(), sessions: sessions.clone(), applied: applied_tx, db: db.clone() });
+        let lock_waiters = Arc::new(locks::LockWaiters::default());
+        let observer = Arc::new(Observer {
+            hub: hub.clone(),
+            sessions: sessions.clone(),
+            lock_waiters: lock_waiters.clone(),
+            applied: applied_tx,
+            db: db.clone(),
+        });
         let channels = PeerChannels::default();
         let consensus = Consensus::open(&config, db.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
@@ -189,6 +203,7 @@ impl Node {
             db,
             hub,
             sessions,
+            lock_waiters,
             applied: applied_rx,
             reads: ReadIndexBatcher::default(),
             proposer,

@@ -18,4 +18,5 @@ mod t50_bad_input;
 mod t60_admin;
 mod t70_python;
 mod t80_ensemble;
+mod t85_locks;
 mod t90_faults;
