@@ -17,7 +17,7 @@ use grove_proto::v1 as pb;
 use grove_proto::v1::cluster_client::ClusterClient;
 use grove_proto::v1::nodes_client::NodesClient;
 use grove_proto::v1::sessions_client::SessionsClient;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
@@ -187,6 +187,10 @@ pub(crate) struct Inner {
     retry: RetryPolicy,
     session: RwLock<Option<Session>>,
     state: watch::Sender<SessionState>,
+    /// Every transition, for listeners that must not miss one (LOST then RECONNECTED).
+    transitions: broadcast::Sender<SessionState>,
+    /// Open a new session by itself after one is lost (set by `session_timeout`).
+    auto_session: Option<Duration>,
     keepalive: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -263,6 +267,7 @@ impl ClientBuilder {
             })
             .collect::<Result<Vec<_>>>()?;
         let (state, _) = watch::channel(SessionState::None);
+        let (transitions, _) = broadcast::channel(64);
         Ok(Client {
             inner: Arc::new(Inner {
                 servers: cs.servers,
@@ -274,6 +279,8 @@ impl ClientBuilder {
                 retry: self.retry.unwrap_or(RetryPolicy::UntilElapsed { max_elapsed: self.request_timeout }),
                 session: RwLock::new(None),
                 state,
+                transitions,
+                auto_session: self.session_timeout,
                 keepalive: Mutex::new(None),
             }),
         })
@@ -769,8 +776,16 @@ impl Client {
         self.inner.session.read().unwrap().clone()
     }
 
+    /// The session's current state (a watch: a slow reader sees the latest state only).
     pub fn session_state(&self) -> watch::Receiver<SessionState> {
         self.inner.state.subscribe()
+    }
+
+    /// Every state transition from now on (Curator's ConnectionStateListener): CONNECTED,
+    /// SUSPENDED, RECONNECTED, LOST, CLOSED. A listener more than 64 transitions behind
+    /// gets `Lagged`.
+    pub fn state_listener(&self) -> broadcast::Receiver<SessionState> {
+        self.inner.transitions.subscribe()
     }
 
     /// Opens a session with the requested timeout and keeps it alive in the background.
@@ -807,7 +822,7 @@ impl Client {
 
     fn adopt_session(&self, session: Session) {
         *self.inner.session.write().unwrap() = Some(session.clone());
-        self.inner.state.send_replace(SessionState::Connected);
+        self.set_state(SessionState::Connected);
         let task = tokio::spawn(crate::session::keep_alive(Arc::downgrade(&self.inner), session));
         if let Some(old) = self.inner.keepalive.lock().unwrap().replace(task) {
             old.abort();
@@ -822,7 +837,7 @@ impl Client {
         }
         let msg = pb::CloseSessionRequest { session_id: s.id, secret: s.secret.clone() };
         let r = self.call(false, |ch| async { SessionsClient::new(ch).close(self.request(msg.clone())).await }).await;
-        self.inner.state.send_replace(SessionState::Closed);
+        self.set_state(SessionState::Closed);
         match r {
             Ok(resp) => {
                 self.saw(&resp.header);
@@ -835,6 +850,37 @@ impl Client {
 
     pub(crate) fn set_state(&self, s: SessionState) {
         self.inner.state.send_replace(s);
+        let _ = self.inner.transitions.send(s);
+    }
+
+    /// The servers ended the session: LOST, then, for a client started with a session
+    /// timeout, a new session in the background (RECONNECTED once it is open), as
+    /// Curator's client makes a new ZooKeeper session.
+    pub(crate) fn session_lost(&self, id: u64) {
+        self.drop_session(id);
+        self.set_state(SessionState::Lost);
+        let Some(timeout) = self.inner.auto_session else { return };
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(50);
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let c = Client { inner };
+                if c.session().is_some() {
+                    return;
+                }
+                match c.open_session(timeout).await {
+                    Ok(_) => {
+                        c.set_state(SessionState::Reconnected);
+                        return;
+                    }
+                    Err(e) => tracing::debug!("opening a new session after losing one: {e}"),
+                }
+                drop(c);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        });
     }
 
     pub(crate) fn drop_session(&self, id: u64) {

@@ -11,19 +11,24 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 pub mod client;
 pub mod coordination;
 pub mod error;
+pub mod framework;
+pub mod recipes;
 pub mod retry;
 mod session;
 pub mod watch;
 
+pub use cache::{CacheEvent, ChildData, CuratorCache, NodeCache, PathChildrenCache, TreeCache};
 pub use client::{
     Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
     SessionState, Stat,
 };
 pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, LockRequest};
 pub use error::{Error, Result};
+pub use framework::Framework;
 pub use grove_proto::v1 as proto;
 pub use retry::RetryPolicy;
 pub use watch::{EventType, WatchEvent, WatchKind, WatchMessage, WatchSpec, WatchStream};

@@ -62,8 +62,7 @@ pub(crate) async fn keep_alive(weak: Weak<Inner>, session: Session) {
         }
         if matches!(failure, Some(Error::SessionExpired { .. }) | Some(Error::UnknownSession { .. })) {
             if let Some(c) = client(&weak) {
-                c.drop_session(session.id);
-                c.set_state(SessionState::Lost);
+                c.session_lost(session.id);
             }
             return;
         }
@@ -77,8 +76,7 @@ pub(crate) async fn keep_alive(weak: Weak<Inner>, session: Session) {
             // No server has heard from us for a whole timeout: the leader has expired the
             // session, or will before we could reach it.
             if let Some(c) = client(&weak) {
-                c.drop_session(session.id);
-                c.set_state(SessionState::Lost);
+                c.session_lost(session.id);
             }
             return;
         }
