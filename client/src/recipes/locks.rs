@@ -10,7 +10,9 @@ use crate::coordination::{Grant, LockEntry, LockKind, LockRequest};
 use crate::error::{Error, Result};
 
 /// A held lock (or semaphore lease). Dropping it releases it in the background; `release`
-/// releases it and reports the outcome.
+/// releases it and reports the outcome. Await `release` when the same handle acquires
+/// again right after (a read half then the write half, say): a background release may not
+/// have landed yet.
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
     client: Client,

@@ -87,6 +87,7 @@ async fn keep(
     let mut states = client.state_listener();
     loop {
         let current = data.lock().unwrap().clone();
+        let current_sent = current.clone();
         let created = if sequential {
             client
                 .framework()
@@ -115,6 +116,13 @@ async fn keep(
         };
         pause = Duration::from_millis(50);
         actual.send_replace(Some(node.clone()));
+        // A `set_data` that ran while the node was being created only stored its data
+        // (there was no path to write to); publish it now. Checked after the path is
+        // published, so every later `set_data` writes the node itself.
+        let latest = data.lock().unwrap().clone();
+        if latest != current_sent {
+            let _ = client.set(&node, latest, None).await;
+        }
         // Until it goes: deleted, or its session lost.
         loop {
             let (stat, zxid) = match client.exists_at(&node, Consistency::Linearizable).await {

@@ -19,4 +19,6 @@ mod t60_admin;
 mod t70_python;
 mod t80_ensemble;
 mod t85_locks;
+mod t87_recipes;
+mod t88_recipes_failover;
 mod t90_faults;
