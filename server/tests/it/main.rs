@@ -19,6 +19,7 @@ mod t60_admin;
 mod t70_python;
 mod t80_ensemble;
 mod t85_locks;
+mod t86_coordination_cli;
 mod t87_recipes;
 mod t88_recipes_failover;
 mod t90_faults;

@@ -5,6 +5,7 @@
 
 mod commands;
 mod format;
+mod hold;
 mod shell;
 mod watches;
 
@@ -19,7 +20,7 @@ use grove_client::Client;
     name = "grove",
     version,
     about = "Grove command-line client (zkCli's commands)",
-    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  connect, close, version, status, members, member add|remove, transfer-leader,\n  help, quit\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /"
+    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  connect, close, version, status, members, member add|remove, transfer-leader,\n  help, quit\n\nCoordination (they hold what they take until they end):\n  lock [-t ms] PATH [-- CMD ARGS...]   take the mutex at PATH, print token=N (its fencing\n                                       token), run CMD holding it (or hold until Ctrl-C),\n                                       release; CMD gets GROVE_LOCK_TOKEN in its environment\n  election [-t ms] NAME VALUE          campaign in NAME (a path, or a name under\n                                       /elections), print when elected, lead until Ctrl-C\n  election -l NAME                     print each change of NAME's leader\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /\n  grove --server 127.0.0.1:7181 lock /locks/deploy -- ./deploy.sh"
 )]
 struct Cli {
     /// Servers to connect to: host:port[,host:port...][/chroot]
@@ -61,6 +62,8 @@ fn main() -> ExitCode {
     let timeout = Duration::from_millis(cli.timeout);
     if cli.command.is_empty() {
         shell::run(rt, client, cli.server, cli.json, timeout)
+    } else if let Some(code) = rt.block_on(hold::run(client.clone(), timeout, &cli.command)) {
+        code
     } else {
         rt.block_on(shell::one_shot(client, cli.server, cli.json, timeout, cli.command))
     }
