@@ -3,6 +3,7 @@
 # this machine in one run, with the same load generator (grove-bench) and settings.
 #
 #   scripts/bench-single.sh [seconds per workload, default 20]
+#   WORKLOADS="lock" FANOUT=0 scripts/bench-single.sh 10     # a subset
 #
 # ZooKeeper: `apt-get install zookeeper` (not needed by the tests). Results are printed as
 # JSON lines, one per workload and target, and summarized at the end.
@@ -14,7 +15,8 @@ export RUST_BACKTRACE=0
 
 cargo build --release --quiet --bin groved --bin grove-bench --features grove-client/zk-compare
 BENCH=target/release/grove-bench
-WORKLOADS="create set get get-linearizable mixed"
+WORKLOADS=${WORKLOADS:-"create set get get-linearizable mixed lock"}
+FANOUT=${FANOUT:-1}
 
 cleanup() {
     [ -n "${GROVE_PID:-}" ] && kill "$GROVE_PID" 2>/dev/null || true
@@ -31,8 +33,13 @@ for w in $WORKLOADS; do
     $BENCH -s 127.0.0.1:17181 -w "$w" -d "$DURATION" --pid "$GROVE_PID" --admin 127.0.0.1:17381 --label grove-single \
         | tee -a "$OUT/results.txt" | tail -1
 done
-$BENCH -s 127.0.0.1:17181 -w watch-fanout --watchers 1000 --rounds 100 --label grove-single \
-    | tee -a "$OUT/results.txt" | tail -1
+if [ "$FANOUT" = 1 ]; then
+    $BENCH -s 127.0.0.1:17181 -w watch-fanout --watchers 1000 --rounds 100 --label grove-single \
+        | tee -a "$OUT/results.txt" | tail -1
+fi
+# Leadership handoff on resign (Grove's Election service; ZooKeeper has no server-side
+# election to compare with).
+$BENCH -s 127.0.0.1:17181 -w election --rounds 500 --label grove-single | tee -a "$OUT/results.txt" | tail -1
 kill "$GROVE_PID"; wait "$GROVE_PID" 2>/dev/null || true; GROVE_PID=
 
 if [ -f /usr/share/java/zookeeper.jar ]; then
@@ -61,8 +68,10 @@ EOF
         $BENCH --target zookeeper -s 127.0.0.1:2181 -w "$w" -d "$DURATION" --pid "$ZK_PID" --label zookeeper-single \
             | tee -a "$OUT/results.txt" | tail -1
     done
-    $BENCH --target zookeeper -s 127.0.0.1:2181 -w watch-fanout --watchers 1000 --rounds 100 --label zookeeper-single \
-        | tee -a "$OUT/results.txt" | tail -1
+    if [ "$FANOUT" = 1 ]; then
+        $BENCH --target zookeeper -s 127.0.0.1:2181 -w watch-fanout --watchers 1000 --rounds 100 \
+            --label zookeeper-single | tee -a "$OUT/results.txt" | tail -1
+    fi
 fi
 
 echo "== summary ($OUT/results.txt)"

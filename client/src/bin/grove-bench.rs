@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use grove_client::{Client, Consistency, CreateOptions, WatchKind, WatchMessage, WatchSpec};
+use grove_client::{Client, Consistency, CreateOptions, LockRequest, WatchKind, WatchMessage, WatchSpec};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
@@ -31,6 +31,17 @@ enum Workload {
     /// Kill -9 the leader (its pid is the `--pid` entry at its server id) while writing:
     /// the time until writes succeed again.
     Failover,
+    /// `concurrency` clients, each with its own session, contend for one mutex: acquire +
+    /// release pairs per second and their latency (waiting included). On ZooKeeper, the
+    /// Curator lock recipe (ephemeral sequential nodes and a watch on the predecessor).
+    Lock,
+    /// Two participants in one election; the leader resigns and the time until the other
+    /// is elected is measured, `rounds` times.
+    Election,
+    /// The leading participant's process dies (its client stops, so its session expires):
+    /// the time until the waiting participant is elected, `rounds` times. Dominated by the
+    /// session timeout (`--session-timeout-ms`).
+    ElectionFailover,
 }
 
 #[derive(Parser)]
@@ -76,6 +87,9 @@ struct Args {
     /// ZooKeeper's client address as --server) for a comparison on the same machine.
     #[arg(long, value_enum, default_value = "grove")]
     target: Target,
+    /// Session timeout for the lock and election workloads.
+    #[arg(long, default_value_t = 4000)]
+    session_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -95,13 +109,17 @@ enum Conn {
 type OpResult = Result<(), String>;
 
 impl Conn {
-    async fn open(target: Target, server: &str) -> Result<Conn, String> {
+    /// A connection; with `session`, a Grove client opens a session (ZooKeeper clients
+    /// always have one).
+    async fn open(target: Target, server: &str, session: Option<Duration>) -> Result<Conn, String> {
         match target {
-            Target::Grove => Client::builder(server)
-                .request_timeout(Duration::from_secs(10))
-                .build()
-                .map(Conn::Grove)
-                .map_err(|e| e.to_string()),
+            Target::Grove => {
+                let mut b = Client::builder(server).request_timeout(Duration::from_secs(10));
+                if let Some(t) = session {
+                    b = b.session_timeout(t);
+                }
+                b.start().await.map(Conn::Grove).map_err(|e| e.to_string())
+            }
             #[cfg(feature = "zk-compare")]
             Target::Zookeeper => {
                 zookeeper_client::Client::connect(server).await.map(Conn::Zk).map_err(|e| e.to_string())
@@ -145,6 +163,28 @@ impl Conn {
                     z.sync(path).await.map_err(|e| e.to_string())?;
                 }
                 z.get_data(path).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Takes the mutex `dir` and releases it.
+    async fn lock_cycle(&self, dir: &str) -> OpResult {
+        match self {
+            Conn::Grove(c) => {
+                let grant = c.acquire(&LockRequest::mutex(dir)).await.map_err(|e| e.to_string())?;
+                c.release(&grant.nodes[0]).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            #[cfg(feature = "zk-compare")]
+            Conn::Zk(z) => {
+                let prefix = zookeeper_client::LockPrefix::new_curator(dir, "lock-").map_err(|e| e.to_string())?;
+                let lock =
+                    z.lock(prefix, b"", zookeeper_client::Acls::anyone_all()).await.map_err(|e| e.to_string())?;
+                // Release by an awaited delete, as Curator's release() does; the lock
+                // handle's own drop would delete in the background, unmeasured. Forgetting
+                // it leaks only its path string.
+                let path = lock.lock_path().to_string();
+                std::mem::forget(lock);
+                z.delete(&path, None).await.map_err(|e| e.to_string())
             }
         }
     }
@@ -254,8 +294,9 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 async fn conns(args: &Args, n: usize) -> Vec<Conn> {
     let servers: Vec<&str> = args.server.split(',').collect();
     let mut out = Vec::with_capacity(n);
+    let session = matches!(args.workload, Workload::Lock).then(|| Duration::from_millis(args.session_timeout_ms));
     for i in 0..n.max(1) {
-        match Conn::open(args.target, servers[i % servers.len()]).await {
+        match Conn::open(args.target, servers[i % servers.len()], session).await {
             Ok(c) => out.push(c),
             Err(e) => {
                 eprintln!("grove-bench: connecting to {}: {e}", servers[i % servers.len()]);
@@ -275,6 +316,7 @@ async fn prepare(admin: &Conn, args: &Args, root: &str) -> OpResult {
                 admin.create(&format!("{root}/k{i}"), &value).await?;
             }
         }
+        Workload::Lock => admin.create(&format!("{root}/lock"), b"").await?,
         Workload::Set => {
             for w in 0..args.concurrency {
                 admin.create(&format!("{root}/s{w}"), &value).await?;
@@ -319,7 +361,10 @@ async fn run_load(args: &Args, root: &str) -> Stats {
                             client.get(&format!("{root}/k{k}"), false).await
                         }
                     }
-                    Workload::WatchFanout | Workload::Failover => unreachable!("separate drivers"),
+                    Workload::Lock => client.lock_cycle(&format!("{root}/lock")).await,
+                    Workload::WatchFanout | Workload::Failover | Workload::Election | Workload::ElectionFailover => {
+                        unreachable!("separate drivers")
+                    }
                 };
                 if measuring.load(Ordering::Relaxed) {
                     match r {
@@ -444,6 +489,78 @@ async fn run_failover(args: &Args, root: &str) -> Stats {
     Stats { latencies: vec![took.as_micros() as u32], ops: 1, errors: 0 }
 }
 
+/// A Grove participant with its own session.
+async fn participant(args: &Args) -> Client {
+    let server = args.server.split(',').next().unwrap_or_default();
+    match Client::builder(server)
+        .request_timeout(Duration::from_secs(10))
+        .session_timeout(Duration::from_millis(args.session_timeout_ms))
+        .start()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("grove-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Leadership handoffs in one election: the leader resigns (or, with `crash`, its client
+/// stops so its session expires); each sample is the time until the waiting participant
+/// is elected.
+async fn run_election(args: &Args, root: &str, crash: bool) -> Stats {
+    if args.target != Target::Grove {
+        eprintln!("grove-bench: the election workloads run on Grove only");
+        std::process::exit(2);
+    }
+    let name = format!("{root}/election");
+    let mut stats = Stats { latencies: Vec::new(), ops: 0, errors: 0 };
+    let mut leader = participant(args).await;
+    let mut lead = leader.campaign(&name, "p", None).await.expect("first campaign");
+    for _ in 0..args.rounds {
+        let next = participant(args).await;
+        let waiting = tokio::spawn({
+            let (next, name) = (next.clone(), name.clone());
+            async move { next.campaign(&name, "p", None).await }
+        });
+        let mut prev = Some(std::mem::replace(&mut leader, next));
+        let current = prev.as_ref().unwrap();
+        // The follower is in line once the election has two participants.
+        while current.describe_lock(&name).await.map(|l| l.len()).unwrap_or(0) < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let started = Instant::now();
+        if crash {
+            // A crash: no resign, no session close; the client's keepalives stop.
+            prev = None;
+        } else if current.resign(&name, &lead.nodes[0]).await.is_err() {
+            stats.errors += 1;
+        }
+        match waiting.await {
+            Ok(Ok(grant)) => {
+                stats.ops += 1;
+                stats.latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                if grant.token <= lead.token {
+                    eprintln!("grove-bench: fencing token went backwards: {} after {}", grant.token, lead.token);
+                    stats.errors += 1;
+                }
+                lead = grant;
+            }
+            _ => {
+                stats.errors += 1;
+                break;
+            }
+        }
+        if let Some(p) = prev {
+            let _ = p.close_session().await;
+        }
+    }
+    let _ = leader.resign(&name, &lead.nodes[0]).await;
+    let _ = leader.close_session().await;
+    stats
+}
+
 fn main() {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -460,13 +577,15 @@ fn main() {
         let mut stats = match args.workload {
             Workload::WatchFanout => run_fanout(&args, &root).await,
             Workload::Failover => run_failover(&args, &root).await,
+            Workload::Election => run_election(&args, &root, false).await,
+            Workload::ElectionFailover => run_election(&args, &root, true).await,
             _ => run_load(&args, &root).await,
         };
-        let elapsed = if matches!(args.workload, Workload::WatchFanout | Workload::Failover) {
-            wall.elapsed().as_secs_f64()
-        } else {
-            args.duration
-        };
+        let driven = matches!(
+            args.workload,
+            Workload::WatchFanout | Workload::Failover | Workload::Election | Workload::ElectionFailover
+        );
+        let elapsed = if driven { wall.elapsed().as_secs_f64() } else { args.duration };
         let cpu = (cpu_ticks(&args.pid).saturating_sub(cpu_before)) as f64 / ticks_per_second();
         let fsync_after = args.admin.as_deref().and_then(log_figures);
         stats.latencies.sort_unstable();
@@ -499,8 +618,7 @@ fn main() {
             "p999_ms": percentile(l, 0.999),
             "max_ms": percentile(l, 1.0),
         });
-        if !args.pid.is_empty() && stats.ops > 0 && !matches!(args.workload, Workload::WatchFanout | Workload::Failover)
-        {
+        if !args.pid.is_empty() && stats.ops > 0 && !driven {
             // Warm-up time is included in the CPU window: scale by the measured share.
             let share = args.duration / (args.duration + args.warmup);
             let per_op = cpu * share * 1e6 / stats.ops as f64;
