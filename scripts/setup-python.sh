@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Creates .venv with grpcio-tools and generates Python stubs from proto/ into
-# tests/python/gen. Idempotent; run by .ci/run before the tests.
+# Creates .venv with grpcio-tools (Python client tests) and the Helm engine plus Kubernetes
+# schemas (chart tests), and generates Python stubs from proto/ into tests/python/gen.
+# Idempotent; run by .ci/run before the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
+    -r tests/helm/requirements.txt
 rm -rf tests/python/gen
 mkdir -p tests/python/gen
 .venv/bin/python -m grpc_tools.protoc -I proto \

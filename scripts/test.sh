@@ -15,3 +15,5 @@ scripts/setup-python.sh
 cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --profile "$profile" --locked
 cargo test --workspace --doc --locked
+# The Helm chart: lint, render with the real Helm engine, validate against Kubernetes schemas.
+.venv/bin/python -m pytest tests/helm -q

@@ -18,6 +18,17 @@ pub struct Settings {
     #[arg(long, env = "GROVE_ID")]
     pub id: Option<u64>,
 
+    /// Take the id from the host name's trailing ordinal plus one: StatefulSet pod
+    /// `grove-2` is server 3 (the Helm chart uses this). The host name is $HOSTNAME, or
+    /// the kernel's.
+    #[arg(long, env = "GROVE_ID_FROM_HOSTNAME", num_args = 0..=1, default_missing_value = "true")]
+    pub id_from_hostname: Option<bool>,
+
+    /// Added to the id taken from the host name (observers' StatefulSet: its pod 0 is
+    /// server replicas + 1).
+    #[arg(long, env = "GROVE_ID_OFFSET")]
+    pub id_offset: Option<u64>,
+
     /// Directory for the Raft log, the state database and snapshots.
     #[arg(long, env = "GROVE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -204,6 +215,26 @@ fn parse_members(flag: &str, s: &str) -> Result<Members, String> {
     Ok(out)
 }
 
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `grove-2` (or `grove-2.grove-peers.ns.svc`) is server 3.
+fn id_from_hostname(host: &str) -> Result<u64, String> {
+    let short = host.split('.').next().unwrap_or_default();
+    short
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| format!("--id-from-hostname: host name {host:?} does not end in -<ordinal>"))
+}
+
 impl Config {
     /// Resolves flags (with their environment fallback) over the file over the defaults.
     pub fn resolve(flags: Settings, file: Settings) -> Result<Config, String> {
@@ -215,7 +246,13 @@ impl Config {
         let ms = Duration::from_millis;
         let peers = parse_members("peers", &pick!(peers, String::new()))?;
         let observers = parse_members("observers", &pick!(observers, String::new()))?;
-        let id = pick!(id, 1);
+        let from_hostname = pick!(id_from_hostname, false);
+        let id = match (flags.id.or(file.id), from_hostname) {
+            (Some(_), true) => return Err("--id and --id-from-hostname exclude each other".into()),
+            (Some(id), false) => id,
+            (None, true) => id_from_hostname(&hostname())?.saturating_add(pick!(id_offset, 0)),
+            (None, false) => 1,
+        };
         if id == 0 {
             return Err("--id: server ids start at 1".into());
         }
@@ -339,6 +376,16 @@ mod tests {
         assert_eq!(c.admin_listen, "127.0.0.1:7381");
         assert_eq!(c.data_dir, PathBuf::from("grove-data"));
         assert!(c.is_standalone());
+    }
+
+    #[test]
+    fn the_id_can_come_from_a_statefulset_pod_name() {
+        assert_eq!(id_from_hostname("grove-0"), Ok(1));
+        assert_eq!(id_from_hostname("my-grove-4.grove-peers.default.svc.cluster.local"), Ok(5));
+        assert!(id_from_hostname("laptop").unwrap_err().contains("\"laptop\""));
+        assert!(id_from_hostname("grove-x").is_err());
+        let both = Settings { id: Some(2), id_from_hostname: Some(true), ..Default::default() };
+        assert!(Config::resolve(both, Settings::default()).unwrap_err().contains("exclude"));
     }
 
     #[test]

@@ -1,0 +1,197 @@
+{{- define "grove.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "grove.peersService" -}}{{ include "grove.fullname" . }}-peers{{- end -}}
+{{- define "grove.observersName" -}}{{ include "grove.fullname" . }}-obs{{- end -}}
+
+{{- define "grove.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "grove.labels" -}}
+{{ include "grove.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "grove.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* DNS name of pod `prefix-i` behind the headless peers Service. */}}
+{{- define "grove.podHost" -}}
+{{- $root := index . 0 -}}{{- $prefix := index . 1 -}}{{- $i := index . 2 -}}
+{{ $prefix }}-{{ $i }}.{{ include "grove.peersService" $root }}.{{ $root.Release.Namespace }}.svc.{{ $root.Values.clusterDomain }}
+{{- end -}}
+
+{{/* The voters: 1=<pod-0 DNS>:peer,2=<pod-1 DNS>:peer,... built from replicaCount. */}}
+{{- define "grove.peers" -}}
+{{- $root := . -}}
+{{- $list := list -}}
+{{- range $i := until (int .Values.replicaCount) -}}
+{{- $list = append $list (printf "%d=%s:%d" (add1 $i) (include "grove.podHost" (list $root (include "grove.fullname" $root) $i)) (int $root.Values.ports.peer)) -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}
+
+{{/* The observers: ids after the voters'. */}}
+{{- define "grove.observers" -}}
+{{- $root := . -}}
+{{- $list := list -}}
+{{- range $i := until (int .Values.observers.count) -}}
+{{- $list = append $list (printf "%d=%s:%d" (add (int $root.Values.replicaCount) $i 1) (include "grove.podHost" (list $root (include "grove.observersName" $root) $i)) (int $root.Values.ports.peer)) -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}
+
+{{/* One pod template for voters (role=voter) and observers (role=observer). */}}
+{{- define "grove.podTemplate" -}}
+{{- $root := index . 0 -}}{{- $role := index . 1 -}}
+metadata:
+  labels:
+    {{- include "grove.selectorLabels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ $role }}
+    {{- with $root.Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $root.Values.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+  {{- if ne $root.Values.podAntiAffinity "none" }}
+  affinity:
+    podAntiAffinity:
+      {{- if eq $root.Values.podAntiAffinity "hard" }}
+      requiredDuringSchedulingIgnoredDuringExecution:
+        - topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "grove.selectorLabels" $root | nindent 14 }}
+      {{- else }}
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - weight: 100
+          podAffinityTerm:
+            topologyKey: kubernetes.io/hostname
+            labelSelector:
+              matchLabels:
+                {{- include "grove.selectorLabels" $root | nindent 16 }}
+      {{- end }}
+  {{- end }}
+  {{- with $root.Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: groved
+      image: {{ include "grove.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args:
+        - --id-from-hostname
+        {{- if eq $role "observer" }}
+        - --id-offset={{ $root.Values.replicaCount }}
+        {{- end }}
+        - --data-dir=/var/lib/grove
+        - --listen=0.0.0.0:{{ $root.Values.ports.client }}
+        - --peer-listen=0.0.0.0:{{ $root.Values.ports.peer }}
+        - --admin-listen=0.0.0.0:{{ $root.Values.ports.admin }}
+        - --advertise=$(POD_NAME).{{ include "grove.peersService" $root }}.$(POD_NAMESPACE).svc.{{ $root.Values.clusterDomain }}:{{ $root.Values.ports.client }}
+        - --advertise-peer=$(POD_NAME).{{ include "grove.peersService" $root }}.$(POD_NAMESPACE).svc.{{ $root.Values.clusterDomain }}:{{ $root.Values.ports.peer }}
+      env:
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        {{- if or (gt (int $root.Values.replicaCount) 1) (gt (int $root.Values.observers.count) 0) }}
+        - name: GROVE_PEERS
+          value: {{ include "grove.peers" $root | quote }}
+        {{- end }}
+        {{- if gt (int $root.Values.observers.count) 0 }}
+        - name: GROVE_OBSERVERS
+          value: {{ include "grove.observers" $root | quote }}
+        {{- end }}
+        - name: GROVE_MIN_SESSION_TIMEOUT_MS
+          value: {{ $root.Values.config.minSessionTimeoutMs | quote }}
+        - name: GROVE_MAX_SESSION_TIMEOUT_MS
+          value: {{ $root.Values.config.maxSessionTimeoutMs | quote }}
+        - name: GROVE_SNAPSHOT_ENTRIES
+          value: {{ $root.Values.config.snapshotEntries | quote }}
+        - name: GROVE_LOG_FORMAT
+          value: {{ $root.Values.config.logFormat | quote }}
+        {{- with $root.Values.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: client
+          containerPort: {{ $root.Values.ports.client }}
+        - name: peer
+          containerPort: {{ $root.Values.ports.peer }}
+        - name: admin
+          containerPort: {{ $root.Values.ports.admin }}
+      # The health service's overall status is SERVING once the server knows a leader and
+      # has caught up; the per-service status is SERVING while the process serves.
+      readinessProbe:
+        grpc:
+          port: {{ $root.Values.ports.client }}
+          service: ""
+        periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
+        failureThreshold: {{ $root.Values.probes.readiness.failureThreshold }}
+      livenessProbe:
+        grpc:
+          port: {{ $root.Values.ports.client }}
+          service: grove.v1.Nodes
+        initialDelaySeconds: {{ $root.Values.probes.liveness.initialDelaySeconds }}
+        periodSeconds: {{ $root.Values.probes.liveness.periodSeconds }}
+        failureThreshold: {{ $root.Values.probes.liveness.failureThreshold }}
+      resources:
+        {{- toYaml $root.Values.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: data
+          mountPath: /var/lib/grove
+  {{- if not $root.Values.persistence.enabled }}
+  volumes:
+    - name: data
+      emptyDir: {}
+  {{- end }}
+{{- end -}}
+
+{{- define "grove.claimTemplates" -}}
+{{- if .Values.persistence.enabled }}
+volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes:
+        {{- toYaml .Values.persistence.accessModes | nindent 8 }}
+      {{- if .Values.persistence.storageClass }}
+      storageClassName: {{ .Values.persistence.storageClass | quote }}
+      {{- end }}
+      resources:
+        requests:
+          storage: {{ .Values.persistence.size }}
+{{- end }}
+{{- end -}}

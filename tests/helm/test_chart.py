@@ -1,0 +1,157 @@
+"""The Helm chart, rendered by the real Helm engine (helm-python-sdk, Helm SDK v4) for every
+values file under helm/grove/ci/, validated against the Kubernetes schemas of the oldest and
+newest supported versions, and checked for what schemas cannot see."""
+
+import pathlib
+import subprocess
+import sys
+
+import helm_python
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "grove"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+NAMESPACE = "coord"
+# The chart's kubeVersion floor and the newest schema kubernetes-validate ships.
+KUBE_VERSIONS = ["1.25", "1.37"]
+
+
+def render(values, name="grove"):
+    with helm_python.Chart.load(str(CHART)) as chart:
+        out = chart.render(values, name=name, namespace=NAMESPACE, revision=1, is_install=True, is_upgrade=False)
+    docs = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def load(path):
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def test_every_ci_values_file_exists():
+    names = {p.name for p in CI_VALUES}
+    for want in ["default", "one-replica", "five-replicas", "observers", "metrics", "no-persistence"]:
+        assert f"{want}-values.yaml" in names, names
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+def test_lint_is_clean(values_file):
+    result = helm_python.lint(str(CHART), load(values_file), strict=True, namespace=NAMESPACE)
+    assert result["errors"] == [], result
+    # Severity 1 is informational (e.g. "icon is recommended"); warnings and errors fail.
+    assert [m for m in result["messages"] if m["severity"] >= 2] == [], result
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+def test_manifests_validate_strictly(values_file, kube, tmp_path):
+    out = tmp_path / "rendered.yaml"
+    out.write_text(yaml.safe_dump_all(render(load(values_file))))
+    r = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", kube, str(out)],
+        capture_output=True,
+        text=True,
+    )
+    # The ServiceMonitor is a CRD: reported as a warning without a schema, not an error.
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ERROR" not in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+def test_what_schemas_cannot_see(values_file):
+    values = load(values_file)
+    docs = render(values)
+    replicas = values.get("replicaCount", 3)
+    observers = values.get("observers", {}).get("count", 0)
+    persistence = values.get("persistence", {}).get("enabled", True)
+
+    sets = {s["metadata"]["name"]: s for s in by_kind(docs, "StatefulSet")}
+    voters = sets["grove"]
+    assert voters["spec"]["replicas"] == replicas
+    assert voters["spec"]["podManagementPolicy"] == "Parallel"
+    services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
+    headless = services[voters["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+
+    for sts in sets.values():
+        pod = sts["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        assert sts["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        # Both Services reach every member.
+        for svc in services.values():
+            assert svc["spec"]["selector"].items() <= labels.items()
+        c = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        # The peer list: one DNS name per voter, behind the headless Service, ids 1..N.
+        if replicas > 1 or observers:
+            peers = env["GROVE_PEERS"].split(",")
+            assert peers == [
+                f"{i + 1}=grove-{i}.{headless['metadata']['name']}.{NAMESPACE}.svc.cluster.local:7281"
+                for i in range(replicas)
+            ]
+        else:
+            assert "GROVE_PEERS" not in env, "one voter is a standalone node"
+        if observers:
+            assert env["GROVE_OBSERVERS"].split(",") == [
+                f"{replicas + i + 1}=grove-obs-{i}.grove-peers.{NAMESPACE}.svc.cluster.local:7281"
+                for i in range(observers)
+            ]
+        assert "--id-from-hostname" in c["args"]
+        # Probes call the gRPC health service on a port the container declares.
+        ports = {p["containerPort"] for p in c["ports"]}
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert c[probe]["grpc"]["port"] in ports, probe
+        assert c["readinessProbe"]["grpc"]["service"] == "", "readiness is the overall status"
+        # Every mount has a volume or a claim template.
+        volumes = {v["name"] for v in pod["spec"].get("volumes", [])}
+        claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
+        for m in c["volumeMounts"]:
+            assert m["name"] in volumes | claims, m
+        assert bool(claims) == persistence
+    assert ("grove-obs" in sets) == (observers > 0)
+
+    pdbs = by_kind(docs, "PodDisruptionBudget")
+    assert len(pdbs) == 1
+    assert pdbs[0]["spec"]["maxUnavailable"] == 1
+    assert pdbs[0]["spec"]["selector"]["matchLabels"].items() <= voters["spec"]["template"]["metadata"]["labels"].items()
+
+    monitors = by_kind(docs, "ServiceMonitor")
+    want_monitor = values.get("metrics", {}).get("serviceMonitor", {}).get("enabled", False)
+    assert bool(monitors) == want_monitor
+    if monitors:
+        port = monitors[0]["spec"]["endpoints"][0]["port"]
+        client_svc = services["grove"]
+        assert port in {p["name"] for p in client_svc["spec"]["ports"]}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"replicaCount": 2},
+        {"replicaCount": 4},
+        {"replicaCount": 0},
+        {"replicaCount": "three"},
+        {"ports": {"client": 0, "peer": 7281, "admin": 7381}},
+        {"persistence": {"enabled": True, "size": "lots"}},
+        {"observers": {"count": -1}},
+        {"podAntiAffinity": "sometimes"},
+        {"metrics": {"serviceMonitor": {"enabled": True, "interval": "often"}}},
+        {"nope": True},
+    ],
+    ids=str,
+)
+def test_bad_values_are_rejected(bad):
+    with pytest.raises(helm_python.HelmValuesError):
+        render(bad)
+    result = helm_python.lint(str(CHART), bad, strict=True, namespace=NAMESPACE)
+    assert result["errors"] or any(m["severity"] >= 3 for m in result["messages"]), result
