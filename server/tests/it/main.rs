@@ -17,6 +17,7 @@ mod t40_durability;
 mod t50_bad_input;
 mod t60_admin;
 mod t70_python;
+mod t72_grpcurl;
 mod t80_ensemble;
 mod t85_locks;
 mod t86_coordination_cli;
