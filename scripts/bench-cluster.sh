@@ -102,13 +102,4 @@ EOF
 fi
 
 echo "== summary ($OUT/results.txt)"
-grep '^{' "$OUT/results.txt" | python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    cols = [r["label"], r["workload"], "%.0f ops/s" % r["ops_per_s"], "p50 %.3f ms" % r["p50_ms"], "p99 %.3f ms" % r["p99_ms"]]
-    for key in ("server_cpu_us_per_op", "ops_per_fsync"):
-        if key in r:
-            cols.append("%s %s" % (key, r[key]))
-    print("  ".join(cols))
-'
+python3 scripts/bench-summary.py "$OUT/results.txt"

@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use grove_client::{Client, Error, LockRequest, SessionState};
+use grove_client::{Client, Error, Grant, LockRequest, SessionState};
 use tokio::process::Command;
 
 const LOCK_USAGE: &str = "Usage: grove lock [-t timeoutMs] path [-- command args...]";
@@ -112,6 +112,27 @@ async fn session_lost(client: &Client) {
     let _ = state.wait_for(|s| matches!(s, SessionState::Lost | SessionState::Closed)).await;
 }
 
+/// Opens the session that will own the grant, then waits for `grant` (an acquire or a
+/// campaign, not polled before the session exists). On an error or an interrupt the
+/// session is closed, so nothing queued is left behind, and the exit code is returned.
+async fn take(
+    client: &Client,
+    session_timeout: Duration,
+    grant: impl Future<Output = Result<Grant, Error>>,
+) -> Result<Grant, ExitCode> {
+    if let Err(e) = client.open_session(session_timeout).await {
+        return Err(fail(&e));
+    }
+    let outcome = tokio::select! {
+        g = grant => g.map_err(|e| fail(&e)),
+        _ = interrupted() => Err(ExitCode::from(130)),
+    };
+    if outcome.is_err() {
+        let _ = client.close_session().await;
+    }
+    outcome
+}
+
 async fn lock(
     client: Client,
     session_timeout: Duration,
@@ -119,23 +140,10 @@ async fn lock(
     timeout: Option<Duration>,
     cmd: Vec<String>,
 ) -> ExitCode {
-    if let Err(e) = client.open_session(session_timeout).await {
-        return fail(&e);
-    }
     let request = LockRequest::mutex(path).timeout(timeout);
-    let grant = tokio::select! {
-        g = client.acquire(&request) => g,
-        _ = interrupted() => {
-            let _ = client.close_session().await;
-            return ExitCode::from(130);
-        }
-    };
-    let grant = match grant {
+    let grant = match take(&client, session_timeout, client.acquire(&request)).await {
         Ok(g) => g,
-        Err(e) => {
-            let _ = client.close_session().await;
-            return fail(&e);
-        }
+        Err(code) => return code,
     };
     println!("token={}", grant.token);
     let node = grant.nodes[0].clone();
@@ -200,22 +208,9 @@ async fn campaign(
     value: String,
     timeout: Option<Duration>,
 ) -> ExitCode {
-    if let Err(e) = client.open_session(session_timeout).await {
-        return fail(&e);
-    }
-    let grant = tokio::select! {
-        g = client.campaign(name, value.clone(), timeout) => g,
-        _ = interrupted() => {
-            let _ = client.close_session().await;
-            return ExitCode::from(130);
-        }
-    };
-    let grant = match grant {
+    let grant = match take(&client, session_timeout, client.campaign(name, value.clone(), timeout)).await {
         Ok(g) => g,
-        Err(e) => {
-            let _ = client.close_session().await;
-            return fail(&e);
-        }
+        Err(code) => return code,
     };
     let node = grant.nodes[0].clone();
     println!("elected {name} value={value} token={} node={node}", grant.token);
