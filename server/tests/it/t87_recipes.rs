@@ -27,7 +27,7 @@ async fn session(s: &Server) -> Client {
 }
 
 /// Everything under `root` as path → data, read from the server.
-async fn tree(c: &Client, root: &str) -> BTreeMap<String, Bytes> {
+pub(crate) async fn tree(c: &Client, root: &str) -> BTreeMap<String, Bytes> {
     let mut out = BTreeMap::new();
     let mut todo = vec![root.to_string()];
     while let Some(p) = todo.pop() {

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grove_client::recipes::{InterProcessMutex, LeaderLatch};
-use grove_client::{Client, Consistency, CreateOptions, Error, TreeCache};
+use grove_client::{Client, CreateOptions, Error, TreeCache};
 
 use crate::cluster::Cluster;
 use crate::harness::eventually;
+use crate::t87_recipes::tree;
 
 const LEADER_WAIT: Duration = Duration::from_secs(20);
 
@@ -219,13 +220,7 @@ async fn a_tree_cache_converges_after_its_server_fails() {
     writer.create("/conf/b/c", "deep", &opts).await.unwrap();
     assert!(cache.wait_for_zxid(writer.last_zxid(), Duration::from_secs(30)).await, "the cache caught up");
 
-    let mut want = BTreeMap::new();
-    let mut todo = vec!["/conf".to_string()];
-    while let Some(p) = todo.pop() {
-        let data: Bytes = writer.get_with(&p, Consistency::Linearizable).await.unwrap().0;
-        want.insert(p.clone(), data);
-        todo.extend(writer.children(&p).await.unwrap().into_iter().map(|n| format!("{p}/{n}")));
-    }
+    let want = tree(&writer, "/conf").await;
     let got: BTreeMap<String, Bytes> = cache.snapshot().into_iter().map(|(p, d)| (p, d.data)).collect();
     assert_eq!(got, want);
 }
