@@ -14,5 +14,5 @@ mkdir -p tests/python/gen
 .venv/bin/python -m grpc_tools.protoc -I proto \
     --python_out=tests/python/gen --grpc_python_out=tests/python/gen \
     grove/v1/types.proto grove/v1/nodes.proto grove/v1/sessions.proto grove/v1/watch.proto \
-    grove/v1/cluster.proto
+    grove/v1/cluster.proto grove/v1/locks.proto
 echo "python client stubs generated in tests/python/gen"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Grove's whole test suite: unit, property and conformance tests, integration tests
 # against real groved processes, and the polyglot client checks. Installs what the tests
-# need (a Python virtualenv with grpcio-tools) into the repository itself.
+# need (a Python virtualenv with grpcio-tools and the Helm engine, the Node.js gRPC packages)
+# into the repository itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ if [ "${CI:-}" = "true" ]; then
 fi
 
 scripts/setup-python.sh
+scripts/setup-node.sh
 # The integration tests run both binaries (groved and grove): build the whole workspace.
 cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --profile "$profile" --locked

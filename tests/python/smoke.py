@@ -3,7 +3,8 @@
 Usage: smoke.py HOST:PORT
 
 Creates a node, reads it, fails a compare-and-set with a stale version (reading the typed
-ErrorCode from the status details), and watches the node to see a change arrive.
+ErrorCode from the status details), watches the node to see a change arrive, and takes a lock
+with its fencing token under a session.
 """
 import os
 import queue
@@ -15,7 +16,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "gen"))
 import grpc  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
 
-from grove.v1 import nodes_pb2, nodes_pb2_grpc, types_pb2, watch_pb2, watch_pb2_grpc  # noqa: E402
+from grove.v1 import (  # noqa: E402
+    locks_pb2,
+    locks_pb2_grpc,
+    nodes_pb2,
+    nodes_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
+    types_pb2,
+    watch_pb2,
+    watch_pb2_grpc,
+)
 
 
 def error_code(err: grpc.RpcError) -> str:
@@ -78,6 +89,19 @@ def main() -> None:
             break
     call.cancel()
     requests.put(None)
+
+    # A lock needs a session: its holder node is ephemeral, so a crashed holder releases it.
+    sessions = sessions_pb2_grpc.SessionsStub(channel)
+    session = sessions.Open(sessions_pb2.OpenSessionRequest(timeout_ms=10000), timeout=10)
+    md = (("grove-session-id", str(session.session_id)), ("grove-session-secret", session.secret.hex()))
+    locks = locks_pb2_grpc.LocksStub(channel)
+    grant = locks.Acquire(
+        locks_pb2.AcquireRequest(paths=["/locks/py"], kind=locks_pb2.MUTEX, timeout_ms=5000), metadata=md, timeout=10
+    )
+    print("lock token:", grant.token, "node:", grant.nodes[0])
+    released = locks.Release(locks_pb2.ReleaseRequest(node=grant.nodes[0]), metadata=md, timeout=10)
+    print("released:", released.released)
+    sessions.Close(sessions_pb2.CloseSessionRequest(session_id=session.session_id, secret=session.secret), timeout=10)
 
 
 if __name__ == "__main__":

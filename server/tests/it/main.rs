@@ -17,6 +17,7 @@ mod t40_durability;
 mod t50_bad_input;
 mod t60_admin;
 mod t70_python;
+mod t71_node;
 mod t72_grpcurl;
 mod t80_ensemble;
 mod t85_locks;

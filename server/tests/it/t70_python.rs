@@ -1,4 +1,5 @@
-//! A Python client generated from the .proto files with grpcio-tools drives a real server.
+//! A Python client generated from the .proto files with grpcio-tools drives a real server:
+//! unary calls, a server-streaming watch, a typed error code from the status details, a lock.
 //! The virtualenv comes from `scripts/setup-python.sh` (run by `.ci/run`).
 
 use std::process::Command;
@@ -20,7 +21,14 @@ fn python_client_generated_from_the_protos() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "python smoke failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for step in ["created /py", "got hello", "stale version: BAD_VERSION", "watch event: NODE_DATA_CHANGED /py"] {
+    for step in [
+        "created /py",
+        "got hello",
+        "stale version: BAD_VERSION",
+        "watch event: NODE_DATA_CHANGED /py changed",
+        "node: /locks/py/lock-0000000000",
+        "released: True",
+    ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
 }
