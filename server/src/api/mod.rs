@@ -15,21 +15,26 @@ use std::time::Instant;
 use grove_proto::metadata;
 use tonic::metadata::MetadataMap;
 use tonic::{Response, Status};
+use tracing::Instrument;
 
 use crate::error::GroveError;
 use crate::node::Node;
 
-/// Runs a handler body, recording its outcome and latency per method and code.
+/// Runs a handler body in a request span, recording its outcome and latency per method and
+/// code. The span's `session` field is filled in by `caller_session` once the caller is
+/// known, so every log line a request causes names the session it came from.
 pub(crate) async fn metered<T>(
     method: &'static str,
     body: impl Future<Output = Result<T, GroveError>>,
 ) -> Result<Response<T>, Status> {
+    let span = tracing::info_span!("rpc", method, session = tracing::field::Empty);
     let started = Instant::now();
-    let result = body.await;
+    let result = body.instrument(span.clone()).await;
     let code = match &result {
         Ok(_) => "OK",
         Err(e) => status::codes(e).1.as_str_name(),
     };
+    span.in_scope(|| tracing::debug!(code, micros = started.elapsed().as_micros() as u64, "request done"));
     metrics::counter!("grove_requests_total", "method" => method, "code" => code).increment(1);
     metrics::histogram!("grove_request_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
     result.map(Response::new).map_err(|e| status::to_status(&e))
@@ -49,7 +54,13 @@ pub(crate) fn caller_session(md: &MetadataMap, node: &Node) -> Result<u64, Grove
         }
     };
     node.authenticate(id, &secret)?;
+    record_session(id);
     Ok(id)
+}
+
+/// Names the session in the current request span (ZooKeeper's hex form, as `grove` prints it).
+pub(crate) fn record_session(id: u64) {
+    tracing::Span::current().record("session", tracing::field::display(format_args!("0x{id:x}")));
 }
 
 /// The request id a client gave a write (0: none).

@@ -28,6 +28,7 @@ impl Sessions for SessionsService {
             if r.session_id != 0 {
                 // Resume: the session must be live and the secret its own.
                 let timeout = self.node.authenticate(r.session_id, &r.secret)?;
+                super::record_session(r.session_id);
                 return Ok(pb::OpenSessionResponse {
                     header: convert::header(self.node.header(self.node.applied_zxid())),
                     session_id: r.session_id,
@@ -50,6 +51,8 @@ impl Sessions for SessionsService {
             let Outcome::SessionOpened { session_id, timeout_ms, secret } = outcome else {
                 return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
             };
+            super::record_session(session_id);
+            tracing::debug!(timeout_ms, "session opened");
             Ok(pb::OpenSessionResponse {
                 header: convert::header(self.node.header(zxid)),
                 session_id,
@@ -96,6 +99,7 @@ impl Sessions for SessionsService {
         metered("CloseSession", async {
             let r = req.into_inner();
             self.node.authenticate(r.session_id, &r.secret)?;
+            super::record_session(r.session_id);
             let (zxid, _) = self.node.propose(Op::CloseSession { session_id: r.session_id }).await?;
             Ok(pb::CloseSessionResponse { header: convert::header(self.node.header(zxid)) })
         })

@@ -20,6 +20,7 @@ use crate::error::GroveError;
 use crate::fsm::path;
 use crate::node::Node;
 use crate::node::watch_hub::{CancelCode, StreamItem, StreamQueue, WatchKind, WatchSpec};
+use tracing::Instrument;
 
 pub struct WatchService {
     pub node: Arc<Node>,
@@ -142,34 +143,43 @@ impl Watch for WatchService {
 
     async fn watch(&self, req: Request<Streaming<pb::WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
         // Watches need read access like reads do; a session, when given, must be valid.
-        caller_session(req.metadata(), &self.node).map_err(|e| super::status::to_status(&e))?;
+        let session = caller_session(req.metadata(), &self.node).map_err(|e| super::status::to_status(&e))?;
         let node = self.node.clone();
         let (stream, queue) = node.hub.open_stream();
+        // The stream's requests are handled in their own task: give it the request span's
+        // fields so its log lines name the session and the stream.
+        let span =
+            tracing::info_span!("watch", session = tracing::field::display(format_args!("0x{session:x}")), stream);
         metrics::counter!("grove_watch_streams_total").increment(1);
         let mut inbound = req.into_inner();
         let reader_node = node.clone();
-        tokio::spawn(async move {
-            use futures::StreamExt;
-            while let Some(Ok(msg)) = inbound.next().await {
-                let result = match msg.request {
-                    Some(pb::watch_request::Request::Create(c)) => {
-                        let id = c.watch_id;
-                        spec(c).and_then(|s| reader_node.hub.create(stream, s).map(|_| ())).map_err(|e| (id, e))
+        tokio::spawn(
+            async move {
+                use futures::StreamExt;
+                while let Some(Ok(msg)) = inbound.next().await {
+                    let result = match msg.request {
+                        Some(pb::watch_request::Request::Create(c)) => {
+                            let id = c.watch_id;
+                            spec(c).and_then(|s| reader_node.hub.create(stream, s).map(|_| ())).map_err(|e| (id, e))
+                        }
+                        Some(pb::watch_request::Request::Cancel(c)) => {
+                            reader_node.hub.cancel(stream, c.watch_id).map_err(|e| (c.watch_id, e))
+                        }
+                        Some(pb::watch_request::Request::Progress(_)) => {
+                            reader_node.hub.progress(stream, false);
+                            Ok(())
+                        }
+                        None => Err((0, GroveError::bad_args("", "empty watch request"))),
+                    };
+                    if let Err((id, e)) = result {
+                        tracing::debug!(watch_id = id, error = %e, "watch request refused");
+                        reader_node.hub.refuse(stream, id, e);
                     }
-                    Some(pb::watch_request::Request::Cancel(c)) => {
-                        reader_node.hub.cancel(stream, c.watch_id).map_err(|e| (c.watch_id, e))
-                    }
-                    Some(pb::watch_request::Request::Progress(_)) => {
-                        reader_node.hub.progress(stream, false);
-                        Ok(())
-                    }
-                    None => Err((0, GroveError::bad_args("", "empty watch request"))),
-                };
-                if let Err((id, e)) = result {
-                    reader_node.hub.refuse(stream, id, e);
                 }
+                tracing::debug!("watch stream's requests ended");
             }
-        });
+            .instrument(span),
+        );
         if let Some(every) = node.config.watch_progress {
             let progress_node = node.clone();
             let weak = Arc::downgrade(&queue);

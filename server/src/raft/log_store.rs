@@ -197,7 +197,10 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
                 .sum();
             stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             stats.entries_synced.fetch_add(n as u64, Ordering::Relaxed);
-            stats.fsync_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            let took = started.elapsed();
+            stats.fsync_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+            metrics::histogram!("grove_log_fsync_seconds").record(took.as_secs_f64());
+            metrics::histogram!("grove_log_entries_per_fsync_batch").record(n as f64);
         }
         let inner = inner.upgrade();
         for op in batch {

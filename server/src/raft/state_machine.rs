@@ -167,12 +167,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let keep = self.snapshot_path();
         let expected = meta.clone();
         let lock = self.snapshot_lock.clone();
+        let started = std::time::Instant::now();
         tokio::task::spawn_blocking(move || {
             file.seek(SeekFrom::Start(0)).map_err(sm_err)?;
             snapshot::install(&db, file, &keep, &lock, &expected)
         })
         .await
         .map_err(sm_err)??;
+        metrics::counter!("grove_snapshots_installed_total").increment(1);
+        metrics::histogram!("grove_snapshot_install_seconds").record(started.elapsed().as_secs_f64());
         let _ = std::fs::remove_file(self.dir.join("snapshot.receiving"));
         self.observer.reset(meta.last_log_id.map(|l| l.index).unwrap_or(0));
         Ok(())

@@ -41,11 +41,17 @@ pub struct Server {
     pub admin: String,
     args: Vec<String>,
     ports: Option<(u16, u16, u16)>,
+    rust_log: String,
 }
 
 impl Server {
     /// Starts a standalone server in `dir` on OS-assigned ports.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Self::start_logging(dir, extra, "info,openraft=warn")
+    }
+
+    /// Starts a standalone server with its own `RUST_LOG` filter (its log is `log_text()`).
+    pub fn start_logging(dir: &Path, extra: &[&str], rust_log: &str) -> Server {
         let mut s = Server {
             child: None,
             dir: dir.to_path_buf(),
@@ -54,6 +60,7 @@ impl Server {
             admin: String::new(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             ports: None,
+            rust_log: rust_log.into(),
         };
         s.spawn();
         s
@@ -69,6 +76,7 @@ impl Server {
             admin: String::new(),
             args: extra.to_vec(),
             ports: Some(ports),
+            rust_log: "info,openraft=warn".into(),
         };
         s.spawn();
         s
@@ -86,7 +94,7 @@ impl Server {
             .arg(self.dir.join("data"))
             .args(["--listen", &c, "--peer-listen", &p, "--admin-listen", &a])
             .args(&self.args)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env("RUST_LOG", &self.rust_log)
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

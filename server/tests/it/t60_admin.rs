@@ -21,8 +21,12 @@ async fn health_ready_status_and_metrics() {
     assert_eq!(v["node_count"], 2);
     // /status says what `grove status` says.
     let cli: serde_json::Value = serde_json::from_str(&s.grove_ok(&["--json", "status"])).unwrap();
-    for key in ["mode", "server_id", "leader_id", "term", "node_count"] {
-        assert_eq!(v[key], cli[key], "{key}");
+    // Every field `grove status --json` prints, members included, is in /status with the same value
+    // (nothing writes in between).
+    let fields = cli.as_object().unwrap();
+    assert!(fields.len() >= 12, "{cli}");
+    for (key, value) in fields {
+        assert_eq!(&v[key], value, "{key}");
     }
     let (code, metrics) = s.admin_get("/metrics");
     assert_eq!(code, 200);
@@ -32,6 +36,7 @@ async fn health_ready_status_and_metrics() {
         "grove_request_duration_seconds_bucket",
         "grove_raft_term",
         "grove_log_entries_per_fsync",
+        "grove_log_fsync_seconds_bucket",
         "grove_nodes 2",
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
@@ -55,4 +60,35 @@ fn bad_configuration_is_refused_with_a_clear_message() {
     let out = std::process::Command::new(crate::harness::groved_bin()).arg("--config").arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("grove.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_session_in_request_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_logging(dir.path(), &["--log-format", "json"], "info,grove_server=debug,openraft=warn");
+    let c = s.connect();
+    c.open_session(std::time::Duration::from_secs(10)).await.unwrap();
+    let id = format!("0x{:x}", c.session().unwrap().id);
+    let ephemeral = grove_client::CreateOptions::mode(grove_client::CreateMode::Ephemeral);
+    c.create("/logged", "x", &ephemeral).await.unwrap();
+    let _ = c.get("/missing").await;
+    let log = dir.path().join("groved.log");
+    let what = "the Create request in the log";
+    crate::harness::eventually(std::time::Duration::from_secs(10), what, async || {
+        std::fs::read_to_string(&log).unwrap().contains("\"method\":\"Create\"")
+    })
+    .await;
+    // Every line is one JSON object; the ephemeral create's "request done" names its session.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut create_done = None;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "request done" && v["span"]["method"] == "Create" {
+            create_done = Some(v);
+        }
+    }
+    let v = create_done.unwrap_or_else(|| panic!("no Create request line in:\n{text}"));
+    assert_eq!(v["span"]["session"], id.as_str(), "{v}");
+    assert_eq!(v["fields"]["code"], "OK", "{v}");
+    assert!(text.contains("\"code\":\"NO_NODE\""), "the failed Get is logged with its code:\n{text}");
 }
