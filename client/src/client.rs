@@ -7,6 +7,7 @@
 //! Every response's zxid is remembered and passed as `min_zxid` on later reads, so a client
 //! that moves between servers always reads its own writes.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use grove_proto::v1::cluster_client::ClusterClient;
 use grove_proto::v1::nodes_client::NodesClient;
 use grove_proto::v1::sessions_client::SessionsClient;
 use tokio::sync::{broadcast, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 use crate::error::{Error, Result};
@@ -180,6 +181,8 @@ pub struct Client {
 pub(crate) struct Inner {
     servers: Vec<String>,
     channels: Vec<Channel>,
+    /// How to dial a server (timeouts, TLS): also used for a leader's address learned later.
+    dial: Dial,
     chroot: Option<String>,
     current: AtomicUsize,
     last_zxid: AtomicU64,
@@ -202,6 +205,67 @@ impl Drop for Inner {
     }
 }
 
+/// TLS towards the servers: the CA to verify them with (none: the system's roots are not
+/// consulted, so give one), and a client certificate, which the server turns into the
+/// `x509:<subject>` identity.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The name to verify the server's certificate against, when it is not the host in the
+    /// connect string (e.g. connecting by IP to a certificate issued for a DNS name).
+    pub server_name: Option<String>,
+}
+
+impl TlsOptions {
+    fn config(&self) -> Result<ClientTlsConfig> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| Error::BadArguments { message: format!("TLS file {}: {e}", p.display()) })
+        };
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?)),
+            (None, None) => {}
+            _ => {
+                return Err(Error::BadArguments {
+                    message: "a TLS client certificate needs its key, and the other way round".into(),
+                });
+            }
+        }
+        if let Some(name) = &self.server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        Ok(tls)
+    }
+}
+
+/// How endpoints are built.
+#[derive(Debug, Clone)]
+struct Dial {
+    connect_timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Dial {
+    fn endpoint(&self, addr: &str) -> Result<Endpoint> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let uri = if addr.contains("://") { addr.to_string() } else { format!("{scheme}://{addr}") };
+        let bad = |e: tonic::transport::Error| Error::BadArguments { message: format!("server address {addr:?}: {e}") };
+        let mut e = Endpoint::from_shared(uri).map_err(bad)?;
+        if let Some(tls) = &self.tls {
+            e = e.tls_config(tls.clone()).map_err(bad)?;
+        }
+        Ok(e.connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10)))
+    }
+}
+
 /// Configures a client.
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -210,9 +274,16 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     retry: Option<RetryPolicy>,
     session_timeout: Option<Duration>,
+    tls: Option<TlsOptions>,
 }
 
 impl ClientBuilder {
+    /// Connect over TLS.
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
         self
@@ -250,28 +321,17 @@ impl ClientBuilder {
 
     pub fn build(self) -> Result<Client> {
         let cs = ConnectString::parse(&self.connect)?;
-        let channels = cs
-            .servers
-            .iter()
-            .map(|s| {
-                let uri = if s.contains("://") { s.clone() } else { format!("http://{s}") };
-                Endpoint::from_shared(uri)
-                    .map(|e| {
-                        e.connect_timeout(self.connect_timeout)
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(10))
-                            .keep_alive_timeout(Duration::from_secs(10))
-                            .connect_lazy()
-                    })
-                    .map_err(|e| Error::BadArguments { message: format!("server address {s:?}: {e}") })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let dial =
+            Dial { connect_timeout: self.connect_timeout, tls: self.tls.as_ref().map(TlsOptions::config).transpose()? };
+        let channels =
+            cs.servers.iter().map(|s| dial.endpoint(s).map(|e| e.connect_lazy())).collect::<Result<Vec<_>>>()?;
         let (state, _) = watch::channel(SessionState::None);
         let (transitions, _) = broadcast::channel(64);
         Ok(Client {
             inner: Arc::new(Inner {
                 servers: cs.servers,
                 channels,
+                dial,
                 chroot: cs.chroot,
                 current: AtomicUsize::new(0),
                 last_zxid: AtomicU64::new(0),
@@ -299,6 +359,7 @@ impl Client {
             request_timeout: Duration::from_secs(15),
             retry: None,
             session_timeout: None,
+            tls: None,
         }
     }
 
@@ -699,9 +760,10 @@ impl Client {
     {
         match self.call(false, &f).await {
             Err(Error::NotReady { leader: Some(l), .. }) if !l.address.is_empty() => {
-                let uri = format!("http://{}", l.address);
-                let ch = Endpoint::from_shared(uri)
-                    .map_err(|e| Error::Client(e.to_string()))?
+                let ch = self
+                    .inner
+                    .dial
+                    .endpoint(&l.address)?
                     .connect()
                     .await
                     .map_err(|e| Error::Unreachable { message: format!("leader {}: {e}", l.address) })?;

@@ -153,6 +153,9 @@ pub fn decode_detail(status: &tonic::Status) -> Option<ErrorDetail> {
 /// A status without Grove details comes from the transport or the gRPC layer.
 fn transport_error(status: &tonic::Status) -> Error {
     let message = format!("{}: {}", status.code(), status.message());
+    if let Some(tls) = grove_proto::transport::tls_failure(status) {
+        return Error::AuthFailed { message: format!("TLS handshake failed: {tls}") };
+    }
     match status.code() {
         _ if grove_proto::transport::never_sent(status) => Error::Unreachable { message },
         Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Unknown | Code::Aborted => {

@@ -24,7 +24,7 @@ pub mod watch;
 pub use cache::{CacheEvent, ChildData, CuratorCache, NodeCache, PathChildrenCache, TreeCache};
 pub use client::{
     Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
-    SessionState, Stat,
+    SessionState, Stat, TlsOptions,
 };
 pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, LockRequest};
 pub use error::{Error, Result};

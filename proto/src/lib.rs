@@ -40,6 +40,28 @@ pub const ERROR_DETAIL_TYPE_URL: &str = "type.googleapis.com/grove.v1.ErrorDetai
 
 /// Facts about failed calls that servers and clients both need.
 pub mod transport {
+    /// The TLS failure under a failed call, if the connection failed in its handshake (an
+    /// untrusted or missing certificate, a refused client certificate). Retrying cannot help:
+    /// the settings must change. Decided from the local error chain.
+    pub fn tls_failure(status: &tonic::Status) -> Option<String> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+        while let Some(e) = source {
+            let text = e.to_string();
+            const SIGNS: [&str; 5] = [
+                "invalid peer certificate",
+                "received fatal alert",
+                "peer sent no certificates",
+                "peer is incompatible",
+                "InvalidContentType",
+            ];
+            if SIGNS.iter().any(|s| text.contains(s)) {
+                return Some(text);
+            }
+            source = e.source();
+        }
+        None
+    }
+
     /// True if a failed call never left this process: the connection could not be made,
     /// so nothing was sent and retrying elsewhere cannot apply a request twice. Decided
     /// from the local error chain, never from a message a remote server sent.

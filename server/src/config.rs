@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::tls::TlsFiles;
+
 /// Every setting, all optional: unset ones fall back to the next layer.
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,6 +151,44 @@ pub struct Settings {
     /// Log output: `text` or `json`. Filter with RUST_LOG.
     #[arg(long, env = "GROVE_LOG_FORMAT")]
     pub log_format: Option<String>,
+
+    /// TLS on the client port: this server's certificate chain (PEM). Needs --tls-key.
+    /// Files are re-read when they change.
+    #[arg(long, env = "GROVE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, env = "GROVE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA (PEM) that client certificates must chain to. A verified client certificate gives
+    /// its caller the `x509:<subject>` identity. Clients without one are let in unless
+    /// --tls-require-client-cert.
+    #[arg(long, env = "GROVE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Refuse clients that present no certificate signed by --tls-client-ca.
+    #[arg(long, env = "GROVE_TLS_REQUIRE_CLIENT_CERT", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_require_client_cert: Option<bool>,
+
+    /// Mutual TLS on the peer port: this server's peer certificate (PEM), also presented when
+    /// it connects to other servers. Needs --peer-tls-key and --peer-tls-ca.
+    #[arg(long, env = "GROVE_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) for --peer-tls-cert.
+    #[arg(long, env = "GROVE_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+
+    /// CA (PEM) every ensemble member's peer certificate chains to: a peer without one is
+    /// refused in the handshake, so it can neither vote nor replicate.
+    #[arg(long, env = "GROVE_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+
+    /// A plaintext gRPC port serving only grpc.health.v1.Health, for Kubernetes probes when
+    /// the client port needs TLS. Off unless given.
+    #[arg(long, env = "GROVE_HEALTH_LISTEN")]
+    pub health_listen: Option<String>,
 }
 
 /// A parsed `id=address` list.
@@ -186,6 +226,12 @@ pub struct Config {
     pub reap_interval: Duration,
     pub cache_bytes: usize,
     pub log_json: bool,
+    /// TLS on the client port (`ca`: the CA for client certificates).
+    pub client_tls: Option<TlsFiles>,
+    pub require_client_cert: bool,
+    /// Mutual TLS on the peer port (`ca` always set).
+    pub peer_tls: Option<TlsFiles>,
+    pub health_listen: Option<String>,
 }
 
 impl Default for Config {
@@ -243,6 +289,11 @@ impl Config {
                 flags.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)
             };
         }
+        macro_rules! given {
+            ($f:ident) => {
+                flags.$f.clone().or(file.$f.clone())
+            };
+        }
         let ms = Duration::from_millis;
         let peers = parse_members("peers", &pick!(peers, String::new()))?;
         let observers = parse_members("observers", &pick!(observers, String::new()))?;
@@ -271,6 +322,22 @@ impl Config {
         if log_format != "text" && log_format != "json" {
             return Err(format!("--log-format must be text or json, not {log_format:?}"));
         }
+        let client_tls = match (given!(tls_cert), given!(tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key, ca: given!(tls_client_ca) }),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
+        let require_client_cert = pick!(tls_require_client_cert, false);
+        if client_tls.as_ref().is_none_or(|t| t.ca.is_none())
+            && (require_client_cert || given!(tls_client_ca).is_some())
+        {
+            return Err("--tls-client-ca and --tls-require-client-cert need --tls-cert and --tls-key".into());
+        }
+        let peer_tls = match (given!(peer_tls_cert), given!(peer_tls_key), given!(peer_tls_ca)) {
+            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca: Some(ca) }),
+            (None, None, None) => None,
+            _ => return Err("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together".into()),
+        };
         let cfg = Config {
             id,
             data_dir: pick!(data_dir, PathBuf::from("grove-data")),
@@ -305,6 +372,10 @@ impl Config {
             reap_interval: ms(pick!(reap_interval_ms, 10_000)),
             cache_bytes: pick!(cache_mib, 32) << 20,
             log_json: log_format == "json",
+            client_tls,
+            require_client_cert,
+            peer_tls,
+            health_listen: pick!(health_listen, String::new()).into_some(),
         };
         cfg.validate()?;
         Ok(cfg)

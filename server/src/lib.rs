@@ -13,6 +13,7 @@ pub mod fsm;
 pub mod node;
 pub mod raft;
 pub mod storage;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,12 +32,15 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::node::Node;
+use crate::tls::{ClientCerts, ServerTls};
 
-/// The three sockets a server listens on.
+/// The sockets a server listens on: client, peer and admin, and the optional plaintext
+/// health port.
 pub struct Listeners {
     pub client: TcpListener,
     pub peer: TcpListener,
     pub admin: TcpListener,
+    pub health: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -48,6 +52,10 @@ impl Listeners {
             client: bind(config.listen.clone(), "client").await?,
             peer: bind(config.peer_listen.clone(), "peer").await?,
             admin: bind(config.admin_listen.clone(), "admin").await?,
+            health: match &config.health_listen {
+                Some(addr) => Some(bind(addr.clone(), "health").await?),
+                None => None,
+            },
         })
     }
 }
@@ -58,6 +66,7 @@ pub struct Bound {
     pub client: SocketAddr,
     pub peer: SocketAddr,
     pub admin: SocketAddr,
+    pub health: Option<SocketAddr>,
 }
 
 /// How long in-flight requests get to finish after shutdown is requested.
@@ -75,17 +84,38 @@ pub async fn run(
         client: listeners.client.local_addr()?,
         peer: listeners.peer.local_addr()?,
         admin: listeners.admin.local_addr()?,
+        health: listeners.health.as_ref().map(|l| l.local_addr()).transpose()?,
     };
     let client_addr = config.advertise.clone().unwrap_or_else(|| bound.client.to_string());
     let peer_addr = config.advertise_peer.clone().unwrap_or_else(|| bound.peer.to_string());
     let max_request = config.max_request_bytes;
     let _ = admin::metrics::handle();
 
-    let node = Node::open(config, client_addr, peer_addr).await?;
+    // Certificates are checked before anything starts: a bad file is a startup error that
+    // names it, not a port that refuses every handshake.
+    let client_tls = match &config.client_tls {
+        Some(files) => {
+            let certs = if config.require_client_cert { ClientCerts::Required } else { ClientCerts::Optional };
+            Some(ServerTls::load("client", files.clone(), certs).map_err(|e| anyhow::anyhow!("client TLS: {e}"))?)
+        }
+        None => None,
+    };
+    let peer_tls = match &config.peer_tls {
+        Some(files) => Some(
+            ServerTls::load("peer", files.clone(), ClientCerts::Required)
+                .map_err(|e| anyhow::anyhow!("peer TLS: {e}"))?,
+        ),
+        None => None,
+    };
+
+    let node = Node::open(config, client_addr, peer_addr, peer_tls.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    for tls in client_tls.iter().chain(peer_tls.iter()) {
+        tokio::spawn(tls.clone().reload_loop(stop_rx.clone()));
+    }
 
     // Peers first: forming the ensemble needs them to reach us.
     let peer_service =
@@ -97,7 +127,7 @@ pub async fn run(
                 .max_decoding_message_size(raft::MAX_PEER_MESSAGE)
                 .max_encoding_message_size(raft::MAX_PEER_MESSAGE),
         )
-        .serve_with_incoming_shutdown(incoming(listeners.peer), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(tls::incoming(listeners.peer, peer_tls), stopped(stop_rx.clone()));
     let peer_task = tokio::spawn(peer_server);
 
     node.begin().await?;
@@ -153,8 +183,21 @@ pub async fn run(
             ElectionServer::new(api::locks::ElectionService { node: node.clone() })
                 .max_decoding_message_size(max_request),
         )
-        .serve_with_incoming_shutdown(incoming(listeners.client), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(tls::incoming(listeners.client, client_tls), stopped(stop_rx.clone()));
     let client_task = tokio::spawn(client_server);
+
+    // Plaintext health for probes that cannot speak the client port's TLS. Readiness is the
+    // same reporter's, so both ports answer alike.
+    let health_task = listeners.health.map(|listener| {
+        let plain_health = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(health_reporter.clone()),
+        );
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(plain_health)
+                .serve_with_incoming_shutdown(tls::incoming(listener, None), stopped(stop_rx.clone())),
+        )
+    });
 
     let admin =
         axum::serve(listeners.admin, admin::router(node.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
@@ -174,21 +217,15 @@ pub async fn run(
         let _ = client_task.await;
         let _ = admin_task.await;
         let _ = peer_task.await;
+        if let Some(t) = health_task {
+            let _ = t.await;
+        }
     };
     if tokio::time::timeout(DRAIN, drain).await.is_err() {
         tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
     }
     node.shutdown().await;
     Ok(())
-}
-
-/// Accepted connections with Nagle's algorithm off. `Server::tcp_nodelay` only applies to
-/// listeners tonic binds itself; without this, small responses wait for the peer's delayed
-/// ACK (about 40 ms) whenever a connection has a reply in flight.
-fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(30)))
 }
 
 /// Keeps the health service's overall status in line with readiness: SERVING once the

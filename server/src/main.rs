@@ -68,7 +68,12 @@ fn main() -> ExitCode {
         let listeners = grove_server::Listeners::bind(&config).await?;
         grove_server::run(config, listeners, shutdown_signal(), |b| {
             // One line on stdout for scripts and tests: where this server listens.
-            println!("groved listening client={} peer={} admin={}", b.client, b.peer, b.admin);
+            match b.health {
+                Some(h) => {
+                    println!("groved listening client={} peer={} admin={} health={h}", b.client, b.peer, b.admin)
+                }
+                None => println!("groved listening client={} peer={} admin={}", b.client, b.peer, b.admin),
+            }
         })
         .await
     });

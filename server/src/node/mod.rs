@@ -159,7 +159,14 @@ pub fn now_ms() -> i64 {
 impl Node {
     /// Opens the data directory and starts Raft. `client_addr` and `peer_addr` are the
     /// addresses others should use. Call `begin` once the peer service serves.
-    pub async fn open(config: Config, client_addr: String, peer_addr: String) -> anyhow::Result<Arc<Node>> {
+    /// Opens the node's storage and Raft. `peer_tls`: the peer port's TLS, whose certificate
+    /// this server also presents when it connects to its peers.
+    pub async fn open(
+        config: Config,
+        client_addr: String,
+        peer_addr: String,
+        peer_tls: Option<Arc<crate::tls::ServerTls>>,
+    ) -> anyhow::Result<Arc<Node>> {
         let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Arc::new(crate::raft::open_database(&config.data_dir.join("state.redb"), config.cache_bytes)?);
@@ -190,7 +197,7 @@ impl Node {
             applied: applied_tx,
             db: db.clone(),
         });
-        let channels = PeerChannels::default();
+        let channels = PeerChannels::new(peer_tls);
         let consensus = Consensus::open(&config, db.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
         let (stop, _) = watch::channel(false);

@@ -22,7 +22,9 @@ use openraft::raft::{
 use openraft::{AnyError, RPCTypes};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::tls::ServerTls;
 
 use super::types::{NodeId, PeerNode, TypeConfig};
 
@@ -30,26 +32,60 @@ use super::types::{NodeId, PeerNode, TypeConfig};
 /// `PayloadTooLarge`), and snapshot chunks are far smaller.
 pub const MAX_PEER_MESSAGE: usize = 64 << 20;
 
-/// Shared lazy channels to peers, by address.
+/// Shared lazy channels to peers, by address. With peer TLS, channels present this server's
+/// peer certificate and verify the other side against the peer CA; when the certificate files
+/// are reloaded, the channels are rebuilt so new connections use the new identity.
 #[derive(Clone, Default)]
 pub struct PeerChannels {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    inner: Arc<Mutex<Channels>>,
+    tls: Option<Arc<ServerTls>>,
+}
+
+#[derive(Default)]
+struct Channels {
+    by_addr: HashMap<String, Channel>,
+    /// The TLS files' generation the channels were built with, and its client configuration.
+    tls: Option<(u64, ClientTlsConfig)>,
 }
 
 impl PeerChannels {
+    pub fn new(tls: Option<Arc<ServerTls>>) -> PeerChannels {
+        PeerChannels { inner: Arc::default(), tls }
+    }
+
     pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut map = self.channels.lock().unwrap();
-        if let Some(c) = map.get(addr) {
+        let mut inner = self.inner.lock().unwrap();
+        let tls = self.tls.as_ref().map(|tls| {
+            let generation = tls.generation();
+            if inner.tls.as_ref().is_none_or(|(g, _)| *g != generation) {
+                let f = tls.files();
+                match crate::tls::client_tls_config(f.ca.as_deref(), Some((&f.cert, &f.key)), None) {
+                    Ok(config) => {
+                        inner.by_addr.clear();
+                        inner.tls = Some((generation, config));
+                    }
+                    // The files changed again since they were loaded; keep what works.
+                    Err(e) => tracing::warn!("peer TLS files unreadable, keeping the previous ones: {e}"),
+                }
+            }
+            inner.tls.as_ref().map(|(_, c)| c.clone())
+        });
+        if let Some(c) = inner.by_addr.get(addr) {
             return Ok(c.clone());
         }
-        let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let channel = Endpoint::from_shared(uri)?
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let uri = if addr.contains("://") { addr.to_string() } else { format!("{scheme}://{addr}") };
+        let mut endpoint = Endpoint::from_shared(uri)?;
+        if let Some(Some(config)) = tls {
+            endpoint = endpoint.tls_config(config)?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
             .connect_lazy();
-        map.insert(addr.to_string(), channel.clone());
+        inner.by_addr.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }
 

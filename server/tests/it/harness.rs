@@ -39,6 +39,8 @@ pub struct Server {
     pub client: String,
     pub peer: String,
     pub admin: String,
+    /// The plaintext health port, with --health-listen.
+    pub health: Option<String>,
     args: Vec<String>,
     ports: Option<(u16, u16, u16)>,
     rust_log: String,
@@ -58,6 +60,7 @@ impl Server {
             client: String::new(),
             peer: String::new(),
             admin: String::new(),
+            health: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
             ports: None,
             rust_log: rust_log.into(),
@@ -74,6 +77,7 @@ impl Server {
             client: String::new(),
             peer: String::new(),
             admin: String::new(),
+            health: None,
             args: extra.to_vec(),
             ports: Some(ports),
             rust_log: "info,openraft=warn".into(),
@@ -124,6 +128,7 @@ impl Server {
         self.client = field("client");
         self.peer = field("peer");
         self.admin = field("admin");
+        self.health = line.split_whitespace().find_map(|w| w.strip_prefix("health=").map(str::to_string));
         self.child = Some(child);
     }
 

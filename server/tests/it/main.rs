@@ -8,6 +8,7 @@ mod harness;
 #[allow(dead_code)]
 mod cluster;
 mod linearizability;
+mod pki;
 mod proxy;
 
 mod t10_cli;
@@ -25,3 +26,4 @@ mod t86_coordination_cli;
 mod t87_recipes;
 mod t88_recipes_failover;
 mod t90_faults;
+mod t95_tls;

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use grove_client::proto::{MemberRole, ServerMode};
-use grove_client::{Client, Consistency, CreateMode, CreateOptions, Error, Op, WatchKind, WatchSpec};
+use grove_client::{Client, Consistency, CreateMode, CreateOptions, Error, Op, TlsOptions, WatchKind, WatchSpec};
 use serde_json::{Value, json};
 
 use crate::format;
@@ -386,9 +386,19 @@ pub fn error_json(e: &Error) -> Value {
 pub struct Context {
     pub client: Option<Client>,
     pub server: String,
+    /// TLS settings from the command line, kept for `connect`.
+    pub tls: Option<TlsOptions>,
     pub watches: Option<Watches>,
     pub history: VecDeque<(usize, String)>,
     pub session_timeout: Duration,
+}
+
+/// A client for `server` (a connect string), over TLS when settings are given.
+pub fn dial(server: &str, tls: Option<TlsOptions>) -> Result<Client, Error> {
+    match tls {
+        Some(tls) => Client::builder(server).tls(tls).build(),
+        None => Client::connect(server),
+    }
 }
 
 impl Context {
@@ -533,7 +543,7 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
             if let Some(old) = ctx.client.take() {
                 let _ = old.close_session().await;
             }
-            let client = Client::connect(&server)?;
+            let client = dial(&server, ctx.tls.clone())?;
             client.open_session(ctx.session_timeout).await?;
             ctx.server = server.clone();
             if let Some(w) = &ctx.watches {

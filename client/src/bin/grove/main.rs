@@ -9,11 +9,12 @@ mod hold;
 mod shell;
 mod watches;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use grove_client::Client;
+use grove_client::TlsOptions;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,22 @@ struct Cli {
     #[arg(long, default_value_t = 30_000)]
     timeout: u64,
 
+    /// TLS: the CA (PEM) to verify the servers with. Any of the --tls-* flags turns TLS on.
+    #[arg(long, env = "GROVE_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
+    /// TLS: a client certificate (PEM); the server knows its caller as x509:<subject>.
+    #[arg(long, env = "GROVE_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS: the client certificate's private key (PEM).
+    #[arg(long, env = "GROVE_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// TLS: the name to verify the server's certificate against, if not the host connected to.
+    #[arg(long, env = "GROVE_TLS_SERVER_NAME", value_name = "NAME")]
+    tls_server_name: Option<String>,
+
     /// A command and its arguments; none starts the interactive shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -51,7 +68,13 @@ fn main() -> ExitCode {
     };
     // Channels are created lazily but must be created inside the runtime.
     let guard = rt.enter();
-    let client = match Client::connect(&cli.server) {
+    let tls = (cli.tls_ca.is_some() || cli.tls_cert.is_some() || cli.tls_server_name.is_some()).then(|| TlsOptions {
+        ca: cli.tls_ca.clone(),
+        cert: cli.tls_cert.clone(),
+        key: cli.tls_key.clone(),
+        server_name: cli.tls_server_name.clone(),
+    });
+    let client = match commands::dial(&cli.server, tls.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("grove: {e}");
@@ -61,10 +84,10 @@ fn main() -> ExitCode {
     drop(guard);
     let timeout = Duration::from_millis(cli.timeout);
     if cli.command.is_empty() {
-        shell::run(rt, client, cli.server, cli.json, timeout)
+        shell::run(rt, client, cli.server, tls, cli.json, timeout)
     } else if let Some(code) = rt.block_on(hold::run(client.clone(), timeout, &cli.command)) {
         code
     } else {
-        rt.block_on(shell::one_shot(client, cli.server, cli.json, timeout, cli.command))
+        rt.block_on(shell::one_shot(client, cli.server, tls, cli.json, timeout, cli.command))
     }
 }

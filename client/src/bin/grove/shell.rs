@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grove_client::{Client, SessionState};
+use grove_client::{Client, SessionState, TlsOptions};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -38,7 +38,14 @@ fn print_error(e: &grove_client::Error, json: bool) {
 }
 
 /// Runs one command and exits: 0 on success, 1 if the command failed, 2 on bad usage.
-pub async fn one_shot(client: Client, server: String, json: bool, timeout: Duration, words: Vec<String>) -> ExitCode {
+pub async fn one_shot(
+    client: Client,
+    server: String,
+    tls: Option<TlsOptions>,
+    json: bool,
+    timeout: Duration,
+    words: Vec<String>,
+) -> ExitCode {
     let cmd = match commands::parse(&words) {
         Ok(c) => c,
         Err(u) => {
@@ -46,8 +53,14 @@ pub async fn one_shot(client: Client, server: String, json: bool, timeout: Durat
             return ExitCode::from(2);
         }
     };
-    let mut ctx =
-        Context { client: Some(client), server, watches: None, history: VecDeque::new(), session_timeout: timeout };
+    let mut ctx = Context {
+        client: Some(client),
+        server,
+        tls,
+        watches: None,
+        history: VecDeque::new(),
+        session_timeout: timeout,
+    };
     let code = match commands::run(&mut ctx, cmd).await {
         Ok(out) => {
             print_output(&out, json);
@@ -128,7 +141,14 @@ fn state_word(client: &Option<Client>) -> &'static str {
     }
 }
 
-pub fn run(rt: tokio::runtime::Runtime, client: Client, server: String, json: bool, timeout: Duration) -> ExitCode {
+pub fn run(
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    server: String,
+    tls: Option<TlsOptions>,
+    json: bool,
+    timeout: Duration,
+) -> ExitCode {
     let shared = Arc::new(Mutex::new(Some(client.clone())));
     let mut editor: Editor<ShellHelper, DefaultHistory> = match Editor::new() {
         Ok(e) => e,
@@ -167,6 +187,7 @@ pub fn run(rt: tokio::runtime::Runtime, client: Client, server: String, json: bo
     let mut ctx = Context {
         client: Some(client),
         server,
+        tls,
         watches: Some(watches),
         history: VecDeque::new(),
         session_timeout: timeout,
