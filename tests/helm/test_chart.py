@@ -39,7 +39,7 @@ def load(path):
 
 def test_every_ci_values_file_exists():
     names = {p.name for p in CI_VALUES}
-    for want in ["default", "one-replica", "five-replicas", "observers", "metrics", "no-persistence"]:
+    for want in ["default", "one-replica", "five-replicas", "observers", "tls", "metrics", "no-persistence"]:
         assert f"{want}-values.yaml" in names, names
 
 
@@ -118,6 +118,7 @@ def test_what_schemas_cannot_see(values_file):
         for m in c["volumeMounts"]:
             assert m["name"] in volumes | claims, m
         assert bool(claims) == persistence
+        check_tls(values, pod["spec"], c)
     assert ("grove-obs" in sets) == (observers > 0)
 
     pdbs = by_kind(docs, "PodDisruptionBudget")
@@ -134,6 +135,40 @@ def test_what_schemas_cannot_see(values_file):
         assert port in {p["name"] for p in client_svc["spec"]["ports"]}
 
 
+def check_tls(values, pod, c):
+    """TLS flags point into mounted Secrets; probes use a port that speaks plaintext gRPC."""
+    tls = values.get("tls", {})
+    client = tls.get("client", {})
+    peer = tls.get("peer", {})
+    args = c["args"]
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    for arg in args:
+        if arg.startswith(("--tls-", "--peer-tls-")) and "=" in arg:
+            path = arg.split("=", 1)[1]
+            mount = next((m for p, m in mounts.items() if path.startswith(p + "/")), None)
+            assert mount is not None, f"{arg} is not under a mount"
+            assert mount["name"] in secrets and mount.get("readOnly"), mount
+    probe_ports = {c[p]["grpc"]["port"] for p in ("readinessProbe", "livenessProbe")}
+    if client.get("enabled"):
+        assert "--tls-cert=/etc/grove/tls/client/tls.crt" in args
+        assert "--health-listen=0.0.0.0:7481" in args
+        assert probe_ports == {7481}, "kubelet's gRPC probes cannot speak TLS"
+        assert secrets["tls-client"] == client["secretName"]
+        verify = client.get("verifyClientCerts") or client.get("requireClientCert")
+        assert ("--tls-client-ca=/etc/grove/tls/client/ca.crt" in args) == bool(verify)
+        assert ("--tls-require-client-cert" in args) == bool(client.get("requireClientCert"))
+    else:
+        assert not any(a.startswith("--tls-") or a.startswith("--health-listen") for a in args), args
+        assert probe_ports == {7181}
+    if peer.get("enabled"):
+        for flag in ("cert=/etc/grove/tls/peer/tls.crt", "key=/etc/grove/tls/peer/tls.key", "ca=/etc/grove/tls/peer/ca.crt"):
+            assert f"--peer-tls-{flag}" in args
+        assert secrets["tls-peer"] == peer["secretName"]
+    else:
+        assert not any(a.startswith("--peer-tls-") for a in args), args
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -141,7 +176,10 @@ def test_what_schemas_cannot_see(values_file):
         {"replicaCount": 4},
         {"replicaCount": 0},
         {"replicaCount": "three"},
-        {"ports": {"client": 0, "peer": 7281, "admin": 7381}},
+        {"ports": {"client": 0, "peer": 7281, "admin": 7381, "health": 7481}},
+        {"tls": {"client": {"enabled": True}}},
+        {"tls": {"peer": {"enabled": True, "secretName": ""}}},
+        {"tls": {"client": {"enabled": True, "secretName": "s", "requireClientCert": "yes"}}},
         {"persistence": {"enabled": True, "size": "lots"}},
         {"observers": {"count": -1}},
         {"podAntiAffinity": "sometimes"},

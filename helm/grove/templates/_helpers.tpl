@@ -115,6 +115,24 @@ spec:
         - --admin-listen=0.0.0.0:{{ $root.Values.ports.admin }}
         - --advertise=$(POD_NAME).{{ include "grove.peersService" $root }}.$(POD_NAMESPACE).svc.{{ $root.Values.clusterDomain }}:{{ $root.Values.ports.client }}
         - --advertise-peer=$(POD_NAME).{{ include "grove.peersService" $root }}.$(POD_NAMESPACE).svc.{{ $root.Values.clusterDomain }}:{{ $root.Values.ports.peer }}
+        {{- with $root.Values.tls.client }}
+        {{- if .enabled }}
+        - --tls-cert=/etc/grove/tls/client/tls.crt
+        - --tls-key=/etc/grove/tls/client/tls.key
+        {{- if or .verifyClientCerts .requireClientCert }}
+        - --tls-client-ca=/etc/grove/tls/client/ca.crt
+        {{- end }}
+        {{- if .requireClientCert }}
+        - --tls-require-client-cert
+        {{- end }}
+        - --health-listen=0.0.0.0:{{ $root.Values.ports.health }}
+        {{- end }}
+        {{- end }}
+        {{- if $root.Values.tls.peer.enabled }}
+        - --peer-tls-cert=/etc/grove/tls/peer/tls.crt
+        - --peer-tls-key=/etc/grove/tls/peer/tls.key
+        - --peer-tls-ca=/etc/grove/tls/peer/ca.crt
+        {{- end }}
       env:
         - name: POD_NAME
           valueFrom:
@@ -150,17 +168,23 @@ spec:
           containerPort: {{ $root.Values.ports.peer }}
         - name: admin
           containerPort: {{ $root.Values.ports.admin }}
+        {{- if $root.Values.tls.client.enabled }}
+        - name: health
+          containerPort: {{ $root.Values.ports.health }}
+        {{- end }}
       # The health service's overall status is SERVING once the server knows a leader and
-      # has caught up; the per-service status is SERVING while the process serves.
+      # has caught up; the per-service status is SERVING while the process serves. Kubelet's
+      # gRPC probes cannot speak TLS: with client TLS on they use the plaintext health port.
+      {{- $probePort := ternary $root.Values.ports.health $root.Values.ports.client $root.Values.tls.client.enabled }}
       readinessProbe:
         grpc:
-          port: {{ $root.Values.ports.client }}
+          port: {{ $probePort }}
           service: ""
         periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
         failureThreshold: {{ $root.Values.probes.readiness.failureThreshold }}
       livenessProbe:
         grpc:
-          port: {{ $root.Values.ports.client }}
+          port: {{ $probePort }}
           service: grove.v1.Nodes
         initialDelaySeconds: {{ $root.Values.probes.liveness.initialDelaySeconds }}
         periodSeconds: {{ $root.Values.probes.liveness.periodSeconds }}
@@ -172,10 +196,32 @@ spec:
       volumeMounts:
         - name: data
           mountPath: /var/lib/grove
-  {{- if not $root.Values.persistence.enabled }}
+        {{- if $root.Values.tls.client.enabled }}
+        - name: tls-client
+          mountPath: /etc/grove/tls/client
+          readOnly: true
+        {{- end }}
+        {{- if $root.Values.tls.peer.enabled }}
+        - name: tls-peer
+          mountPath: /etc/grove/tls/peer
+          readOnly: true
+        {{- end }}
+  {{- if or (not $root.Values.persistence.enabled) $root.Values.tls.client.enabled $root.Values.tls.peer.enabled }}
   volumes:
+    {{- if not $root.Values.persistence.enabled }}
     - name: data
       emptyDir: {}
+    {{- end }}
+    {{- if $root.Values.tls.client.enabled }}
+    - name: tls-client
+      secret:
+        secretName: {{ $root.Values.tls.client.secretName }}
+    {{- end }}
+    {{- if $root.Values.tls.peer.enabled }}
+    - name: tls-peer
+      secret:
+        secretName: {{ $root.Values.tls.peer.secretName }}
+    {{- end }}
   {{- end }}
 {{- end -}}
 
