@@ -19,6 +19,7 @@ use grove_proto::v1::cluster_client::ClusterClient;
 use grove_proto::v1::nodes_client::NodesClient;
 use grove_proto::v1::sessions_client::SessionsClient;
 use tokio::sync::{broadcast, watch};
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
@@ -26,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::watch::WatchStream;
 
-pub use pb::{CreateMode, Stat};
+pub use pb::{Acl, CreateMode, Stat};
 
 /// Largest message the client accepts (a page of children with stats, a 1 MiB node).
 const MAX_MESSAGE: usize = 16 << 20;
@@ -102,17 +103,25 @@ pub struct CreateOptions {
     pub mode: CreateMode,
     pub ttl: Option<Duration>,
     pub create_parents: bool,
+    /// The new node's ACL; empty: open to everyone (`world:anyone:cdrwa`).
+    pub acl: Vec<Acl>,
 }
 
 impl Default for CreateOptions {
     fn default() -> Self {
-        CreateOptions { mode: CreateMode::Persistent, ttl: None, create_parents: false }
+        CreateOptions { mode: CreateMode::Persistent, ttl: None, create_parents: false, acl: Vec::new() }
     }
 }
 
 impl CreateOptions {
     pub fn mode(mode: CreateMode) -> Self {
         CreateOptions { mode, ..Default::default() }
+    }
+
+    /// The same options with an ACL for the new node.
+    pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
+        self.acl = acl;
+        self
     }
 }
 
@@ -195,6 +204,8 @@ pub(crate) struct Inner {
     /// Open a new session by itself after one is lost (set by `session_timeout`).
     auto_session: Option<Duration>,
     keepalive: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// `grove-auth` values sent with every request (`digest user:password`).
+    auth: RwLock<Vec<MetadataValue<Ascii>>>,
 }
 
 impl Drop for Inner {
@@ -275,9 +286,17 @@ pub struct ClientBuilder {
     retry: Option<RetryPolicy>,
     session_timeout: Option<Duration>,
     tls: Option<TlsOptions>,
+    auth: Vec<(String, String)>,
 }
 
 impl ClientBuilder {
+    /// Authenticate every request as a digest user (ZooKeeper's `addauth digest
+    /// user:password`). The password travels with each request: use TLS.
+    pub fn digest_auth(mut self, user: &str, password: &str) -> Self {
+        self.auth.push((user.to_string(), password.to_string()));
+        self
+    }
+
     /// Connect over TLS.
     pub fn tls(mut self, tls: TlsOptions) -> Self {
         self.tls = Some(tls);
@@ -327,7 +346,7 @@ impl ClientBuilder {
             cs.servers.iter().map(|s| dial.endpoint(s).map(|e| e.connect_lazy())).collect::<Result<Vec<_>>>()?;
         let (state, _) = watch::channel(SessionState::None);
         let (transitions, _) = broadcast::channel(64);
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 servers: cs.servers,
                 channels,
@@ -342,8 +361,13 @@ impl ClientBuilder {
                 transitions,
                 auto_session: self.session_timeout,
                 keepalive: Mutex::new(None),
+                auth: RwLock::new(Vec::new()),
             }),
-        })
+        };
+        for (user, password) in &self.auth {
+            client.add_auth("digest", &format!("{user}:{password}"))?;
+        }
+        Ok(client)
     }
 }
 
@@ -360,6 +384,7 @@ impl Client {
             retry: None,
             session_timeout: None,
             tls: None,
+            auth: Vec::new(),
         }
     }
 
@@ -420,12 +445,43 @@ impl Client {
     /// deadline header would cost it a timer on every call.
     pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
+        self.decorate(req.metadata_mut());
+        req
+    }
+
+    /// Puts the session and the credentials on a request's metadata.
+    pub(crate) fn decorate(&self, md: &mut MetadataMap) {
         if let Some(s) = self.inner.session.read().unwrap().as_ref() {
-            let md = req.metadata_mut();
             md.insert(metadata::SESSION_ID, s.id.to_string().parse().expect("digits"));
             md.insert(metadata::SESSION_SECRET, s.secret_hex().parse().expect("hex"));
         }
-        req
+        for value in self.inner.auth.read().unwrap().iter() {
+            md.append(metadata::AUTH, value.clone());
+        }
+    }
+
+    /// Adds credentials to every later request of this client and its clones (zkCli's
+    /// `addauth`). Only `digest` with `user:password` exists; x509 identities come from
+    /// the TLS client certificate. Nothing is checked until a request needs the rights.
+    pub fn add_auth(&self, scheme: &str, credential: &str) -> Result<()> {
+        if scheme != "digest" {
+            return Err(Error::BadArguments {
+                message: format!(
+                    "auth scheme {scheme:?}: only digest (user:password) is sent; x509 comes from the TLS certificate"
+                ),
+            });
+        }
+        if credential.split_once(':').is_none_or(|(u, _)| u.is_empty()) {
+            return Err(Error::BadArguments { message: "digest credentials are user:password".into() });
+        }
+        let value: MetadataValue<Ascii> = format!("digest {credential}")
+            .parse()
+            .map_err(|_| Error::BadArguments { message: "credentials must be printable ASCII".into() })?;
+        let mut auth = self.inner.auth.write().unwrap();
+        if !auth.contains(&value) {
+            auth.push(value);
+        }
+        Ok(())
     }
 
     /// A write request: the session metadata and a request id, so a retry of the same write
@@ -828,8 +884,32 @@ impl Client {
         Err(last.unwrap_or(Error::Unreachable { message: "no servers".into() }))
     }
 
-    pub(crate) fn session_metadata(&self) -> Option<(String, String)> {
-        self.inner.session.read().unwrap().as_ref().map(|s| (s.id.to_string(), s.secret_hex()))
+    /// A node's ACL and stat (needs READ or ADMIN on it; digest hashes are masked unless
+    /// the caller has ADMIN).
+    pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat)> {
+        let (consistency, min_zxid) = self.read_options(Consistency::Linearizable);
+        let msg = pb::GetAclRequest { path: self.full_path(path), consistency, min_zxid };
+        let resp = self.call_retrying(|ch| async { self.nodes(ch).get_acl(self.request(msg.clone())).await }).await?;
+        self.saw(&resp.header);
+        Ok((resp.acl, resp.stat.unwrap_or_default()))
+    }
+
+    /// Replaces a node's ACL (needs ADMIN). `version` compares against the stat's
+    /// `aversion`; returns the new stat.
+    pub async fn set_acl(&self, path: &str, acl: Vec<Acl>, version: Option<i32>) -> Result<Stat> {
+        let msg = pb::SetAclRequest { path: self.full_path(path), acl, version };
+        let id = new_request_id();
+        let resp = self
+            .call_retrying(|ch| async { self.nodes(ch).set_acl(self.write_request(msg.clone(), id)).await })
+            .await?;
+        self.saw(&resp.header);
+        Ok(resp.stat.unwrap_or_default())
+    }
+
+    /// The identities the server sees on this client's requests (zkCli's `whoami`).
+    pub async fn who_am_i(&self) -> Result<pb::WhoAmIResponse> {
+        self.call_retrying(|ch| async { SessionsClient::new(ch).who_am_i(self.request(pb::WhoAmIRequest {})).await })
+            .await
     }
 
     // ---- sessions ----
@@ -981,6 +1061,7 @@ fn create_request(path: &str, data: Bytes, opts: &CreateOptions) -> pb::CreateRe
         mode: opts.mode as i32,
         ttl_ms: opts.ttl.map(|t| t.as_millis() as i64).unwrap_or(0),
         create_parents: opts.create_parents,
+        acl: opts.acl.clone(),
     }
 }
 

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acl;
 pub mod cache;
 pub mod client;
 pub mod coordination;
@@ -23,7 +24,7 @@ pub mod watch;
 
 pub use cache::{CacheEvent, ChildData, CuratorCache, NodeCache, PathChildrenCache, TreeCache};
 pub use client::{
-    Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
+    Acl, Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
     SessionState, Stat, TlsOptions,
 };
 pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, LockRequest};

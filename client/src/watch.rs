@@ -1,7 +1,6 @@
 //! Watch streams: one bidirectional stream carrying many watches.
 
 use bytes::Bytes;
-use grove_proto::metadata;
 use grove_proto::v1 as pb;
 use grove_proto::v1::watch_client::WatchClient;
 use tokio::sync::mpsc;
@@ -94,10 +93,7 @@ impl WatchStream {
     pub(crate) async fn open(client: Client, channel: Channel) -> Result<WatchStream> {
         let (tx, rx) = mpsc::channel(64);
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        if let Some((id, secret)) = client.session_metadata() {
-            req.metadata_mut().insert(metadata::SESSION_ID, id.parse().expect("digits"));
-            req.metadata_mut().insert(metadata::SESSION_SECRET, secret.parse().expect("hex"));
-        }
+        client.decorate(req.metadata_mut());
         let rx = WatchClient::new(channel)
             .max_decoding_message_size(64 << 20)
             .watch(req)

@@ -33,6 +33,8 @@ pub mod metadata {
     /// Hex id (32 digits) naming a write across retries: the servers apply it once and
     /// answer its retries with the first result (remembered for 10 minutes).
     pub const REQUEST_ID: &str = "grove-request-id";
+    /// Credentials for ACLs, repeatable: `digest user:password`. Send them over TLS.
+    pub const AUTH: &str = "grove-auth";
 }
 
 /// The type URL of `grove.v1.ErrorDetail` inside `google.protobuf.Any`.

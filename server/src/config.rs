@@ -185,6 +185,12 @@ pub struct Settings {
     #[arg(long, env = "GROVE_PEER_TLS_CA")]
     pub peer_tls_ca: Option<PathBuf>,
 
+    /// The super user, as `user:base64(sha1(user:password))` (ZooKeeper's superDigest):
+    /// requests authenticated as this digest user pass every ACL check. Compute it with
+    /// `grove digest user:password`.
+    #[arg(long, env = "GROVE_SUPER_DIGEST")]
+    pub super_digest: Option<String>,
+
     /// A plaintext gRPC port serving only grpc.health.v1.Health, for Kubernetes probes when
     /// the client port needs TLS. Off unless given.
     #[arg(long, env = "GROVE_HEALTH_LISTEN")]
@@ -232,6 +238,8 @@ pub struct Config {
     /// Mutual TLS on the peer port (`ca` always set).
     pub peer_tls: Option<TlsFiles>,
     pub health_listen: Option<String>,
+    /// `user:digest` of the super user.
+    pub super_digest: Option<String>,
 }
 
 impl Default for Config {
@@ -376,6 +384,15 @@ impl Config {
             require_client_cert,
             peer_tls,
             health_listen: pick!(health_listen, String::new()).into_some(),
+            super_digest: match given!(super_digest) {
+                Some(d) if d.split_once(':').is_some_and(|(u, h)| !u.is_empty() && h.len() == 28) => Some(d),
+                Some(_) => {
+                    return Err(
+                        "--super-digest must be user:base64(sha1(user:password)) (grove digest prints it)".into()
+                    );
+                }
+                None => None,
+            },
         };
         cfg.validate()?;
         Ok(cfg)

@@ -56,6 +56,13 @@ pub enum GroveError {
     #[error("authentication failed: {message}")]
     AuthFailed { message: String },
 
+    /// The node's ACL does not grant the caller this permission.
+    #[error("not authorized: {perm} on {path} is not granted to the caller")]
+    NoAuth { path: String, perm: String },
+
+    #[error("invalid ACL for {path}: {message}")]
+    InvalidAcl { path: String, message: String },
+
     /// A Multi failed at `index`; nothing was applied.
     #[error("operation {index} of the multi failed: {error}")]
     MultiFailed { index: usize, error: Box<GroveError> },
@@ -111,7 +118,9 @@ impl GroveError {
             | GroveError::NoChildrenForEphemerals { path }
             | GroveError::SequenceOverflow { path }
             | GroveError::Fenced { path, .. }
-            | GroveError::LockTimeout { path } => Some(path),
+            | GroveError::LockTimeout { path }
+            | GroveError::NoAuth { path, .. }
+            | GroveError::InvalidAcl { path, .. } => Some(path),
             GroveError::BadArguments { path, .. } if !path.is_empty() => Some(path),
             GroveError::MultiFailed { error, .. } => error.path(),
             _ => None,

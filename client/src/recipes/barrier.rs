@@ -92,7 +92,7 @@ impl DistributedDoubleBarrier {
     /// again, so the count stays right).
     pub async fn enter(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = deadline(timeout);
-        let opts = CreateOptions { mode: CreateMode::Ephemeral, create_parents: true, ttl: None };
+        let opts = CreateOptions { mode: CreateMode::Ephemeral, create_parents: true, ..Default::default() };
         match self.client.create(&self.our_path, "", &opts).await {
             Ok(_) | Err(Error::NodeExists { .. }) => {}
             Err(e) => return Err(e),

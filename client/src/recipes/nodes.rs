@@ -98,7 +98,7 @@ async fn keep(
                 .for_path(&path, current)
                 .await
         } else {
-            let opts = CreateOptions { mode, create_parents: true, ttl: None };
+            let opts = CreateOptions { mode, create_parents: true, ..Default::default() };
             match client.create(&path, current.clone(), &opts).await {
                 Ok((p, _)) => Ok(p),
                 Err(Error::NodeExists { .. }) => adopt(&client, &path, ephemeral, current).await,

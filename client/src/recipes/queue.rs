@@ -27,7 +27,7 @@ impl DistributedQueue {
 
     /// Adds an item; returns its node.
     pub async fn put(&self, item: impl Into<Bytes>) -> Result<String> {
-        let opts = CreateOptions { mode: CreateMode::PersistentSequential, create_parents: true, ttl: None };
+        let opts = CreateOptions { mode: CreateMode::PersistentSequential, create_parents: true, ..Default::default() };
         Ok(self.client.create(&join(&self.path, ITEM_PREFIX), item, &opts).await?.0)
     }
 

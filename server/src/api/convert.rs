@@ -68,3 +68,12 @@ pub fn event(e: &Event, zxid: u64, include_data: bool) -> pb::WatchEvent {
         data: if include_data { e.data.clone() } else { Default::default() },
     }
 }
+
+/// ACL entries from a request.
+pub fn acl_in(acl: Vec<pb::Acl>) -> crate::fsm::acl::Acl {
+    acl.into_iter().map(|a| crate::fsm::acl::AclEntry { perms: a.perms, scheme: a.scheme, id: a.id }).collect()
+}
+
+pub fn acl_out(acl: &[crate::fsm::acl::AclEntry]) -> Vec<pb::Acl> {
+    acl.iter().map(|a| pb::Acl { perms: a.perms, scheme: a.scheme.clone(), id: a.id.clone() }).collect()
+}

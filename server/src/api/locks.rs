@@ -13,8 +13,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use super::auth::{identities, who};
 use super::{caller_session, convert, metered, request_id};
 use crate::error::GroveError;
+use crate::fsm::acl::READ;
 use crate::fsm::command::LockOp;
 use crate::fsm::locks::LockKind;
 use crate::fsm::{Op, Outcome, path};
@@ -126,6 +128,7 @@ impl Locks for LocksService {
     async fn acquire(&self, req: Request<pb::AcquireRequest>) -> Result<Response<pb::AcquireResponse>, Status> {
         metered("Acquire", async {
             let session_id = session_for(req.metadata(), &self.node, "Acquire")?;
+            let caller = identities(&req, &self.node.config)?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             let first = r.paths.first().cloned().unwrap_or_default();
@@ -145,7 +148,7 @@ impl Locks for LocksService {
                 data: r.data,
                 session_id,
             };
-            let (token, nodes) = self.node.acquire(op, id, wait).await?;
+            let (token, nodes) = self.node.acquire(op, caller, id, wait).await?;
             Ok(pb::AcquireResponse {
                 header: convert::header(self.node.header(self.node.applied_zxid())),
                 token,
@@ -175,10 +178,11 @@ impl Locks for LocksService {
         req: Request<pb::DescribeLockRequest>,
     ) -> Result<Response<pb::DescribeLockResponse>, Status> {
         metered("DescribeLock", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.node.read(convert::consistency(r.consistency)?, 0).await?;
+            view.tables.check(&who.caller, &r.path, READ)?;
             let mut entries = Vec::new();
             for dir in [LockKind::Mutex.queue_dir(&r.path), LockKind::Semaphore.queue_dir(&r.path)] {
                 for (node, rec) in view.tables.lock_queue(&dir)? {
@@ -208,6 +212,7 @@ impl Election for ElectionService {
     async fn campaign(&self, req: Request<pb::CampaignRequest>) -> Result<Response<pb::CampaignResponse>, Status> {
         metered("Campaign", async {
             let session_id = session_for(req.metadata(), &self.node, "Campaign")?;
+            let caller = identities(&req, &self.node.config)?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
@@ -223,7 +228,7 @@ impl Election for ElectionService {
                 data: r.value,
                 session_id,
             };
-            let (token, mut nodes) = self.node.acquire(op, id, wait).await?;
+            let (token, mut nodes) = self.node.acquire(op, caller, id, wait).await?;
             Ok(pb::CampaignResponse {
                 header: convert::header(self.node.header(self.node.applied_zxid())),
                 token,
@@ -250,10 +255,11 @@ impl Election for ElectionService {
 
     async fn leader(&self, req: Request<pb::LeaderRequest>) -> Result<Response<pb::LeaderResponse>, Status> {
         metered("Leader", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
             let view = self.node.read(convert::consistency(r.consistency)?, 0).await?;
+            view.tables.check(&who.caller, &dir, READ)?;
             let leader = Node::leader_in(&view, &dir)?;
             Ok(leader_response(&self.node, view.zxid, leader))
         })
@@ -264,9 +270,11 @@ impl Election for ElectionService {
 
     async fn observe(&self, req: Request<pb::LeaderRequest>) -> Result<Response<LeaderStream>, Status> {
         metered("Observe", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
+            let view = self.node.read(crate::node::Consistency::Sequential, 0).await?;
+            view.tables.check(&who.caller, &dir, READ)?;
             let rx = self.node.observe_leader(dir, convert::consistency(r.consistency)?).await?;
             let node = self.node.clone();
             let stream = ReceiverStream::new(rx).map(move |(zxid, l)| Ok(leader_response(&node, zxid, l)));

@@ -1,6 +1,7 @@
 //! Thin tonic handlers: validate the request, call the node, convert the answer. Errors map
 //! to statuses in one place, `status`.
 
+pub mod auth;
 pub mod cluster;
 pub mod convert;
 pub mod locks;
@@ -27,7 +28,7 @@ pub(crate) async fn metered<T>(
     method: &'static str,
     body: impl Future<Output = Result<T, GroveError>>,
 ) -> Result<Response<T>, Status> {
-    let span = tracing::info_span!("rpc", method, session = tracing::field::Empty);
+    let span = tracing::info_span!("rpc", method, session = tracing::field::Empty, caller = tracing::field::Empty);
     let started = Instant::now();
     let result = body.instrument(span.clone()).await;
     let code = match &result {

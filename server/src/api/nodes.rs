@@ -6,9 +6,11 @@ use grove_proto::v1 as pb;
 use grove_proto::v1::nodes_server::Nodes;
 use tonic::{Request, Response, Status};
 
+use super::auth::who;
 use super::{caller_session, convert, metered, request_id};
 use crate::config::Config;
 use crate::error::GroveError;
+use crate::fsm::acl::{ADMIN, READ};
 use crate::fsm::{CreateOp, DeleteOp, MultiOp, MultiOutcome, Op, Outcome, SetOp, path};
 use crate::node::{Consistency, Node};
 
@@ -58,7 +60,15 @@ fn create_op(cfg: &Config, r: pb::CreateRequest, session_id: u64) -> Result<Crea
             ),
         ));
     }
-    Ok(CreateOp { path: r.path, data: r.data, mode, ttl_ms: r.ttl_ms, create_parents: r.create_parents, session_id })
+    Ok(CreateOp {
+        acl: convert::acl_in(r.acl),
+        path: r.path,
+        data: r.data,
+        mode,
+        ttl_ms: r.ttl_ms,
+        create_parents: r.create_parents,
+        session_id,
+    })
 }
 
 fn delete_op(r: pb::DeleteRequest) -> Result<DeleteOp, GroveError> {
@@ -115,10 +125,10 @@ impl NodesService {
 impl Nodes for NodesService {
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::CreateResponse>, Status> {
         metered("Create", async {
-            let session = caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
-            let op = create_op(&self.node.config, req.into_inner(), session)?;
-            let (zxid, outcome) = self.node.propose_request(Op::Create(op), id).await?;
+            let op = create_op(&self.node.config, req.into_inner(), who.session)?;
+            let (zxid, outcome) = self.node.propose_request(who.wrap(Op::Create(op)), id).await?;
             let Outcome::Created { path, stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::CreateResponse {
                 header: convert::header(self.node.header(zxid)),
@@ -131,10 +141,10 @@ impl Nodes for NodesService {
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
         metered("Delete", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let op = delete_op(req.into_inner())?;
-            let (zxid, _) = self.node.propose_request(Op::Delete(op), id).await?;
+            let (zxid, _) = self.node.propose_request(who.wrap(Op::Delete(op)), id).await?;
             Ok(pb::DeleteResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await
@@ -142,11 +152,12 @@ impl Nodes for NodesService {
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         metered("Get", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
             let rec = view.tables.node(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            who.caller.check(&rec.acl, READ, &r.path)?;
             Ok(pb::GetResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 data: rec.data,
@@ -158,11 +169,17 @@ impl Nodes for NodesService {
 
     async fn exists(&self, req: Request<pb::ExistsRequest>) -> Result<Response<pb::ExistsResponse>, Status> {
         metered("Exists", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
-            let stat = view.tables.stat(&r.path)?;
+            // Since ZooKeeper 3.9.2 exists needs READ on a node that exists: its stat is
+            // information too.
+            let found = view.tables.stat_acl(&r.path)?;
+            if let Some((_, acl)) = &found {
+                who.caller.check(acl, READ, &r.path)?;
+            }
+            let stat = found.map(|(s, _)| s);
             Ok(pb::ExistsResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 exists: stat.is_some(),
@@ -174,10 +191,10 @@ impl Nodes for NodesService {
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
         metered("Set", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let op = set_op(&self.node.config, req.into_inner())?;
-            let (zxid, outcome) = self.node.propose_request(Op::Set(op), id).await?;
+            let (zxid, outcome) = self.node.propose_request(who.wrap(Op::Set(op)), id).await?;
             let Outcome::Set { stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::SetResponse { header: convert::header(self.node.header(zxid)), stat: Some(convert::stat(&stat)) })
         })
@@ -189,13 +206,14 @@ impl Nodes for NodesService {
         req: Request<pb::GetChildrenRequest>,
     ) -> Result<Response<pb::GetChildrenResponse>, Status> {
         metered("GetChildren", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let max = self.node.config.max_page_size;
             let limit = if r.limit == 0 { max } else { (r.limit as usize).min(max) };
             let view = self.read_view(r.consistency, r.min_zxid).await?;
-            let parent = view.tables.stat(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            let (parent, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            who.caller.check(&acl, READ, &r.path)?;
             let page = view.tables.children(&r.path, &r.page_token, limit, r.include_stats)?;
             Ok(pb::GetChildrenResponse {
                 header: convert::header(self.node.header(view.zxid)),
@@ -210,9 +228,9 @@ impl Nodes for NodesService {
 
     async fn multi(&self, req: Request<pb::MultiRequest>) -> Result<Response<pb::MultiResponse>, Status> {
         metered("Multi", async {
-            let session = caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
-            let ops = multi_ops(&self.node.config, req.into_inner().ops, session)?;
+            let ops = multi_ops(&self.node.config, req.into_inner().ops, who.session)?;
             let n = ops.len();
             if n == 0 {
                 return Ok(pb::MultiResponse {
@@ -221,7 +239,7 @@ impl Nodes for NodesService {
                     results: vec![],
                 });
             }
-            match self.node.propose_request(Op::Multi(ops), id).await {
+            match self.node.propose_request(who.wrap(Op::Multi(ops)), id).await {
                 Ok((zxid, Outcome::Multi(outcomes))) => Ok(pb::MultiResponse {
                     header: convert::header(self.node.header(zxid)),
                     succeeded: true,
@@ -312,17 +330,50 @@ impl Nodes for NodesService {
         req: Request<pb::CountDescendantsRequest>,
     ) -> Result<Response<pb::CountDescendantsResponse>, Status> {
         metered("CountDescendants", async {
-            caller_session(req.metadata(), &self.node)?;
+            let who = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
-            if view.tables.stat(&r.path)?.is_none() {
-                return Err(GroveError::no_node(&r.path));
-            }
+            let (_, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            who.caller.check(&acl, READ, &r.path)?;
             Ok(pb::CountDescendantsResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 count: view.tables.count_descendants(&r.path)?,
             })
+        })
+        .await
+    }
+
+    async fn get_acl(&self, req: Request<pb::GetAclRequest>) -> Result<Response<pb::GetAclResponse>, Status> {
+        metered("GetAcl", async {
+            let who = who(&req, &self.node)?;
+            let r = req.into_inner();
+            path::validate(&r.path)?;
+            let view = self.read_view(r.consistency, r.min_zxid).await?;
+            let (stat, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
+            if !who.caller.may(&acl, READ) {
+                who.caller.check(&acl, ADMIN, &r.path)?;
+            }
+            Ok(pb::GetAclResponse {
+                header: convert::header(self.node.header(view.zxid)),
+                acl: convert::acl_out(&crate::fsm::acl::shown(&acl, &who.caller)),
+                stat: Some(convert::stat(&stat)),
+            })
+        })
+        .await
+    }
+
+    async fn set_acl(&self, req: Request<pb::SetAclRequest>) -> Result<Response<pb::SetAclResponse>, Status> {
+        metered("SetAcl", async {
+            let who = who(&req, &self.node)?;
+            let id = request_id(req.metadata())?;
+            let r = req.into_inner();
+            path::validate(&r.path)?;
+            let version = convert::version(&r.path, r.version)?;
+            let op = Op::SetAcl { path: r.path, acl: convert::acl_in(r.acl), version };
+            let (zxid, outcome) = self.node.propose_request(who.wrap(op), id).await?;
+            let Outcome::Set { stat } = outcome else { return Err(unexpected(outcome)) };
+            Ok(pb::SetAclResponse { header: convert::header(self.node.header(zxid)), stat: Some(convert::stat(&stat)) })
         })
         .await
     }

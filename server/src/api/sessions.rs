@@ -105,4 +105,27 @@ impl Sessions for SessionsService {
         })
         .await
     }
+
+    async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        metered("WhoAmI", async {
+            let caller = super::auth::identities(&req, &self.node.config)?;
+            Ok(pb::WhoAmIResponse {
+                identities: caller
+                    .ids
+                    .into_iter()
+                    .map(|(scheme, id)| pb::Identity {
+                        // The digest id is user:hash; the user is who they are.
+                        id: if scheme == "digest" {
+                            id.split_once(':').map(|(u, _)| u.to_string()).unwrap_or(id)
+                        } else {
+                            id
+                        },
+                        scheme,
+                    })
+                    .collect(),
+                superuser: caller.superuser,
+            })
+        })
+        .await
+    }
 }

@@ -27,6 +27,8 @@ pub fn codes(e: &GroveError) -> (Code, ErrorCode) {
         SessionExpired { .. } => (Code::FailedPrecondition, ErrorCode::SessionExpired),
         UnknownSession { .. } => (Code::FailedPrecondition, ErrorCode::UnknownSession),
         AuthFailed { .. } => (Code::Unauthenticated, ErrorCode::AuthFailed),
+        NoAuth { .. } => (Code::PermissionDenied, ErrorCode::NoAuth),
+        InvalidAcl { .. } => (Code::InvalidArgument, ErrorCode::InvalidAcl),
         MultiFailed { error, .. } => codes(error),
         NoQuorum { .. } => (Code::Unavailable, ErrorCode::NoQuorum),
         NotReady { .. } => (Code::Unavailable, ErrorCode::NotReady),
@@ -124,6 +126,9 @@ mod tests {
             (GroveError::UnknownSession { id: 1 }, Code::FailedPrecondition),
             (GroveError::Compacted { oldest: 9 }, Code::OutOfRange),
             (GroveError::NoQuorum { message: "x".into(), leader: None }, Code::Unavailable),
+            (GroveError::NoAuth { path: "/x".into(), perm: "READ".into() }, Code::PermissionDenied),
+            (GroveError::AuthFailed { message: "x".into() }, Code::Unauthenticated),
+            (GroveError::InvalidAcl { path: "/x".into(), message: "x".into() }, Code::InvalidArgument),
         ];
         for (e, code) in cases {
             assert_eq!(to_status(&e).code(), code, "{e}");

@@ -17,16 +17,26 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{caller_session, convert};
 use crate::error::GroveError;
+use crate::fsm::acl::{Caller, READ};
 use crate::fsm::path;
-use crate::node::Node;
 use crate::node::watch_hub::{CancelCode, StreamItem, StreamQueue, WatchKind, WatchSpec};
+use crate::node::{Consistency, Node};
 use tracing::Instrument;
 
 pub struct WatchService {
     pub node: Arc<Node>,
 }
 
-fn spec(r: pb::WatchCreateRequest) -> Result<WatchSpec, GroveError> {
+/// A watch needs READ on its node when the node exists (a watch on a missing node waits
+/// for its creation, as ZooKeeper's exists watch does). Checked once, at creation, as in
+/// ZooKeeper: a later ACL change does not cancel a watch. Beyond ZooKeeper, every event is
+/// also filtered by the ACL of the node it is about (the hub does that), so a subtree watch
+/// never carries the data or even the names of nodes the watcher may not read.
+async fn readable(node: &Arc<Node>, caller: &Caller, path: &str) -> Result<(), GroveError> {
+    node.read(Consistency::Sequential, 0).await?.tables.check(caller, path, READ)
+}
+
+fn spec(r: pb::WatchCreateRequest, caller: Caller) -> Result<WatchSpec, GroveError> {
     path::validate(&r.path)?;
     let kind = match pb::WatchKind::try_from(r.kind) {
         Ok(pb::WatchKind::Node) => WatchKind::Node,
@@ -47,6 +57,7 @@ fn spec(r: pb::WatchCreateRequest) -> Result<WatchSpec, GroveError> {
         one_shot: r.one_shot,
         start_zxid: r.start_zxid,
         include_data: r.include_data,
+        caller,
     })
 }
 
@@ -144,6 +155,8 @@ impl Watch for WatchService {
     async fn watch(&self, req: Request<Streaming<pb::WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
         // Watches need read access like reads do; a session, when given, must be valid.
         let session = caller_session(req.metadata(), &self.node).map_err(|e| super::status::to_status(&e))?;
+        // The stream's identities, for the READ check each watch creation makes.
+        let caller = super::auth::identities(&req, &self.node.config).map_err(|e| super::status::to_status(&e))?;
         let node = self.node.clone();
         let (stream, queue) = node.hub.open_stream();
         // The stream's requests are handled in their own task: give it the request span's
@@ -160,7 +173,14 @@ impl Watch for WatchService {
                     let result = match msg.request {
                         Some(pb::watch_request::Request::Create(c)) => {
                             let id = c.watch_id;
-                            spec(c).and_then(|s| reader_node.hub.create(stream, s).map(|_| ())).map_err(|e| (id, e))
+                            let created = match spec(c, caller.clone()) {
+                                Ok(s) => match readable(&reader_node, &caller, &s.path).await {
+                                    Ok(()) => reader_node.hub.create(stream, s).map(|_| ()),
+                                    Err(e) => Err(e),
+                                },
+                                Err(e) => Err(e),
+                            };
+                            created.map_err(|e| (id, e))
                         }
                         Some(pb::watch_request::Request::Cancel(c)) => {
                             reader_node.hub.cancel(stream, c.watch_id).map_err(|e| (c.watch_id, e))

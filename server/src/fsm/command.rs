@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::acl::{Acl, Caller};
 use super::node::{CreateMode, Stat};
 use crate::error::GroveError;
 
@@ -91,6 +92,19 @@ pub enum Op {
         data: Bytes,
         session_id: u64,
     },
+    /// Replace a node's ACL (needs ADMIN); `version` is compared with its aversion.
+    SetAcl {
+        path: String,
+        acl: Acl,
+        version: Option<i32>,
+    },
+    /// A client's operation with the identities its ACL checks use. Client writes are
+    /// always wrapped; an unwrapped one is checked as an anonymous caller, so a forgotten
+    /// wrap refuses rather than grants.
+    As {
+        caller: Caller,
+        op: Box<Op>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +128,8 @@ pub struct CreateOp {
     pub create_parents: bool,
     /// The session the request acted for; 0 for none. Ephemeral nodes need one.
     pub session_id: u64,
+    /// The new node's ACL as the client gave it (resolved and checked when applied).
+    pub acl: Acl,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +224,9 @@ pub struct Event {
     pub stat: Stat,
     /// The node's data for `Created` and `DataChanged`; empty otherwise.
     pub data: Bytes,
+    /// The ACL of the node the event is about (empty: open): a watcher is told only of
+    /// nodes it may read.
+    pub acl: Acl,
 }
 
 /// Sessions that began or ended in an entry, for the leader's session tracker.

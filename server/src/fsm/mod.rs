@@ -5,6 +5,7 @@
 //! answers reads from one consistent read transaction. The Raft adapter in `raft/` decides
 //! when to apply and what to persist alongside (the applied log id).
 
+pub mod acl;
 pub mod command;
 pub mod locks;
 pub mod node;

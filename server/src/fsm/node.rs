@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::acl::Acl;
 use crate::error::GroveError;
 
 /// ZooKeeper's create modes, with ZooKeeper's numbers.
@@ -81,17 +82,21 @@ pub struct Stat {
     pub ttl_ms: i64,
 }
 
-/// A node as stored: stat and data.
+/// A node as stored: stat, ACL and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     pub stat: Stat,
+    /// Empty: open to everyone (`world:anyone:cdrwa`), which costs no bytes.
+    pub acl: Acl,
     pub data: Bytes,
 }
 
 const NODE_FORMAT: u8 = 1;
 // format, czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner,
-// num_children, mode, ttl, acl ref (reserved for ACLs; 0 = open).
+// num_children, mode, ttl, length of the ACL that follows the header (0 = open).
 const NODE_HEADER: usize = 1 + 8 * 5 + 4 * 3 + 8 + 4 + 1 + 8 + 4;
+/// Most bytes an encoded ACL may take (64 entries of generous ids).
+const MAX_ACL_BYTES: usize = 64 * 1024;
 
 impl NodeRecord {
     pub fn encode(&self) -> Vec<u8> {
@@ -110,13 +115,15 @@ impl NodeRecord {
         out.extend_from_slice(&s.num_children.to_le_bytes());
         out.push(s.mode as u8);
         out.extend_from_slice(&s.ttl_ms.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        let acl = if self.acl.is_empty() { Vec::new() } else { postcard::to_allocvec(&self.acl).expect("ACLs encode") };
+        out.extend_from_slice(&(acl.len() as u32).to_le_bytes());
+        out.extend_from_slice(&acl);
         out.extend_from_slice(&self.data);
         out
     }
 
-    /// Decodes the stat only, without copying the data.
-    pub fn decode_stat(raw: &[u8]) -> Result<Stat, GroveError> {
+    /// Where the data starts: after the header and the ACL.
+    fn data_start(raw: &[u8]) -> Result<usize, GroveError> {
         if raw.len() < NODE_HEADER || raw[0] != NODE_FORMAT {
             return Err(GroveError::internal(format!(
                 "corrupt node record ({} bytes, format {:?})",
@@ -124,6 +131,26 @@ impl NodeRecord {
                 raw.first()
             )));
         }
+        let acl_len = u32::from_le_bytes(raw[NODE_HEADER - 4..NODE_HEADER].try_into().unwrap()) as usize;
+        if acl_len > MAX_ACL_BYTES || NODE_HEADER + acl_len > raw.len() {
+            return Err(GroveError::internal(format!("corrupt node record: ACL of {acl_len} bytes")));
+        }
+        Ok(NODE_HEADER + acl_len)
+    }
+
+    /// The ACL of an encoded record (empty: open).
+    pub fn acl_of(raw: &[u8]) -> Result<Acl, GroveError> {
+        let start = Self::data_start(raw)?;
+        if start == NODE_HEADER {
+            return Ok(Vec::new());
+        }
+        postcard::from_bytes(&raw[NODE_HEADER..start])
+            .map_err(|e| GroveError::internal(format!("corrupt node ACL: {e}")))
+    }
+
+    /// Decodes the stat only, without copying the data.
+    pub fn decode_stat(raw: &[u8]) -> Result<Stat, GroveError> {
+        let start = Self::data_start(raw)?;
         let mut r = Reader { buf: raw, pos: 1 };
         let czxid = r.u64();
         let mzxid = r.u64();
@@ -138,7 +165,6 @@ impl NodeRecord {
         let mode = CreateMode::from_i32(r.u8() as i32)
             .ok_or_else(|| GroveError::internal("corrupt node record: unknown mode"))?;
         let ttl_ms = r.i64();
-        let _acl = r.u32();
         Ok(Stat {
             czxid,
             mzxid,
@@ -149,7 +175,7 @@ impl NodeRecord {
             cversion,
             aversion,
             ephemeral_owner,
-            data_length: (raw.len() - NODE_HEADER) as i32,
+            data_length: (raw.len() - start) as i32,
             num_children,
             mode,
             ttl_ms,
@@ -158,12 +184,13 @@ impl NodeRecord {
 
     pub fn decode(raw: &[u8]) -> Result<NodeRecord, GroveError> {
         let stat = Self::decode_stat(raw)?;
-        Ok(NodeRecord { stat, data: Bytes::copy_from_slice(&raw[NODE_HEADER..]) })
+        let start = Self::data_start(raw)?;
+        Ok(NodeRecord { stat, acl: Self::acl_of(raw)?, data: Bytes::copy_from_slice(&raw[start..]) })
     }
 
     /// The data part of an encoded record.
-    pub fn data_of(raw: &[u8]) -> &[u8] {
-        &raw[NODE_HEADER.min(raw.len())..]
+    pub fn data_of(raw: &[u8]) -> Result<&[u8], GroveError> {
+        Ok(&raw[Self::data_start(raw)?..])
     }
 }
 
@@ -206,9 +233,6 @@ impl Reader<'_> {
     fn u8(&mut self) -> u8 {
         self.take::<1>()[0]
     }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.take())
-    }
     fn i32(&mut self) -> i32 {
         i32::from_le_bytes(self.take())
     }
@@ -242,21 +266,40 @@ mod tests {
                 mode: CreateMode::PersistentSequentialWithTtl,
                 ttl_ms: 30_000,
             },
+            acl: Vec::new(),
             data: Bytes::from_static(b"hello"),
         };
         let raw = rec.encode();
         assert_eq!(NodeRecord::decode(&raw).unwrap(), rec);
-        assert_eq!(NodeRecord::data_of(&raw), b"hello");
+        assert_eq!(NodeRecord::data_of(&raw).unwrap(), b"hello");
         assert_eq!(NodeRecord::decode_stat(&raw).unwrap().data_length, 5);
+        // With an ACL between the header and the data.
+        let locked = NodeRecord {
+            acl: vec![
+                super::super::acl::AclEntry::new(1, "digest", "alice:D/InIHSb7yEEbrWz8b9l71RjZJU="),
+                super::super::acl::AclEntry::new(31, "ip", "10.0.0.0/8"),
+            ],
+            ..rec.clone()
+        };
+        let raw = locked.encode();
+        assert_eq!(NodeRecord::decode(&raw).unwrap(), locked);
+        assert_eq!(NodeRecord::data_of(&raw).unwrap(), b"hello");
+        assert_eq!(NodeRecord::decode_stat(&raw).unwrap().data_length, 5);
+        assert_eq!(NodeRecord::acl_of(&raw).unwrap(), locked.acl);
     }
 
     #[test]
     fn corrupt_records_are_errors_not_panics() {
         assert!(NodeRecord::decode(&[]).is_err());
         assert!(NodeRecord::decode(&[9; 100]).is_err());
-        let mut raw = NodeRecord { stat: Stat::default(), data: Bytes::new() }.encode();
+        let mut raw = NodeRecord { stat: Stat::default(), acl: Vec::new(), data: Bytes::new() }.encode();
         raw[NODE_HEADER - 13] = 77; // mode byte
         assert!(NodeRecord::decode(&raw).is_err());
+        // An ACL length past the end of the record.
+        let mut raw = NodeRecord { stat: Stat::default(), acl: Vec::new(), data: Bytes::from_static(b"abc") }.encode();
+        raw[NODE_HEADER - 4] = 9;
+        assert!(NodeRecord::decode_stat(&raw).is_err());
+        assert!(NodeRecord::data_of(&raw).is_err());
         assert!(SessionRecord::decode(&[1, 2, 3]).is_err());
     }
 

@@ -49,7 +49,7 @@ impl<'t> WriteTables<'t> {
     /// Creates the root node if the tree is empty. Its stat is all zeros, as ZooKeeper's.
     pub fn ensure_root(&mut self) -> Result<(), GroveError> {
         if self.nodes.get(&b""[..]).map_err(storage_err)?.is_none() {
-            let root = NodeRecord { stat: Stat::default(), data: Bytes::new() };
+            let root = NodeRecord { stat: Stat::default(), acl: Vec::new(), data: Bytes::new() };
             self.nodes.insert(&b""[..], &root.encode()[..]).map_err(storage_err)?;
         }
         Ok(())
@@ -165,6 +165,23 @@ impl ReadTables {
         match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
             Some(raw) => Ok(Some(NodeRecord::decode(raw.value())?)),
             None => Ok(None),
+        }
+    }
+
+    /// A node's stat and ACL, without copying its data.
+    pub fn stat_acl(&self, path: &str) -> Result<Option<(Stat, super::acl::Acl)>, GroveError> {
+        match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
+            Some(raw) => Ok(Some((NodeRecord::decode_stat(raw.value())?, NodeRecord::acl_of(raw.value())?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Fails with NO_AUTH unless `caller` has `perm` on the node at `path`; a missing node
+    /// passes (what happens next reports NO_NODE, or a watch waits for it).
+    pub fn check(&self, caller: &super::acl::Caller, path: &str, perm: u32) -> Result<(), GroveError> {
+        match self.stat_acl(path)? {
+            Some((_, acl)) => caller.check(&acl, perm, path),
+            None => Ok(()),
         }
     }
 
@@ -293,7 +310,7 @@ impl ReadTables {
     /// Data of a node without decoding its stat, for tests and tools.
     pub fn data(&self, path: &str) -> Result<Option<Bytes>, GroveError> {
         match self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? {
-            Some(raw) => Ok(Some(Bytes::copy_from_slice(NodeRecord::data_of(raw.value())))),
+            Some(raw) => Ok(Some(Bytes::copy_from_slice(NodeRecord::data_of(raw.value())?))),
             None => Ok(None),
         }
     }

@@ -95,6 +95,7 @@ fn create(path: &str, data: &str) -> Op {
 fn create_mode(path: &str, data: &str, mode: CreateMode, session_id: u64) -> Op {
     let ttl_ms = if mode.is_ttl() { 1000 } else { 0 };
     Op::Create(CreateOp {
+        acl: Vec::new(),
         path: path.into(),
         data: Bytes::copy_from_slice(data.as_bytes()),
         mode,
@@ -276,6 +277,7 @@ fn structural_errors() {
     assert!(matches!(sm.err(create("a/b", "")), GroveError::BadArguments { .. }));
     assert!(matches!(sm.err(create("/a/../b", "")), GroveError::BadArguments { .. }));
     let bad_ttl = Op::Create(CreateOp {
+        acl: Vec::new(),
         path: "/t".into(),
         data: Bytes::new(),
         mode: CreateMode::PersistentWithTtl,
@@ -290,6 +292,7 @@ fn structural_errors() {
 fn create_parents_builds_the_chain() {
     let mut sm = Sm::new();
     let op = Op::Create(CreateOp {
+        acl: Vec::new(),
         path: "/a/b/c".into(),
         data: Bytes::from_static(b"x"),
         mode: CreateMode::Persistent,
@@ -354,6 +357,7 @@ fn multi_is_all_or_nothing() {
     sm.ok(create("/a", "0"));
     let ops = vec![
         MultiOp::Create(CreateOp {
+            acl: Vec::new(),
             path: "/a/new".into(),
             data: Bytes::new(),
             mode: CreateMode::Persistent,
@@ -581,7 +585,7 @@ proptest! {
                 }
                 MOp::Multi(items) => {
                     let ops: Vec<MultiOp> = items.iter().map(|(p, is_create)| if *is_create {
-                        MultiOp::Create(CreateOp { path: PATHS[*p].into(), data: Bytes::copy_from_slice(data.as_bytes()), mode: CreateMode::Persistent, ttl_ms: 0, create_parents: false, session_id: 0 })
+                        MultiOp::Create(CreateOp { acl: Vec::new(), path: PATHS[*p].into(), data: Bytes::copy_from_slice(data.as_bytes()), mode: CreateMode::Persistent, ttl_ms: 0, create_parents: false, session_id: 0 })
                     } else {
                         MultiOp::Delete(DeleteOp { path: PATHS[*p].into(), version: None })
                     }).collect();

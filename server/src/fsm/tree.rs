@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 use redb::ReadableTable;
 
+use super::acl::{self, Acl, Caller};
 use super::command::*;
 use super::locks::{self, LockKind, LockRecord, QueueRecord};
 use super::node::{CreateMode, NodeRecord, SessionRecord, Stat};
@@ -190,12 +191,22 @@ fn run(
         }
         Op::Noop => Ok(Outcome::Done),
         Op::Lock(l) => s.lock(t, l),
+        Op::SetAcl { path, acl, version } => Ok(Outcome::Set { stat: s.set_acl(t, path, acl, *version)? }),
+        Op::As { caller, op } => {
+            if matches!(**op, Op::As { .. }) {
+                return Err(GroveError::bad_args("", "an operation has one caller"));
+            }
+            s.caller = caller.clone();
+            run(t, s, sessions, new_session_id, time_ms, op)
+        }
         Op::Unlock { node, session_id } => s.unlock(t, node, *session_id),
         Op::Proclaim { node, data, session_id } => {
             let rec = s.get_lock(t, node)?.filter(|r| r.granted && r.session == *session_id);
             let Some(rec) = rec else {
                 return Err(GroveError::Fenced { path: node.clone(), token: 0 });
             };
+            // Holding the leadership is the right to proclaim: the session's own node.
+            s.caller = Caller::server();
             s.set(t, &SetOp { path: node.clone(), data: data.clone(), version: None })?;
             Ok(Outcome::Locked { nodes: vec![node.clone()], granted: true, token: rec.token })
         }
@@ -241,6 +252,8 @@ struct Staged {
     dirty: BTreeSet<String>,
     /// Lock nodes granted by this command.
     grants: Vec<(String, u64)>,
+    /// Whose ACL rights the operation uses (anonymous unless it came wrapped in `Op::As`).
+    caller: Caller,
 }
 
 impl Staged {
@@ -259,6 +272,7 @@ impl Staged {
             queues: HashMap::new(),
             dirty: BTreeSet::new(),
             grants: Vec::new(),
+            caller: Caller::default(),
         }
     }
 
@@ -273,8 +287,8 @@ impl Staged {
         self.nodes.insert(path.to_string(), Some(rec));
     }
 
-    fn event(&mut self, kind: EventKind, path: &str, stat: Stat, data: Bytes) {
-        self.events.push(Event { kind, path: path.to_string(), stat, data });
+    fn event(&mut self, kind: EventKind, path: &str, stat: Stat, data: Bytes, acl: &Acl) {
+        self.events.push(Event { kind, path: path.to_string(), stat, data, acl: acl.clone() });
     }
 
     fn create(&mut self, t: &WriteTables<'_>, op: &CreateOp) -> Result<(String, Stat), GroveError> {
@@ -312,9 +326,11 @@ impl Staged {
             None if op.create_parents => self.create_ancestors(t, parent_path, &op.path)?,
             None => return Err(GroveError::no_node(&op.path)),
         };
+        self.caller.check(&parent.acl, acl::CREATE, &op.path)?;
         if parent.stat.mode.is_ephemeral() {
             return Err(GroveError::NoChildrenForEphemerals { path: op.path.clone() });
         }
+        let node_acl = acl::resolve(&op.acl, &self.caller, &op.path)?;
         let path = if mode.is_sequential() {
             let counter = parent.stat.cversion;
             if !(0..i32::MAX).contains(&counter) {
@@ -344,7 +360,8 @@ impl Staged {
             mode,
             ttl_ms: op.ttl_ms,
         };
-        self.put(&path, NodeRecord { stat, data: op.data.clone() });
+        self.event(EventKind::Created, &path, stat, op.data.clone(), &node_acl);
+        self.put(&path, NodeRecord { stat, acl: node_acl, data: op.data.clone() });
         if mode.is_ephemeral() {
             self.ephemerals.push((keys::ephemeral_key(op.session_id, &path), true));
         }
@@ -354,10 +371,8 @@ impl Staged {
         parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
         parent.stat.num_children += 1;
         parent.stat.pzxid = self.zxid;
-        let parent_stat = parent.stat;
+        self.event(EventKind::ChildrenChanged, parent_path, parent.stat, Bytes::new(), &parent.acl);
         self.put(parent_path, parent);
-        self.event(EventKind::Created, &path, stat, op.data.clone());
-        self.event(EventKind::ChildrenChanged, parent_path, parent_stat, Bytes::new());
         Ok((path, stat))
     }
 
@@ -382,6 +397,7 @@ impl Staged {
                         ttl_ms: 0,
                         create_parents: false,
                         session_id: 0,
+                        acl: self.inherited_acl(t, p)?,
                     },
                 )
                 .map_err(|e| match e {
@@ -395,12 +411,20 @@ impl Staged {
         self.get(t, parent_path)?.ok_or_else(|| GroveError::internal("ancestor creation left no parent"))
     }
 
+    /// The ACL a node Grove creates on a client's behalf (a missing parent, a lock's
+    /// directory) takes: its parent's, so a protected subtree stays protected.
+    fn inherited_acl(&self, t: &WriteTables<'_>, p: &str) -> Result<Acl, GroveError> {
+        Ok(self.get(t, path::parent(p))?.map(|r| r.acl).unwrap_or_default())
+    }
+
     fn delete(&mut self, t: &WriteTables<'_>, op: &DeleteOp) -> Result<(), GroveError> {
         path::validate(&op.path)?;
         if op.path == "/" {
             return Err(GroveError::bad_args("/", "the root node cannot be deleted"));
         }
         let rec = self.get(t, &op.path)?.ok_or_else(|| GroveError::no_node(&op.path))?;
+        let parent = self.get(t, path::parent(&op.path))?.map(|p| p.acl).unwrap_or_default();
+        self.caller.check(&parent, acl::DELETE, &op.path)?;
         check_version(&op.path, op.version, rec.stat.version)?;
         if rec.stat.num_children > 0 {
             return Err(GroveError::NotEmpty { path: op.path.clone() });
@@ -439,16 +463,16 @@ impl Staged {
         parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
         parent.stat.num_children -= 1;
         parent.stat.pzxid = self.zxid;
-        let parent_stat = parent.stat;
+        self.event(EventKind::Deleted, path, rec.stat, Bytes::new(), &rec.acl);
+        self.event(EventKind::ChildrenChanged, parent_path, parent.stat, Bytes::new(), &parent.acl);
         self.put(parent_path, parent);
-        self.event(EventKind::Deleted, path, rec.stat, Bytes::new());
-        self.event(EventKind::ChildrenChanged, parent_path, parent_stat, Bytes::new());
         Ok(())
     }
 
     fn set(&mut self, t: &WriteTables<'_>, op: &SetOp) -> Result<Stat, GroveError> {
         path::validate(&op.path)?;
         let mut rec = self.get(t, &op.path)?.ok_or_else(|| GroveError::no_node(&op.path))?;
+        self.caller.check(&rec.acl, acl::WRITE, &op.path)?;
         check_version(&op.path, op.version, rec.stat.version)?;
         rec.stat.version = rec.stat.version.wrapping_add(1);
         rec.stat.mzxid = self.zxid;
@@ -456,15 +480,35 @@ impl Staged {
         rec.stat.data_length = op.data.len() as i32;
         rec.data = op.data.clone();
         let stat = rec.stat;
+        self.event(EventKind::DataChanged, &op.path, stat, op.data.clone(), &rec.acl);
         self.put(&op.path, rec);
-        self.event(EventKind::DataChanged, &op.path, stat, op.data.clone());
         Ok(stat)
     }
 
     fn check(&mut self, t: &WriteTables<'_>, p: &str, version: Option<i32>) -> Result<(), GroveError> {
         path::validate(p)?;
         let rec = self.get(t, p)?.ok_or_else(|| GroveError::no_node(p))?;
+        self.caller.check(&rec.acl, acl::READ, p)?;
         check_version(p, version, rec.stat.version)
+    }
+
+    /// Replaces a node's ACL and bumps its aversion. Like ZooKeeper's setACL it fires no
+    /// watch and leaves mzxid alone: neither the data nor the children changed.
+    fn set_acl(&mut self, t: &WriteTables<'_>, p: &str, new: &Acl, version: Option<i32>) -> Result<Stat, GroveError> {
+        path::validate(p)?;
+        let mut rec = self.get(t, p)?.ok_or_else(|| GroveError::no_node(p))?;
+        self.caller.check(&rec.acl, acl::ADMIN, p)?;
+        if let Some(v) = version
+            && v != -1
+            && v != rec.stat.aversion
+        {
+            return Err(GroveError::BadVersion { path: p.to_string(), expected: v, actual: rec.stat.aversion });
+        }
+        rec.acl = acl::resolve(new, &self.caller, p)?;
+        rec.stat.aversion = rec.stat.aversion.wrapping_add(1);
+        let stat = rec.stat;
+        self.put(p, rec);
+        Ok(stat)
     }
 
     /// Deletes a session's ephemerals (firing their watches) and forgets the session.
@@ -596,6 +640,7 @@ impl Staged {
                     ttl_ms: 0,
                     create_parents: false,
                     session_id: 0,
+                    acl: self.inherited_acl(t, p)?,
                 },
             )?;
         }
@@ -689,6 +734,7 @@ impl Staged {
                     ttl_ms: 0,
                     create_parents: false,
                     session_id: op.session_id,
+                    acl: self.get(t, &dir)?.map(|d| d.acl).unwrap_or_default(),
                 },
             )?;
             nodes.push(node);
@@ -735,6 +781,9 @@ impl Staged {
 
     fn check_fence(&mut self, t: &WriteTables<'_>, lock: &str, token: u64) -> Result<(), GroveError> {
         path::validate(lock)?;
+        if let Some(rec) = self.get(t, lock)? {
+            self.caller.check(&rec.acl, acl::READ, lock)?;
+        }
         for dir in [lock.to_string(), LockKind::Semaphore.queue_dir(lock)] {
             if self.lock_queue(t, &dir)?.iter().any(|(_, r)| r.granted && r.token == token) {
                 return Ok(());

@@ -180,12 +180,15 @@ impl Node {
     pub async fn acquire(
         self: &Arc<Self>,
         op: LockOp,
+        caller: crate::fsm::acl::Caller,
         request: RequestId,
         wait: Option<Duration>,
     ) -> Result<(u64, Vec<String>), GroveError> {
         let session_id = op.session_id;
         let lock_path = op.paths.first().cloned().unwrap_or_default();
-        let (zxid, outcome) = self.propose_request(Op::Lock(op), request).await?;
+        // The holder node is created with the caller's rights: CREATE on the lock's path.
+        let op = Op::As { caller, op: Box::new(Op::Lock(op)) };
+        let (zxid, outcome) = self.propose_request(op, request).await?;
         let Outcome::Locked { nodes, granted, token } = outcome else {
             return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
         };

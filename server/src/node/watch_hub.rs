@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use crate::error::GroveError;
+use crate::fsm::acl::{Caller, READ};
 use crate::fsm::path;
 use crate::fsm::{Applied, Event, EventKind};
 
@@ -40,6 +41,8 @@ pub struct WatchSpec {
     pub one_shot: bool,
     pub start_zxid: u64,
     pub include_data: bool,
+    /// Who watches: events about nodes this caller may not read are not sent.
+    pub caller: Caller,
 }
 
 /// Why a watch ended.
@@ -260,6 +263,11 @@ fn matches(kind: WatchKind, watch_path: &str, e: &Event) -> bool {
     }
 }
 
+/// Does this watch see the event: does it match, and may the watcher read the node?
+fn sees(spec: &WatchSpec, e: &Event) -> bool {
+    matches(spec.kind, &spec.path, e) && spec.caller.may(&e.acl, READ)
+}
+
 impl WatchHub {
     /// A hub whose state starts after `applied_zxid`.
     pub fn new(config: HubConfig, applied_zxid: u64) -> Self {
@@ -364,8 +372,7 @@ impl WatchHub {
         // the history, so the queue is granted room for them.
         if watch.spec.start_zxid > 0 {
             for h in hub.history.iter().filter(|h| h.zxid >= watch.spec.start_zxid) {
-                let events: Vec<Arc<Event>> =
-                    h.events.iter().filter(|e| matches(watch.spec.kind, &watch.spec.path, e)).cloned().collect();
+                let events: Vec<Arc<Event>> = h.events.iter().filter(|e| sees(&watch.spec, e)).cloned().collect();
                 if events.is_empty() {
                     continue;
                 }
@@ -517,7 +524,7 @@ impl Hub {
     fn dispatch(&mut self, zxid: u64, events: &[Arc<Event>]) {
         let mut targets: Vec<(Arc<Watch>, Vec<Arc<Event>>)> = Vec::new();
         let add = |targets: &mut Vec<(Arc<Watch>, Vec<Arc<Event>>)>, w: &Arc<Watch>, e: &Arc<Event>| {
-            if zxid < w.spec.start_zxid || !matches(w.spec.kind, &w.spec.path, e) {
+            if zxid < w.spec.start_zxid || !sees(&w.spec, e) {
                 return;
             }
             match targets.iter_mut().find(|(t, _)| Arc::ptr_eq(t, w)) {
@@ -595,7 +602,7 @@ mod tests {
     use crate::fsm::Stat;
 
     fn ev(kind: EventKind, path: &str) -> Event {
-        Event { kind, path: path.into(), stat: Stat::default(), data: Bytes::new() }
+        Event { kind, path: path.into(), stat: Stat::default(), data: Bytes::new(), acl: Vec::new() }
     }
 
     fn applied(zxid: u64, events: Vec<Event>) -> Applied {
@@ -603,7 +610,15 @@ mod tests {
     }
 
     fn spec(id: i64, path: &str, kind: WatchKind, start: u64) -> WatchSpec {
-        WatchSpec { watch_id: id, path: path.into(), kind, one_shot: false, start_zxid: start, include_data: false }
+        WatchSpec {
+            watch_id: id,
+            path: path.into(),
+            kind,
+            one_shot: false,
+            start_zxid: start,
+            include_data: false,
+            caller: Caller::default(),
+        }
     }
 
     fn drain(q: &StreamQueue) -> Vec<StreamItem> {

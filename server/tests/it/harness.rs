@@ -28,9 +28,23 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// A free port on 127.0.0.1 (bound and released; good enough on a quiet test machine).
+/// A free port on 127.0.0.1 for a server that must be told its port in advance (a cluster
+/// member, whose address its peers need).
+///
+/// Chosen below Linux's ephemeral range (32768-60999): a port the OS hands out for port 0 or
+/// for an outgoing connection, as every other test does all the time, could be taken again
+/// between this check and the server's bind. Random, so parallel test processes rarely pick
+/// the same one, and checked free by binding it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 pub struct Server {

@@ -27,3 +27,4 @@ mod t87_recipes;
 mod t88_recipes_failover;
 mod t90_faults;
 mod t95_tls;
+mod t96_acl;

@@ -25,7 +25,14 @@ fn check<T: std::fmt::Debug>(what: &str, r: Result<tonic::Response<T>, tonic::St
 }
 
 fn create(path: &str, data: &[u8], mode: i32, ttl_ms: i64) -> pb::CreateRequest {
-    pb::CreateRequest { path: path.into(), data: Bytes::copy_from_slice(data), mode, ttl_ms, create_parents: false }
+    pb::CreateRequest {
+        path: path.into(),
+        data: Bytes::copy_from_slice(data),
+        mode,
+        ttl_ms,
+        create_parents: false,
+        acl: vec![],
+    }
 }
 
 fn with_session<T>(msg: T, id: &str, secret: &str) -> tonic::Request<T> {

@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use grove_client::proto::{MemberRole, ServerMode};
-use grove_client::{Client, Consistency, CreateMode, CreateOptions, Error, Op, TlsOptions, WatchKind, WatchSpec};
+use grove_client::{
+    Acl, Client, Consistency, CreateMode, CreateOptions, Error, Op, TlsOptions, WatchKind, WatchSpec, acl,
+};
 use serde_json::{Value, json};
 
 use crate::format;
@@ -13,12 +15,15 @@ use crate::watches::Watches;
 /// The usage lines `help` prints, zkCli's order.
 pub const USAGE: &[&str] = &[
     "addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE",
+    "addauth scheme auth # scheme digest, auth user:password",
     "close",
     "connect host:port",
-    "create [-s] [-e] [-c] [-t ttl] path [data]",
+    "create [-s] [-e] [-c] [-t ttl] path [data] [acl]",
     "delete [-v version] path",
     "deleteall path [-b batch size]",
+    "digest user:password # prints the digest id for ACLs and --super-digest",
     "get [-s] [-w] path",
+    "getAcl [-s] path",
     "getAllChildrenNumber path",
     "getEphemerals path",
     "history",
@@ -31,6 +36,7 @@ pub const USAGE: &[&str] = &[
     "redo cmdno",
     "removewatches path [-c|-d|-a]",
     "set [-s] [-v version] path data",
+    "setAcl [-s] [-v version] [-R] path acl",
     "stat [-w] path",
     "status",
     "sync path",
@@ -41,12 +47,15 @@ pub const USAGE: &[&str] = &[
 /// Command names, for completion.
 pub const NAMES: &[&str] = &[
     "addWatch",
+    "addauth",
     "close",
     "connect",
     "create",
     "delete",
     "deleteall",
+    "digest",
     "get",
+    "getAcl",
     "getAllChildrenNumber",
     "getEphemerals",
     "help",
@@ -59,17 +68,19 @@ pub const NAMES: &[&str] = &[
     "redo",
     "removewatches",
     "set",
+    "setAcl",
     "stat",
     "status",
     "sync",
     "transfer-leader",
     "version",
+    "whoami",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cmd {
     Ls { path: String, stat: bool, watch: bool, recursive: bool },
-    Create { path: String, data: String, mode: CreateMode, ttl: Option<i64> },
+    Create { path: String, data: String, mode: CreateMode, ttl: Option<i64>, acl: Vec<Acl> },
     Get { path: String, stat: bool, watch: bool },
     Set { path: String, data: String, stat: bool, version: Option<i32> },
     Delete { path: String, version: Option<i32> },
@@ -93,6 +104,11 @@ pub enum Cmd {
     MemberAdd { id: u64, peer: String, client: String, observer: bool },
     MemberRemove { id: u64 },
     TransferLeader { to: u64 },
+    GetAcl { path: String, stat: bool },
+    SetAcl { path: String, acl: Vec<Acl>, stat: bool, version: Option<i32>, recursive: bool },
+    AddAuth { scheme: String, auth: String },
+    WhoAmI,
+    Digest { credential: String },
 }
 
 /// A parsing failure: the message to print (a usage line when the syntax is wrong).
@@ -208,7 +224,7 @@ pub fn parse(words: &[String]) -> Result<Cmd, Usage> {
         }
         "create" => {
             let a = Args::parse("create", args, "sect", "t")?;
-            a.at_most(2)?;
+            a.at_most(3)?;
             let ttl: Option<i64> = a.number('t')?;
             let (s, e, c) = (a.has('s'), a.has('e'), a.has('c'));
             if c && (s || e) {
@@ -228,7 +244,11 @@ pub fn parse(words: &[String]) -> Result<Cmd, Usage> {
                 (true, false, _, false) => CreateMode::PersistentSequential,
                 (false, false, _, false) => CreateMode::Persistent,
             };
-            Cmd::Create { path: a.path(0)?, data: a.rest.get(1).cloned().unwrap_or_default(), mode, ttl }
+            let acl = match a.rest.get(2) {
+                Some(text) => acl::parse(text).map_err(|e| Usage(e.to_string()))?,
+                None => Vec::new(),
+            };
+            Cmd::Create { path: a.path(0)?, data: a.rest.get(1).cloned().unwrap_or_default(), mode, ttl, acl }
         }
         "get" => {
             let a = Args::parse("get", args, "sw", "")?;
@@ -345,6 +365,28 @@ pub fn parse(words: &[String]) -> Result<Cmd, Usage> {
             };
             Cmd::TransferLeader { to }
         }
+        "getAcl" => {
+            let a = Args::parse("getAcl", args, "s", "")?;
+            a.at_most(1)?;
+            Cmd::GetAcl { path: a.path(0)?, stat: a.has('s') }
+        }
+        "setAcl" => {
+            let a = Args::parse("setAcl", args, "svR", "v")?;
+            a.at_most(2)?;
+            let acl = acl::parse(&a.path(1)?).map_err(|e| Usage(e.to_string()))?;
+            Cmd::SetAcl { path: a.path(0)?, acl, stat: a.has('s'), version: a.number('v')?, recursive: a.has('R') }
+        }
+        "addauth" => match args {
+            [scheme, auth] => Cmd::AddAuth { scheme: scheme.clone(), auth: auth.clone() },
+            _ => return Err(usage_of("addauth")),
+        },
+        "whoami" => Cmd::WhoAmI,
+        "digest" => match args {
+            [credential] if credential.split_once(':').is_some_and(|(u, _)| !u.is_empty()) => {
+                Cmd::Digest { credential: credential.clone() }
+            }
+            _ => return Err(usage_of("digest")),
+        },
         other => return Err(Usage(format!("Command not found: {other}"))),
     };
     Ok(cmd)
@@ -386,24 +428,43 @@ pub fn error_json(e: &Error) -> Value {
 pub struct Context {
     pub client: Option<Client>,
     pub server: String,
-    /// TLS settings from the command line, kept for `connect`.
-    pub tls: Option<TlsOptions>,
+    /// TLS settings and credentials, kept for `connect`.
+    pub dial: Dial,
     pub watches: Option<Watches>,
     pub history: VecDeque<(usize, String)>,
     pub session_timeout: Duration,
 }
 
-/// A client for `server` (a connect string), over TLS when settings are given.
-pub fn dial(server: &str, tls: Option<TlsOptions>) -> Result<Client, Error> {
-    match tls {
-        Some(tls) => Client::builder(server).tls(tls).build(),
-        None => Client::connect(server),
+/// How to reach the servers: TLS settings and digest credentials (`user:password`).
+#[derive(Debug, Clone, Default)]
+pub struct Dial {
+    pub tls: Option<TlsOptions>,
+    pub auth: Vec<String>,
+}
+
+/// A client for `server` (a connect string), over TLS when settings are given, sending
+/// the credentials with every request.
+pub fn dial(server: &str, how: &Dial) -> Result<Client, Error> {
+    let client = match &how.tls {
+        Some(tls) => Client::builder(server).tls(tls.clone()).build()?,
+        None => Client::connect(server)?,
+    };
+    for credential in &how.auth {
+        client.add_auth("digest", credential)?;
     }
+    Ok(client)
 }
 
 impl Context {
     fn client(&self) -> Result<&Client, Error> {
         self.client.as_ref().ok_or_else(|| Error::Client("not connected: use connect host:port".into()))
+    }
+
+    /// Adds credentials to the client, and remembers them for later `connect`s.
+    fn add_auth(&mut self, scheme: &str, auth: &str) -> Result<(), Error> {
+        self.client()?.add_auth(scheme, auth)?;
+        self.dial.auth.push(auth.to_string());
+        Ok(())
     }
 
     /// The session, opened on first need (ephemerals need one).
@@ -447,11 +508,15 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
             }
             Ok(Output::text(text, j))
         }
-        Cmd::Create { path, data, mode, ttl } => {
+        Cmd::Create { path, data, mode, ttl, acl } => {
             let ephemeral = matches!(mode, CreateMode::Ephemeral | CreateMode::EphemeralSequential);
             let c = if ephemeral { ctx.session_client().await? } else { ctx.client()? };
-            let opts =
-                CreateOptions { mode, ttl: ttl.map(|t| Duration::from_millis(t.max(0) as u64)), create_parents: false };
+            let opts = CreateOptions {
+                mode,
+                ttl: ttl.map(|t| Duration::from_millis(t.max(0) as u64)),
+                create_parents: false,
+                acl,
+            };
             if ttl.is_some_and(|t| t <= 0) {
                 return Err(Error::BadArguments {
                     message: "create -t: the TTL must be a positive number of ms".into(),
@@ -543,7 +608,7 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
             if let Some(old) = ctx.client.take() {
                 let _ = old.close_session().await;
             }
-            let client = dial(&server, ctx.tls.clone())?;
+            let client = dial(&server, &ctx.dial)?;
             client.open_session(ctx.session_timeout).await?;
             ctx.server = server.clone();
             if let Some(w) = &ctx.watches {
@@ -583,8 +648,64 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
             let leader = ctx.client()?.transfer_leader(to).await?;
             Ok(Output::text(format!("Leader: {leader}"), json!({"leader_id": leader})))
         }
+        Cmd::GetAcl { path, stat } => {
+            let (acl, st) = ctx.client()?.get_acl(&path).await?;
+            let mut text = acl::format(&acl);
+            if stat {
+                text = format!("{text}\n{}", format::stat(&st));
+            }
+            Ok(Output::text(text, json!({"path": path, "acl": acl_json(&acl), "stat": format::stat_json(&st)})))
+        }
+        Cmd::SetAcl { path, acl, stat, version, recursive } => {
+            let c = ctx.client()?;
+            let st = c.set_acl(&path, acl.clone(), version).await?;
+            let mut count = 1;
+            if recursive {
+                // zkCli's -R: every descendant too, top down, each without a version check.
+                let mut queue = VecDeque::from([path.clone()]);
+                while let Some(p) = queue.pop_front() {
+                    for name in c.children(&p).await? {
+                        let child = join(&p, &name);
+                        match c.set_acl(&child, acl.clone(), None).await {
+                            Ok(_) => count += 1,
+                            Err(Error::NoNode { .. }) => continue,
+                            Err(e) => return Err(e),
+                        }
+                        queue.push_back(child);
+                    }
+                }
+            }
+            let j = json!({"path": path, "updated": count, "stat": format::stat_json(&st)});
+            Ok(if stat { Output::text(format::stat(&st), j) } else { Output::silent(j) })
+        }
+        Cmd::AddAuth { scheme, auth } => {
+            ctx.add_auth(&scheme, &auth)?;
+            Ok(Output::silent(json!({"scheme": scheme, "added": true})))
+        }
+        Cmd::WhoAmI => {
+            let who = ctx.client()?.who_am_i().await?;
+            let mut lines: Vec<String> =
+                who.identities.iter().map(|i| format!("user: {}\nscheme: {}", i.id, i.scheme)).collect();
+            if lines.is_empty() {
+                lines.push("user: anyone\nscheme: world".into());
+            }
+            if who.superuser {
+                lines.push("super user: yes".into());
+            }
+            let ids: Vec<Value> = who.identities.iter().map(|i| json!({"scheme": i.scheme, "id": i.id})).collect();
+            Ok(Output::text(lines.join("\n"), json!({"identities": ids, "superuser": who.superuser})))
+        }
+        Cmd::Digest { credential } => {
+            let (user, password) = credential.split_once(':').unwrap_or((&credential, ""));
+            let id = acl::digest(user, password);
+            Ok(Output::text(id.clone(), json!({"digest": id})))
+        }
         Cmd::History | Cmd::Redo { .. } | Cmd::Quit => Ok(Output::silent(json!({}))),
     }
+}
+
+fn acl_json(acl: &[Acl]) -> Value {
+    acl.iter().map(|a| json!({"scheme": a.scheme, "id": a.id, "perms": acl::perms_text(a.perms)})).collect()
 }
 
 /// One line per member: `id role peer=... client=... [leader]`.
@@ -716,12 +837,19 @@ mod tests {
                 path: "/app/x".into(),
                 data: "hehe".into(),
                 mode: CreateMode::EphemeralSequential,
-                ttl: None
+                ttl: None,
+                acl: vec![]
             }
         );
         assert_eq!(
             p("create -t 3000 /t").unwrap(),
-            Cmd::Create { path: "/t".into(), data: "".into(), mode: CreateMode::PersistentWithTtl, ttl: Some(3000) }
+            Cmd::Create {
+                path: "/t".into(),
+                data: "".into(),
+                mode: CreateMode::PersistentWithTtl,
+                ttl: Some(3000),
+                acl: vec![]
+            }
         );
         assert_eq!(
             p("set -v 3 /a 'hello world'").unwrap(),
@@ -733,6 +861,19 @@ mod tests {
             Cmd::AddWatch { path: "/a".into(), kind: WatchKind::NodeAndChildren }
         );
         assert_eq!(p("getEphemerals").unwrap(), Cmd::GetEphemerals { path: "/".into() });
+        let Cmd::Create { acl, .. } = p("create /x data world:anyone:r,auth::cdrwa").unwrap() else { panic!() };
+        assert_eq!(acl, vec![acl::entry("world", "anyone", 1), acl::entry("auth", "", 31)]);
+        assert_eq!(
+            p("setAcl -R -v 2 /x ip:10.0.0.0/8:rw").unwrap(),
+            Cmd::SetAcl {
+                path: "/x".into(),
+                acl: vec![acl::entry("ip", "10.0.0.0/8", 3)],
+                stat: false,
+                version: Some(2),
+                recursive: true
+            }
+        );
+        assert_eq!(p("addauth digest u:p").unwrap(), Cmd::AddAuth { scheme: "digest".into(), auth: "u:p".into() });
     }
 
     #[test]
@@ -745,5 +886,9 @@ mod tests {
         assert_eq!(p("frobnicate /").unwrap_err().0, "Command not found: frobnicate");
         assert!(p("addWatch -m WEIRD /a").is_err());
         assert!(split_words("get '/a").is_err());
+        assert!(p("create /x d world:anyone:q").unwrap_err().0.contains("permission"));
+        assert!(p("setAcl /x").unwrap_err().0.starts_with("Usage: setAcl"));
+        assert!(p("addauth digest").is_err());
+        assert!(p("digest nocolon").is_err());
     }
 }

@@ -21,7 +21,7 @@ use grove_client::TlsOptions;
     name = "grove",
     version,
     about = "Grove command-line client (zkCli's commands)",
-    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  connect, close, version, status, members, member add|remove, transfer-leader,\n  help, quit\n\nCoordination (they hold what they take until they end):\n  lock [-t ms] PATH [-- CMD ARGS...]   take the mutex at PATH, print token=N (its fencing\n                                       token), run CMD holding it (or hold until Ctrl-C),\n                                       release; CMD gets GROVE_LOCK_TOKEN in its environment\n  election [-t ms] NAME VALUE          campaign in NAME (a path, or a name under\n                                       /elections), print when elected, lead until Ctrl-C\n  election -l NAME                     print each change of NAME's leader\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /\n  grove --server 127.0.0.1:7181 lock /locks/deploy -- ./deploy.sh"
+    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  getAcl, setAcl, addauth, whoami, digest,\n  connect, close, version, status, members, member add|remove, transfer-leader,\n  help, quit\n\nCoordination (they hold what they take until they end):\n  lock [-t ms] PATH [-- CMD ARGS...]   take the mutex at PATH, print token=N (its fencing\n                                       token), run CMD holding it (or hold until Ctrl-C),\n                                       release; CMD gets GROVE_LOCK_TOKEN in its environment\n  election [-t ms] NAME VALUE          campaign in NAME (a path, or a name under\n                                       /elections), print when elected, lead until Ctrl-C\n  election -l NAME                     print each change of NAME's leader\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /\n  grove --server 127.0.0.1:7181 lock /locks/deploy -- ./deploy.sh"
 )]
 struct Cli {
     /// Servers to connect to: host:port[,host:port...][/chroot]
@@ -52,6 +52,11 @@ struct Cli {
     #[arg(long, env = "GROVE_TLS_SERVER_NAME", value_name = "NAME")]
     tls_server_name: Option<String>,
 
+    /// Authenticate as a digest user, `user:password` (repeatable; zkCli's `addauth digest`
+    /// for every command). Send passwords over TLS.
+    #[arg(long, env = "GROVE_AUTH", value_name = "USER:PASSWORD")]
+    auth: Vec<String>,
+
     /// A command and its arguments; none starts the interactive shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -74,7 +79,8 @@ fn main() -> ExitCode {
         key: cli.tls_key.clone(),
         server_name: cli.tls_server_name.clone(),
     });
-    let client = match commands::dial(&cli.server, tls.clone()) {
+    let dial = commands::Dial { tls, auth: cli.auth.clone() };
+    let client = match commands::dial(&cli.server, &dial) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("grove: {e}");
@@ -84,10 +90,10 @@ fn main() -> ExitCode {
     drop(guard);
     let timeout = Duration::from_millis(cli.timeout);
     if cli.command.is_empty() {
-        shell::run(rt, client, cli.server, tls, cli.json, timeout)
+        shell::run(rt, client, cli.server, dial, cli.json, timeout)
     } else if let Some(code) = rt.block_on(hold::run(client.clone(), timeout, &cli.command)) {
         code
     } else {
-        rt.block_on(shell::one_shot(client, cli.server, tls, cli.json, timeout, cli.command))
+        rt.block_on(shell::one_shot(client, cli.server, dial, cli.json, timeout, cli.command))
     }
 }

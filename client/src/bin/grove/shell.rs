@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use grove_client::{Client, SessionState, TlsOptions};
+use grove_client::{Client, SessionState};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -15,7 +15,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context as RlContext, Editor, ExternalPrinter, Helper};
 
-use crate::commands::{self, Cmd, Context, Output};
+use crate::commands::{self, Cmd, Context, Dial, Output};
 use crate::watches::Watches;
 
 /// How many commands `history` lists, as zkCli.
@@ -41,7 +41,7 @@ fn print_error(e: &grove_client::Error, json: bool) {
 pub async fn one_shot(
     client: Client,
     server: String,
-    tls: Option<TlsOptions>,
+    dial: Dial,
     json: bool,
     timeout: Duration,
     words: Vec<String>,
@@ -56,7 +56,7 @@ pub async fn one_shot(
     let mut ctx = Context {
         client: Some(client),
         server,
-        tls,
+        dial,
         watches: None,
         history: VecDeque::new(),
         session_timeout: timeout,
@@ -145,7 +145,7 @@ pub fn run(
     rt: tokio::runtime::Runtime,
     client: Client,
     server: String,
-    tls: Option<TlsOptions>,
+    dial: Dial,
     json: bool,
     timeout: Duration,
 ) -> ExitCode {
@@ -187,7 +187,7 @@ pub fn run(
     let mut ctx = Context {
         client: Some(client),
         server,
-        tls,
+        dial,
         watches: Some(watches),
         history: VecDeque::new(),
         session_timeout: timeout,
