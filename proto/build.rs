@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "grove/v1/watch.proto",
     "grove/v1/cluster.proto",
     "grove/v1/locks.proto",
+    "grove/v1/quotas.proto",
     "grove/peer/v1/peer.proto",
     "google/rpc/status.proto",
 ];

@@ -1075,6 +1075,8 @@ fn op_error(code: pb::ErrorCode, path: String, message: String) -> Error {
         pb::ErrorCode::BadArguments => Error::BadArguments { message },
         pb::ErrorCode::SessionExpired => Error::SessionExpired { message },
         pb::ErrorCode::Fenced => Error::Fenced { message },
+        pb::ErrorCode::NoAuth => Error::NoAuth { message },
+        pb::ErrorCode::QuotaExceeded => Error::QuotaExceeded { message },
         code => Error::Server { code, message },
     }
 }

@@ -35,6 +35,9 @@ pub enum Error {
     AuthFailed { message: String },
     #[error("not authorized: {message}")]
     NoAuth { message: String },
+    /// A hard quota refused the write.
+    #[error("quota exceeded: {message}")]
+    QuotaExceeded { message: String },
     #[error("no quorum: {message}")]
     NoQuorum { message: String, leader: Option<Leader> },
     #[error("server not ready: {message}")]
@@ -79,6 +82,7 @@ impl Error {
             Error::UnknownSession { .. } => ErrorCode::UnknownSession,
             Error::AuthFailed { .. } => ErrorCode::AuthFailed,
             Error::NoAuth { .. } => ErrorCode::NoAuth,
+            Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Error::NoQuorum { .. } => ErrorCode::NoQuorum,
             Error::NotReady { .. } => ErrorCode::NotReady,
             Error::Compacted { .. } => ErrorCode::Compacted,
@@ -126,6 +130,7 @@ impl Error {
             ErrorCode::UnknownSession => Error::UnknownSession { message },
             ErrorCode::AuthFailed => Error::AuthFailed { message },
             ErrorCode::NoAuth => Error::NoAuth { message },
+            ErrorCode::QuotaExceeded => Error::QuotaExceeded { message },
             ErrorCode::NoQuorum => Error::NoQuorum { message, leader },
             ErrorCode::NotReady => Error::NotReady { message, leader },
             ErrorCode::Compacted => Error::Compacted { message, oldest: d.oldest_zxid },

@@ -17,6 +17,7 @@ pub mod client;
 pub mod coordination;
 pub mod error;
 pub mod framework;
+pub mod quotas;
 pub mod recipes;
 pub mod retry;
 mod session;
@@ -31,5 +32,6 @@ pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, L
 pub use error::{Error, Result};
 pub use framework::Framework;
 pub use grove_proto::v1 as proto;
+pub use quotas::{Quota, QuotaChange};
 pub use retry::RetryPolicy;
 pub use watch::{EventType, WatchEvent, WatchKind, WatchMessage, WatchSpec, WatchStream};

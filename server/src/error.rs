@@ -60,6 +60,10 @@ pub enum GroveError {
     #[error("not authorized: {perm} on {path} is not granted to the caller")]
     NoAuth { path: String, perm: String },
 
+    /// A hard quota refused the write.
+    #[error("quota exceeded at {path}: {message}")]
+    QuotaExceeded { path: String, message: String },
+
     #[error("invalid ACL for {path}: {message}")]
     InvalidAcl { path: String, message: String },
 
@@ -120,7 +124,8 @@ impl GroveError {
             | GroveError::Fenced { path, .. }
             | GroveError::LockTimeout { path }
             | GroveError::NoAuth { path, .. }
-            | GroveError::InvalidAcl { path, .. } => Some(path),
+            | GroveError::InvalidAcl { path, .. }
+            | GroveError::QuotaExceeded { path, .. } => Some(path),
             GroveError::BadArguments { path, .. } if !path.is_empty() => Some(path),
             GroveError::MultiFailed { error, .. } => error.path(),
             _ => None,

@@ -25,6 +25,7 @@ use grove_proto::v1::cluster_server::ClusterServer;
 use grove_proto::v1::election_server::ElectionServer;
 use grove_proto::v1::locks_server::LocksServer;
 use grove_proto::v1::nodes_server::NodesServer;
+use grove_proto::v1::quotas_server::QuotasServer;
 use grove_proto::v1::sessions_server::SessionsServer;
 use grove_proto::v1::watch_server::WatchServer;
 use tokio::net::TcpListener;
@@ -139,6 +140,7 @@ pub async fn run(
     health_reporter.set_serving::<ClusterServer<api::cluster::ClusterService>>().await;
     health_reporter.set_serving::<LocksServer<api::locks::LocksService>>().await;
     health_reporter.set_serving::<ElectionServer<api::locks::ElectionService>>().await;
+    health_reporter.set_serving::<QuotasServer<api::quotas::QuotasService>>().await;
     tokio::spawn(readiness(node.clone(), health_reporter.clone(), stop_rx.clone()));
 
     let public = [
@@ -148,6 +150,7 @@ pub async fn run(
         "grove.v1.Cluster",
         "grove.v1.Locks",
         "grove.v1.Election",
+        "grove.v1.Quotas",
         "grpc.health.v1.Health",
     ];
     let reflection = || {
@@ -183,6 +186,7 @@ pub async fn run(
             ElectionServer::new(api::locks::ElectionService { node: node.clone() })
                 .max_decoding_message_size(max_request),
         )
+        .add_service(QuotasServer::new(api::quotas::QuotasService { node: node.clone() }))
         .serve_with_incoming_shutdown(tls::incoming(listeners.client, client_tls), stopped(stop_rx.clone()));
     let client_task = tokio::spawn(client_server);
 

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod convert;
 pub mod locks;
 pub mod nodes;
+pub mod quotas;
 pub mod sessions;
 pub mod status;
 pub mod watch;

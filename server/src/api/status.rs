@@ -29,6 +29,7 @@ pub fn codes(e: &GroveError) -> (Code, ErrorCode) {
         AuthFailed { .. } => (Code::Unauthenticated, ErrorCode::AuthFailed),
         NoAuth { .. } => (Code::PermissionDenied, ErrorCode::NoAuth),
         InvalidAcl { .. } => (Code::InvalidArgument, ErrorCode::InvalidAcl),
+        QuotaExceeded { .. } => (Code::ResourceExhausted, ErrorCode::QuotaExceeded),
         MultiFailed { error, .. } => codes(error),
         NoQuorum { .. } => (Code::Unavailable, ErrorCode::NoQuorum),
         NotReady { .. } => (Code::Unavailable, ErrorCode::NotReady),
@@ -129,6 +130,7 @@ mod tests {
             (GroveError::NoAuth { path: "/x".into(), perm: "READ".into() }, Code::PermissionDenied),
             (GroveError::AuthFailed { message: "x".into() }, Code::Unauthenticated),
             (GroveError::InvalidAcl { path: "/x".into(), message: "x".into() }, Code::InvalidArgument),
+            (GroveError::QuotaExceeded { path: "/x".into(), message: "x".into() }, Code::ResourceExhausted),
         ];
         for (e, code) in cases {
             assert_eq!(to_status(&e).code(), code, "{e}");

@@ -98,6 +98,15 @@ pub enum Op {
         acl: Acl,
         version: Option<i32>,
     },
+    /// Set (or change) the quota on a subtree; needs ADMIN on the root node.
+    SetQuota {
+        path: String,
+        change: super::quota::LimitsChange,
+    },
+    /// Remove the quota on a subtree; needs ADMIN on the root node.
+    DeleteQuota {
+        path: String,
+    },
     /// A client's operation with the identities its ACL checks use. Client writes are
     /// always wrapped; an unwrapped one is checked as an anonymous caller, so a forgotten
     /// wrap refuses rather than grants.
@@ -189,6 +198,10 @@ pub enum Outcome {
     /// False if the node was already gone.
     Unlocked {
         released: bool,
+    },
+    /// A quota as a quota command left it (`None`: removed).
+    Quota {
+        record: Option<super::quota::QuotaRecord>,
     },
     /// Housekeeping commands (expiry, reaping, noop).
     Done,

@@ -10,6 +10,7 @@ pub mod command;
 pub mod locks;
 pub mod node;
 pub mod path;
+pub mod quota;
 pub mod tables;
 pub mod tree;
 

@@ -9,9 +9,12 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransacti
 use super::locks::{LockRecord, QueueRecord};
 use super::node::{NodeRecord, SessionRecord, Stat};
 use super::path;
+use super::quota::QuotaRecord;
 use crate::error::GroveError;
 use crate::storage::keys;
-use crate::storage::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, REQUESTS, SESSIONS};
+use crate::storage::tables::{
+    ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS, SESSIONS,
+};
 
 pub(crate) fn storage_err(e: impl std::fmt::Display) -> GroveError {
     GroveError::Internal(format!("storage: {e}"))
@@ -30,6 +33,7 @@ pub struct WriteTables<'t> {
     pub(crate) requests: RawTable<'t>,
     pub(crate) locks: RawTable<'t>,
     pub(crate) queues: RawTable<'t>,
+    pub(crate) quotas: RawTable<'t>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -43,6 +47,7 @@ impl<'t> WriteTables<'t> {
             requests: txn.open_table(REQUESTS).map_err(storage_err)?,
             locks: txn.open_table(LOCKS).map_err(storage_err)?,
             queues: txn.open_table(LOCK_QUEUES).map_err(storage_err)?,
+            quotas: txn.open_table(QUOTAS).map_err(storage_err)?,
         })
     }
 
@@ -87,6 +92,45 @@ impl<'t> WriteTables<'t> {
         }
     }
 
+    pub(crate) fn quota(&self, root: &str) -> Result<Option<QuotaRecord>, GroveError> {
+        match self.quotas.get(root.as_bytes()).map_err(storage_err)? {
+            Some(raw) => Ok(Some(QuotaRecord::decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether any quota exists: while none does, writes skip quota accounting.
+    pub(crate) fn has_quotas(&self) -> Result<bool, GroveError> {
+        Ok(!self.quotas.is_empty().map_err(storage_err)?)
+    }
+
+    /// Quota roots strictly below `path`.
+    pub(crate) fn quotas_below(&self, path: &str) -> Result<Vec<String>, GroveError> {
+        let (start, end) = keys::deep_descendants_range(path);
+        let mut out = Vec::new();
+        for item in self.quotas.range(&start[..]..&end[..]).map_err(storage_err)? {
+            let (k, _) = item.map_err(storage_err)?;
+            out.push(String::from_utf8_lossy(k.value()).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// (nodes, data bytes) of the subtree at `path`, itself included.
+    pub(crate) fn subtree_usage(&self, path: &str) -> Result<(i64, i64), GroveError> {
+        let Some(own) = self.nodes.get(&keys::node_key(path)[..]).map_err(storage_err)? else { return Ok((0, 0)) };
+        let mut count = 1i64;
+        let mut bytes = i64::from(NodeRecord::decode_stat(own.value())?.data_length);
+        drop(own);
+        for (start, end) in [keys::children_range(path), keys::deep_descendants_range(path)] {
+            for item in self.nodes.range(&start[..]..&end[..]).map_err(storage_err)? {
+                let (_, v) = item.map_err(storage_err)?;
+                count += 1;
+                bytes += i64::from(NodeRecord::decode_stat(v.value())?.data_length);
+            }
+        }
+        Ok((count, bytes))
+    }
+
     /// Child names of a node as committed so far in this transaction.
     pub(crate) fn child_names(&self, dir: &str) -> Result<Vec<String>, GroveError> {
         let (start, end) = keys::children_range(dir);
@@ -119,6 +163,7 @@ pub struct ReadTables {
     ephemerals: OnceLock<RawReadTable>,
     expiring: OnceLock<RawReadTable>,
     locks: OnceLock<RawReadTable>,
+    quotas: OnceLock<RawReadTable>,
 }
 
 /// A page of children.
@@ -139,6 +184,7 @@ impl ReadTables {
             ephemerals: OnceLock::new(),
             expiring: OnceLock::new(),
             locks: OnceLock::new(),
+            quotas: OnceLock::new(),
         })
     }
 
@@ -166,6 +212,34 @@ impl ReadTables {
             Some(raw) => Ok(Some(NodeRecord::decode(raw.value())?)),
             None => Ok(None),
         }
+    }
+
+    /// The quota rooted at `path`.
+    pub fn quota(&self, path: &str) -> Result<Option<QuotaRecord>, GroveError> {
+        match self.lazy(&self.quotas, QUOTAS)?.get(path.as_bytes()).map_err(storage_err)? {
+            Some(raw) => Ok(Some(QuotaRecord::decode(raw.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The quota governing `path`: on it or on an ancestor (they do not nest).
+    pub fn quota_over(&self, path: &str) -> Result<Option<(String, QuotaRecord)>, GroveError> {
+        for p in path::ancestors(path).chain(std::iter::once(path)) {
+            if let Some(q) = self.quota(p)? {
+                return Ok(Some((p.to_string(), q)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every quota, by path, at most `limit`.
+    pub fn quotas(&self, limit: usize) -> Result<Vec<(String, QuotaRecord)>, GroveError> {
+        let mut out = Vec::new();
+        for item in self.lazy(&self.quotas, QUOTAS)?.iter().map_err(storage_err)?.take(limit) {
+            let (k, v) = item.map_err(storage_err)?;
+            out.push((String::from_utf8_lossy(k.value()).into_owned(), QuotaRecord::decode(v.value())?));
+        }
+        Ok(out)
     }
 
     /// A node's stat and ACL, without copying its data.

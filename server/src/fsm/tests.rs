@@ -809,3 +809,204 @@ mod lock_rules {
         assert!(matches!(sm.err(Op::Lock(lock(&["/a", "/a"], LockKind::Mutex, a))), GroveError::BadArguments { .. }));
     }
 }
+
+// ---- quotas ----
+
+mod quota_rules {
+    use super::*;
+    use crate::fsm::acl::{AclEntry, Caller, digest_id};
+    use crate::fsm::quota::{LimitsChange, NONE, QuotaRecord};
+
+    fn set_quota(path: &str, change: LimitsChange) -> Op {
+        Op::SetQuota { path: path.into(), change }
+    }
+
+    fn hard_count(n: i64) -> LimitsChange {
+        LimitsChange { count_hard: Some(n), ..Default::default() }
+    }
+
+    fn quota(sm: &Sm, path: &str) -> QuotaRecord {
+        sm.read().quota(path).unwrap().unwrap_or_else(|| panic!("no quota on {path}"))
+    }
+
+    /// The usage a quota should show: nodes and bytes of the subtree, counted from scratch.
+    fn real_usage(sm: &Sm, root: &str) -> (i64, i64) {
+        let tree = sm.dump();
+        let under: Vec<_> = tree.iter().filter(|(p, _)| path::is_under(p, root)).collect();
+        (under.len() as i64, under.iter().map(|(_, (d, _))| d.len() as i64).sum())
+    }
+
+    #[test]
+    fn a_quota_starts_from_the_subtrees_usage_and_follows_every_change() {
+        let mut sm = Sm::new();
+        sm.ok(create("/q", "12"));
+        sm.ok(create("/q/a", "345"));
+        sm.ok(create("/other", "zzzz"));
+        let Outcome::Quota { record: Some(q) } = sm.ok(set_quota("/q", hard_count(4))) else { panic!() };
+        assert_eq!((q.count, q.bytes), (2, 5));
+        sm.ok(create("/q/b", "x"));
+        sm.ok(set("/q/a", "3456789", None));
+        sm.ok(delete("/q/b", None));
+        let s = open_session(&mut sm);
+        sm.ok(create_mode("/q/e", "ee", CreateMode::Ephemeral, s));
+        assert_eq!(quota(&sm, "/q").count, 3);
+        sm.ok(Op::ExpireSessions { session_ids: vec![s] });
+        let q = quota(&sm, "/q");
+        assert_eq!((q.count, q.bytes), real_usage(&sm, "/q"));
+        assert_eq!((q.count, q.bytes), (2, 9));
+        // Writes outside the subtree are not charged.
+        sm.ok(set("/other", "zzzzzzzz", None));
+        assert_eq!(quota(&sm, "/q").bytes, 9);
+    }
+
+    #[test]
+    fn hard_limits_refuse_the_whole_write_and_soft_limits_do_not() {
+        let mut sm = Sm::new();
+        sm.ok(create("/q", ""));
+        sm.ok(set_quota("/q", LimitsChange { count_hard: Some(3), bytes_hard: Some(10), ..Default::default() }));
+        sm.ok(create("/q/a", "12345"));
+        sm.ok(create("/q/b", ""));
+        let e = sm.err(create("/q/c", ""));
+        assert!(matches!(e, GroveError::QuotaExceeded { ref path, .. } if path == "/q/c"), "{e}");
+        assert!(matches!(sm.err(set("/q/b", "123456", None)), GroveError::QuotaExceeded { .. }));
+        sm.ok(set("/q/b", "12345", None));
+        // A multi that crosses the limit halfway applies nothing.
+        let e = sm.err(Op::Multi(vec![
+            MultiOp::Delete(DeleteOp { path: "/q/b".into(), version: None }),
+            MultiOp::Create(CreateOp { acl: Vec::new(), ..op_create("/q/c") }),
+            MultiOp::Create(CreateOp { acl: Vec::new(), ..op_create("/q/d") }),
+        ]));
+        assert!(matches!(e, GroveError::MultiFailed { index: 2, .. }), "{e}");
+        // create_parents charges every node it makes.
+        sm.ok(delete("/q/b", None));
+        let deep = CreateOp { create_parents: true, ..op_create("/q/x/y") };
+        assert!(matches!(sm.err(Op::Create(deep)), GroveError::QuotaExceeded { .. }));
+        // Soft limits warn and let writes through.
+        sm.ok(set_quota("/q", LimitsChange { count_hard: Some(NONE), count_soft: Some(1), ..Default::default() }));
+        sm.ok(create("/q/c", ""));
+        sm.ok(create("/q/d", ""));
+        assert_eq!(quota(&sm, "/q").count, 4);
+    }
+
+    fn op_create(path: &str) -> CreateOp {
+        CreateOp {
+            acl: Vec::new(),
+            path: path.into(),
+            data: Bytes::new(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+            create_parents: false,
+            session_id: 0,
+        }
+    }
+
+    #[test]
+    fn quotas_do_not_nest_need_a_node_and_go_with_it() {
+        let mut sm = Sm::new();
+        sm.ok(create("/a", ""));
+        sm.ok(create("/a/b", ""));
+        sm.ok(create("/a/b/c", ""));
+        assert!(matches!(sm.err(set_quota("/missing", hard_count(1))), GroveError::NoNode { .. }));
+        assert!(matches!(sm.err(set_quota("/", hard_count(1))), GroveError::BadArguments { .. }));
+        sm.ok(set_quota("/a/b", hard_count(10)));
+        let e = sm.err(set_quota("/a", hard_count(10)));
+        assert!(e.to_string().contains("/a/b already has a quota"), "{e}");
+        assert!(sm.err(set_quota("/a/b/c", hard_count(10))).to_string().contains("/a/b already has a quota"));
+        // Changing an existing quota keeps what is not named; clearing the last limit removes it.
+        sm.ok(set_quota("/a/b", LimitsChange { bytes_soft: Some(100), ..Default::default() }));
+        assert_eq!(quota(&sm, "/a/b").limits.count_hard, 10);
+        let Outcome::Quota { record } = sm.ok(set_quota(
+            "/a/b",
+            LimitsChange { count_hard: Some(NONE), bytes_soft: Some(NONE), ..Default::default() },
+        )) else {
+            panic!()
+        };
+        assert_eq!(record, None);
+        assert!(sm.read().quota("/a/b").unwrap().is_none());
+        assert!(matches!(sm.err(Op::DeleteQuota { path: "/a/b".into() }), GroveError::BadArguments { .. }));
+        // Deleting the quota's node deletes the quota.
+        sm.ok(set_quota("/a/b", hard_count(10)));
+        sm.ok(delete("/a/b/c", None));
+        sm.ok(delete("/a/b", None));
+        assert!(sm.read().quotas(10).unwrap().is_empty());
+        sm.ok(create("/a/b", ""));
+        sm.ok(set_quota("/a/b", hard_count(10)));
+        sm.ok(Op::DeleteQuota { path: "/a/b".into() });
+        assert!(sm.read().quota("/a/b").unwrap().is_none());
+    }
+
+    #[test]
+    fn changing_a_quota_needs_admin_on_the_root() {
+        let mut sm = Sm::new();
+        sm.ok(create("/q", ""));
+        let admin = digest_id("ops", "pw");
+        sm.ok(Op::As {
+            caller: Caller::server(),
+            op: Box::new(Op::SetAcl {
+                path: "/".into(),
+                acl: vec![AclEntry::new(crate::fsm::acl::ALL, "digest", &admin)],
+                version: None,
+            }),
+        });
+        let anonymous = Op::As { caller: Caller::default(), op: Box::new(set_quota("/q", hard_count(1))) };
+        assert!(matches!(sm.err(anonymous), GroveError::NoAuth { .. }));
+        let ops = Caller { ids: vec![("digest".into(), admin)], superuser: false };
+        sm.ok(Op::As { caller: ops.clone(), op: Box::new(set_quota("/q", hard_count(1))) });
+        let del = Op::As { caller: Caller::default(), op: Box::new(Op::DeleteQuota { path: "/q".into() }) };
+        assert!(matches!(sm.err(del), GroveError::NoAuth { .. }));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever happens in the subtree, a quota's usage is the subtree's real size.
+        #[test]
+        fn usage_always_equals_the_subtree(ops in prop::collection::vec(mop(), 1..40)) {
+            let mut sm = Sm::new();
+            sm.ok(create("/a", ""));
+            sm.ok(set_quota("/a", LimitsChange { count_soft: Some(3), ..Default::default() }));
+            let mut sessions = vec![];
+            let mut node_gone = false;
+            for (i, op) in ops.iter().enumerate() {
+                let data = "x".repeat(i % 5);
+                match op {
+                    MOp::Create(p, eph, seq) => {
+                        let owner = if *eph { sessions.last().copied().unwrap_or(77) } else { 0 };
+                        let mode = match (eph, seq) {
+                            (true, true) => CreateMode::EphemeralSequential,
+                            (true, false) => CreateMode::Ephemeral,
+                            (false, true) => CreateMode::PersistentSequential,
+                            (false, false) => CreateMode::Persistent,
+                        };
+                        sm.apply(create_mode(PATHS[*p], &data, mode, owner));
+                    }
+                    MOp::Set(p, v) => { sm.apply(set(PATHS[*p], &data, *v)); }
+                    MOp::Delete(p, v) => { sm.apply(delete(PATHS[*p], *v)); }
+                    MOp::Multi(items) => {
+                        let ops = items.iter().map(|(p, is_create)| if *is_create {
+                            MultiOp::Create(CreateOp { data: Bytes::copy_from_slice(data.as_bytes()), ..op_create(PATHS[*p]) })
+                        } else {
+                            MultiOp::Delete(DeleteOp { path: PATHS[*p].into(), version: None })
+                        }).collect();
+                        sm.apply(Op::Multi(ops));
+                    }
+                    MOp::Open => sessions.push(open_session(&mut sm)),
+                    MOp::Close(i) => {
+                        if let Some(&id) = sessions.get(*i) {
+                            sm.apply(Op::ExpireSessions { session_ids: vec![id] });
+                        }
+                    }
+                }
+                // The quota lives exactly as long as its node's first life.
+                node_gone |= sm.stat("/a").is_none();
+                match sm.read().quota("/a").unwrap() {
+                    Some(q) => {
+                        prop_assert!(!node_gone, "the quota outlived its node");
+                        prop_assert_eq!((q.count, q.bytes), real_usage(&sm, "/a"), "after op {} {:?}", i, op);
+                    }
+                    None => prop_assert!(node_gone, "the quota went without its node"),
+                }
+            }
+        }
+    }
+}

@@ -16,6 +16,7 @@ use super::command::*;
 use super::locks::{self, LockKind, LockRecord, QueueRecord};
 use super::node::{CreateMode, NodeRecord, SessionRecord, Stat};
 use super::path;
+use super::quota::{LimitsChange, QuotaRecord};
 use super::tables::{WriteTables, storage_err};
 use crate::error::GroveError;
 use crate::storage::keys;
@@ -68,6 +69,11 @@ pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<A
         {
             Ok(outcome) => {
                 let grants = std::mem::take(&mut staged.grants);
+                for warning in std::mem::take(&mut staged.quota_warnings) {
+                    // Soft limits: the write went through; operators hear of it.
+                    tracing::warn!(zxid, "{warning}");
+                    metrics::counter!("grove_quota_exceeded_total", "limit" => "soft").increment(1);
+                }
                 applied.events.extend(staged.flush(tables)?);
                 applied.sessions.extend(sessions);
                 applied.grants.extend(grants);
@@ -192,6 +198,11 @@ fn run(
         Op::Noop => Ok(Outcome::Done),
         Op::Lock(l) => s.lock(t, l),
         Op::SetAcl { path, acl, version } => Ok(Outcome::Set { stat: s.set_acl(t, path, acl, *version)? }),
+        Op::SetQuota { path, change } => Ok(Outcome::Quota { record: s.set_quota(t, path, change)? }),
+        Op::DeleteQuota { path } => {
+            s.delete_quota(t, path)?;
+            Ok(Outcome::Quota { record: None })
+        }
         Op::As { caller, op } => {
             if matches!(**op, Op::As { .. }) {
                 return Err(GroveError::bad_args("", "an operation has one caller"));
@@ -254,6 +265,10 @@ struct Staged {
     grants: Vec<(String, u64)>,
     /// Whose ACL rights the operation uses (anonymous unless it came wrapped in `Op::As`).
     caller: Caller,
+    /// Quotas changed by this command (`None`: removed).
+    quotas: HashMap<String, Option<QuotaRecord>>,
+    /// Soft quota limits this command went past, reported once it is applied.
+    quota_warnings: Vec<String>,
 }
 
 impl Staged {
@@ -273,6 +288,8 @@ impl Staged {
             dirty: BTreeSet::new(),
             grants: Vec::new(),
             caller: Caller::default(),
+            quotas: HashMap::new(),
+            quota_warnings: Vec::new(),
         }
     }
 
@@ -360,6 +377,7 @@ impl Staged {
             mode,
             ttl_ms: op.ttl_ms,
         };
+        self.charge(t, &path, 1, op.data.len() as i64)?;
         self.event(EventKind::Created, &path, stat, op.data.clone(), &node_acl);
         self.put(&path, NodeRecord { stat, acl: node_acl, data: op.data.clone() });
         if mode.is_ephemeral() {
@@ -451,6 +469,12 @@ impl Staged {
         if self.get_queue(t, path)?.is_some() {
             self.queues.insert(path.to_string(), None);
         }
+        if self.any_quota(t)? && self.get_quota(t, path)?.is_some() {
+            // The quota's root goes: the quota goes with it.
+            self.quotas.insert(path.to_string(), None);
+        } else {
+            self.charge(t, path, -1, -i64::from(rec.stat.data_length))?;
+        }
         let mut parent =
             self.get(t, parent_path)?.ok_or_else(|| GroveError::internal(format!("node {path} has no parent")))?;
         self.nodes.insert(path.to_string(), None);
@@ -474,6 +498,7 @@ impl Staged {
         let mut rec = self.get(t, &op.path)?.ok_or_else(|| GroveError::no_node(&op.path))?;
         self.caller.check(&rec.acl, acl::WRITE, &op.path)?;
         check_version(&op.path, op.version, rec.stat.version)?;
+        self.charge(t, &op.path, 0, op.data.len() as i64 - i64::from(rec.stat.data_length))?;
         rec.stat.version = rec.stat.version.wrapping_add(1);
         rec.stat.mzxid = self.zxid;
         rec.stat.mtime = self.time;
@@ -509,6 +534,84 @@ impl Staged {
         let stat = rec.stat;
         self.put(p, rec);
         Ok(stat)
+    }
+
+    fn any_quota(&self, t: &WriteTables<'_>) -> Result<bool, GroveError> {
+        Ok(!self.quotas.is_empty() || t.has_quotas()?)
+    }
+
+    fn get_quota(&self, t: &WriteTables<'_>, root: &str) -> Result<Option<QuotaRecord>, GroveError> {
+        match self.quotas.get(root) {
+            Some(staged) => Ok(*staged),
+            None => t.quota(root),
+        }
+    }
+
+    /// Charges a change of nodes and bytes at `path` to the quota governing it, if any.
+    fn charge(&mut self, t: &WriteTables<'_>, path: &str, count: i64, bytes: i64) -> Result<(), GroveError> {
+        if (count == 0 && bytes == 0) || !self.any_quota(t)? {
+            return Ok(());
+        }
+        for root in path::ancestors(path).chain(std::iter::once(path)) {
+            if let Some(mut q) = self.get_quota(t, root)? {
+                if let Some(warning) = q.charge(root, path, count, bytes)? {
+                    self.quota_warnings.push(warning);
+                }
+                self.quotas.insert(root.to_string(), Some(q));
+                // Quotas do not nest: this is the only one.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Quotas are the operators' tool: changing one needs ADMIN on the root node.
+    fn check_quota_admin(&self, t: &WriteTables<'_>) -> Result<(), GroveError> {
+        let root = self.get(t, "/")?.map(|r| r.acl).unwrap_or_default();
+        self.caller.check(&root, acl::ADMIN, "/")
+    }
+
+    fn set_quota(
+        &mut self,
+        t: &WriteTables<'_>,
+        p: &str,
+        change: &LimitsChange,
+    ) -> Result<Option<QuotaRecord>, GroveError> {
+        path::validate(p)?;
+        if p == "/" {
+            return Err(GroveError::bad_args(p, "the root cannot have a quota: set it on a subtree"));
+        }
+        self.check_quota_admin(t)?;
+        self.get(t, p)?.ok_or_else(|| GroveError::no_node(p))?;
+        let existing = self.get_quota(t, p)?;
+        if existing.is_none() {
+            for above in path::ancestors(p) {
+                if t.quota(above)?.is_some() {
+                    return Err(GroveError::bad_args(p, format!("{above} already has a quota; quotas do not nest")));
+                }
+            }
+            if let Some(below) = t.quotas_below(p)?.first() {
+                return Err(GroveError::bad_args(p, format!("{below} already has a quota; quotas do not nest")));
+            }
+        }
+        let (count, bytes) = match existing {
+            Some(q) => (q.count, q.bytes),
+            None => t.subtree_usage(p)?,
+        };
+        let limits = change.apply(existing.map(|q| q.limits).unwrap_or_default(), p)?;
+        let record = (!limits.is_empty()).then_some(QuotaRecord { limits, count, bytes });
+        self.quotas.insert(p.to_string(), record);
+        Ok(record)
+    }
+
+    fn delete_quota(&mut self, t: &WriteTables<'_>, p: &str) -> Result<(), GroveError> {
+        path::validate(p)?;
+        self.check_quota_admin(t)?;
+        if self.get_quota(t, p)?.is_none() {
+            return Err(GroveError::bad_args(p, format!("there is no quota on {p}")));
+        }
+        self.quotas.insert(p.to_string(), None);
+        Ok(())
     }
 
     /// Deletes a session's ephemerals (firing their watches) and forgets the session.
@@ -563,6 +666,13 @@ impl Staged {
                     t.queues.insert(dir.as_bytes(), &raw[..]).map(|_| ())
                 }
                 None => t.queues.remove(dir.as_bytes()).map(|_| ()),
+            }
+            .map_err(storage_err)?;
+        }
+        for (root, rec) in &self.quotas {
+            match rec {
+                Some(rec) => t.quotas.insert(root.as_bytes(), &rec.encode()[..]).map(|_| ()),
+                None => t.quotas.remove(root.as_bytes()).map(|_| ()),
             }
             .map_err(storage_err)?;
         }

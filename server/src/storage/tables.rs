@@ -25,6 +25,8 @@ pub const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("reques
 pub const LOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("locks");
 /// Lock queue directory → postcard-encoded `QueueRecord`: its kind and semaphore size.
 pub const LOCK_QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lock_queues");
+/// Quota root path → postcard-encoded `QuotaRecord`: its limits and its subtree's usage.
+pub const QUOTAS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quotas");
 /// Named values: the applied log id, the membership.
 pub const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -34,7 +36,7 @@ pub const APPLIED_INDEX_KEY: &str = "applied_index";
 pub type RawTableDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// Every state table but `meta`, in snapshot order, with the tag used in snapshot files.
-pub const STATE_TABLES: [(u8, RawTableDef); 8] = [
+pub const STATE_TABLES: [(u8, RawTableDef); 9] = [
     (1, NODES),
     (2, SESSIONS),
     (3, EPHEMERALS),
@@ -43,6 +45,7 @@ pub const STATE_TABLES: [(u8, RawTableDef); 8] = [
     (6, REQUESTS),
     (7, LOCKS),
     (8, LOCK_QUEUES),
+    (9, QUOTAS),
 ];
 
 /// Raft log index → postcard-encoded openraft entry.

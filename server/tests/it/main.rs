@@ -28,3 +28,4 @@ mod t88_recipes_failover;
 mod t90_faults;
 mod t95_tls;
 mod t96_acl;
+mod t97_quotas;

@@ -40,6 +40,7 @@ async fn the_readme_grpcurl_commands_work_without_proto_files() {
         "grove.v1.Cluster",
         "grove.v1.Locks",
         "grove.v1.Election",
+        "grove.v1.Quotas",
         "grpc.health.v1.Health",
     ] {
         assert!(list.lines().any(|l| l == svc), "{svc} missing from:\n{list}");

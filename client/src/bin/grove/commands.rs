@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use grove_client::proto::{MemberRole, ServerMode};
 use grove_client::{
-    Acl, Client, Consistency, CreateMode, CreateOptions, Error, Op, TlsOptions, WatchKind, WatchSpec, acl,
+    Acl, Client, Consistency, CreateMode, CreateOptions, Error, Op, Quota, QuotaChange, TlsOptions, WatchKind,
+    WatchSpec, acl,
 };
 use serde_json::{Value, json};
 
@@ -20,6 +21,7 @@ pub const USAGE: &[&str] = &[
     "connect host:port",
     "create [-s] [-e] [-c] [-t ttl] path [data] [acl]",
     "delete [-v version] path",
+    "delquota [-n|-b|-N|-B] path",
     "deleteall path [-b batch size]",
     "digest user:password # prints the digest id for ACLs and --super-digest",
     "get [-s] [-w] path",
@@ -27,6 +29,7 @@ pub const USAGE: &[&str] = &[
     "getAllChildrenNumber path",
     "getEphemerals path",
     "history",
+    "listquota [path]",
     "ls [-s] [-w] [-R] path",
     "member add [-o] [-c client-host:port] id peer-host:port",
     "member remove id",
@@ -37,6 +40,7 @@ pub const USAGE: &[&str] = &[
     "removewatches path [-c|-d|-a]",
     "set [-s] [-v version] path data",
     "setAcl [-s] [-v version] [-R] path acl",
+    "setquota -n|-b|-N|-B val path # n/b: soft node count/bytes, N/B: hard (-1: none)",
     "stat [-w] path",
     "status",
     "sync path",
@@ -53,6 +57,7 @@ pub const NAMES: &[&str] = &[
     "create",
     "delete",
     "deleteall",
+    "delquota",
     "digest",
     "get",
     "getAcl",
@@ -60,6 +65,7 @@ pub const NAMES: &[&str] = &[
     "getEphemerals",
     "help",
     "history",
+    "listquota",
     "ls",
     "member",
     "members",
@@ -69,6 +75,7 @@ pub const NAMES: &[&str] = &[
     "removewatches",
     "set",
     "setAcl",
+    "setquota",
     "stat",
     "status",
     "sync",
@@ -109,6 +116,9 @@ pub enum Cmd {
     AddAuth { scheme: String, auth: String },
     WhoAmI,
     Digest { credential: String },
+    SetQuota { path: String, change: QuotaChange },
+    ListQuota { path: Option<String> },
+    DelQuota { path: String, which: Option<char> },
 }
 
 /// A parsing failure: the message to print (a usage line when the syntax is wrong).
@@ -381,6 +391,33 @@ pub fn parse(words: &[String]) -> Result<Cmd, Usage> {
             _ => return Err(usage_of("addauth")),
         },
         "whoami" => Cmd::WhoAmI,
+        "setquota" => {
+            let a = Args::parse("setquota", args, "nbNB", "nbNB")?;
+            a.at_most(1)?;
+            if a.flags.is_empty() {
+                return Err(usage_of("setquota"));
+            }
+            let change = QuotaChange {
+                count_soft: a.number('n')?,
+                bytes_soft: a.number('b')?,
+                count_hard: a.number('N')?,
+                bytes_hard: a.number('B')?,
+            };
+            Cmd::SetQuota { path: a.path(0)?, change }
+        }
+        "listquota" => {
+            let a = Args::parse("listquota", args, "", "")?;
+            a.at_most(1)?;
+            Cmd::ListQuota { path: a.rest.first().cloned() }
+        }
+        "delquota" => {
+            let a = Args::parse("delquota", args, "nbNB", "")?;
+            a.at_most(1)?;
+            if a.flags.len() > 1 {
+                return Err(usage_of("delquota"));
+            }
+            Cmd::DelQuota { path: a.path(0)?, which: a.flags.first().map(|(f, _)| *f) }
+        }
         "digest" => match args {
             [credential] if credential.split_once(':').is_some_and(|(u, _)| !u.is_empty()) => {
                 Cmd::Digest { credential: credential.clone() }
@@ -700,8 +737,63 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
             let id = acl::digest(user, password);
             Ok(Output::text(id.clone(), json!({"digest": id})))
         }
+        Cmd::SetQuota { path, change } => {
+            let q = ctx.client()?.set_quota(&path, change).await?;
+            Ok(Output::silent(json!({"path": path, "quota": q.map(|q| quota_json(&q))})))
+        }
+        Cmd::DelQuota { path, which } => {
+            let c = ctx.client()?;
+            let none = Some(grove_client::quotas::NONE);
+            let change = match which {
+                None => {
+                    c.delete_quota(&path).await?;
+                    return Ok(Output::silent(json!({"path": path, "quota": null})));
+                }
+                Some('n') => QuotaChange { count_soft: none, ..Default::default() },
+                Some('b') => QuotaChange { bytes_soft: none, ..Default::default() },
+                Some('N') => QuotaChange { count_hard: none, ..Default::default() },
+                Some(_) => QuotaChange { bytes_hard: none, ..Default::default() },
+            };
+            let q = c.set_quota(&path, change).await?;
+            Ok(Output::silent(json!({"path": path, "quota": q.map(|q| quota_json(&q))})))
+        }
+        Cmd::ListQuota { path } => {
+            let c = ctx.client()?;
+            let found = match &path {
+                Some(p) => c.get_quota(p).await?.into_iter().collect(),
+                None => c.list_quotas().await?,
+            };
+            if found.is_empty() {
+                let what = path.as_deref().map(|p| format!("quota for {p} does not exist.")).unwrap_or_default();
+                return Ok(Output::text(what, json!({"quotas": []})));
+            }
+            // zkCli's two lines per quota: the limits, then the usage.
+            let text = found
+                .iter()
+                .map(|(p, q)| {
+                    format!(
+                        "Output quota for {p} count={},bytes={},countHardLimit={},byteHardLimit={}\nOutput stat for {p} count={},bytes={}",
+                        q.count_soft, q.bytes_soft, q.count_hard, q.bytes_hard, q.count, q.bytes
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let j: Vec<Value> = found.iter().map(|(p, q)| json!({"path": p, "quota": quota_json(q)})).collect();
+            Ok(Output::text(text, json!({"quotas": j})))
+        }
         Cmd::History | Cmd::Redo { .. } | Cmd::Quit => Ok(Output::silent(json!({}))),
     }
+}
+
+fn quota_json(q: &Quota) -> Value {
+    json!({
+        "count_soft": q.count_soft,
+        "bytes_soft": q.bytes_soft,
+        "count_hard": q.count_hard,
+        "bytes_hard": q.bytes_hard,
+        "count": q.count,
+        "bytes": q.bytes,
+    })
 }
 
 fn acl_json(acl: &[Acl]) -> Value {
@@ -874,6 +966,15 @@ mod tests {
             }
         );
         assert_eq!(p("addauth digest u:p").unwrap(), Cmd::AddAuth { scheme: "digest".into(), auth: "u:p".into() });
+        assert_eq!(
+            p("setquota -n 10 -B 4096 /q").unwrap(),
+            Cmd::SetQuota {
+                path: "/q".into(),
+                change: QuotaChange { count_soft: Some(10), bytes_hard: Some(4096), ..Default::default() }
+            }
+        );
+        assert_eq!(p("delquota -N /q").unwrap(), Cmd::DelQuota { path: "/q".into(), which: Some('N') });
+        assert_eq!(p("listquota").unwrap(), Cmd::ListQuota { path: None });
     }
 
     #[test]
@@ -890,5 +991,8 @@ mod tests {
         assert!(p("setAcl /x").unwrap_err().0.starts_with("Usage: setAcl"));
         assert!(p("addauth digest").is_err());
         assert!(p("digest nocolon").is_err());
+        assert!(p("setquota /x").unwrap_err().0.starts_with("Usage: setquota"));
+        assert!(p("setquota -n many /x").unwrap_err().0.contains("not a number"));
+        assert!(p("delquota -n -b /x").is_err());
     }
 }
