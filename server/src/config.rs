@@ -136,6 +136,38 @@ pub struct Settings {
     #[arg(long, env = "GROVE_MAX_WATCHES_PER_STREAM")]
     pub max_watches_per_stream: Option<usize>,
 
+    /// Most watches on this server, all streams together.
+    #[arg(long, env = "GROVE_MAX_WATCHES")]
+    pub max_watches: Option<usize>,
+
+    /// Most open client connections (0: no limit). Past it, a new connection is answered
+    /// with RESOURCE_EXHAUSTED and closed.
+    #[arg(long, env = "GROVE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most open client connections from one IP address (0: no limit; ZooKeeper's
+    /// maxClientCnxns).
+    #[arg(long, env = "GROVE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Most live sessions in the ensemble; opening one more is refused (0: no limit).
+    #[arg(long, env = "GROVE_MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
+
+    /// Most lock, semaphore and election requests waiting on this server (0: no limit).
+    #[arg(long, env = "GROVE_MAX_LOCK_WAITERS")]
+    pub max_lock_waiters: Option<usize>,
+
+    /// Most lock, semaphore and election requests one session may have waiting (0: no
+    /// limit).
+    #[arg(long, env = "GROVE_MAX_LOCK_WAITERS_PER_SESSION")]
+    pub max_lock_waiters_per_session: Option<usize>,
+
+    /// Requests per second one session may make, in bursts of up to a second's worth
+    /// (0: no limit). Past it: RESOURCE_EXHAUSTED with the time to wait.
+    #[arg(long, env = "GROVE_MAX_SESSION_REQUEST_RATE")]
+    pub max_session_request_rate: Option<u64>,
+
     /// Interval of progress notifications on idle watch streams, in ms (0: off).
     #[arg(long, env = "GROVE_WATCH_PROGRESS_MS")]
     pub watch_progress_ms: Option<u64>,
@@ -228,6 +260,14 @@ pub struct Config {
     pub watch_history_bytes: usize,
     pub watch_queue: usize,
     pub max_watches_per_stream: usize,
+    pub max_watches: usize,
+    /// Connection limits; 0: none.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_sessions: usize,
+    pub max_lock_waiters: usize,
+    pub max_lock_waiters_per_session: usize,
+    pub max_session_request_rate: u64,
     pub watch_progress: Option<Duration>,
     pub reap_interval: Duration,
     pub cache_bytes: usize,
@@ -376,6 +416,13 @@ impl Config {
             watch_history_bytes: pick!(watch_history_bytes, 32 << 20),
             watch_queue: pick!(watch_queue, 10_000),
             max_watches_per_stream: pick!(max_watches_per_stream, 10_000),
+            max_watches: pick!(max_watches, 1_000_000),
+            max_connections: pick!(max_connections, 10_000),
+            max_connections_per_ip: pick!(max_connections_per_ip, 2_000),
+            max_sessions: pick!(max_sessions, 100_000),
+            max_lock_waiters: pick!(max_lock_waiters, 10_000),
+            max_lock_waiters_per_session: pick!(max_lock_waiters_per_session, 1_000),
+            max_session_request_rate: pick!(max_session_request_rate, 10_000),
             watch_progress: Some(ms(pick!(watch_progress_ms, 10_000))).filter(|d| !d.is_zero()),
             reap_interval: ms(pick!(reap_interval_ms, 10_000)),
             cache_bytes: pick!(cache_mib, 32) << 20,

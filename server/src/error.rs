@@ -22,6 +22,20 @@ pub enum Limit {
     Watches,
     Requests,
     Sessions,
+    Connections,
+    LockWaiters,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Watches => "watches",
+            Limit::Requests => "requests",
+            Limit::Sessions => "sessions",
+            Limit::Connections => "connections",
+            Limit::LockWaiters => "lock_waiters",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -100,6 +114,12 @@ pub enum GroveError {
 }
 
 impl GroveError {
+    /// A limit refused a request: counted in `grove_limit_refusals_total{limit}`.
+    pub fn too_many(limit: Limit, message: impl Into<String>, retry_after_ms: u64) -> Self {
+        metrics::counter!("grove_limit_refusals_total", "limit" => limit.name()).increment(1);
+        GroveError::TooMany { limit, message: message.into(), retry_after_ms }
+    }
+
     pub fn bad_args(path: impl Into<String>, message: impl Into<String>) -> Self {
         GroveError::BadArguments { path: path.into(), message: message.into() }
     }

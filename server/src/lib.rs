@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod fsm;
 pub mod node;
@@ -128,7 +129,7 @@ pub async fn run(
                 .max_decoding_message_size(raft::MAX_PEER_MESSAGE)
                 .max_encoding_message_size(raft::MAX_PEER_MESSAGE),
         )
-        .serve_with_incoming_shutdown(tls::incoming(listeners.peer, peer_tls), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(tls::incoming(listeners.peer, peer_tls, None), stopped(stop_rx.clone()));
     let peer_task = tokio::spawn(peer_server);
 
     node.begin().await?;
@@ -165,8 +166,10 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let conn_limits = connections::ConnLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
     let client_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(connections::RefuseLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health)
         .add_service(reflection_v1)
@@ -187,7 +190,10 @@ pub async fn run(
                 .max_decoding_message_size(max_request),
         )
         .add_service(QuotasServer::new(api::quotas::QuotasService { node: node.clone() }))
-        .serve_with_incoming_shutdown(tls::incoming(listeners.client, client_tls), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            tls::incoming(listeners.client, client_tls, Some(conn_limits)),
+            stopped(stop_rx.clone()),
+        );
     let client_task = tokio::spawn(client_server);
 
     // Plaintext health for probes that cannot speak the client port's TLS. Readiness is the
@@ -199,7 +205,7 @@ pub async fn run(
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(plain_health)
-                .serve_with_incoming_shutdown(tls::incoming(listener, None), stopped(stop_rx.clone())),
+                .serve_with_incoming_shutdown(tls::incoming(listener, None, None), stopped(stop_rx.clone())),
         )
     });
 

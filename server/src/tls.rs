@@ -33,6 +33,8 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
+use crate::connections::{Admission, ConnLimits, ConnSlot, REFUSED_FOR};
+
 /// How often certificate files are checked for changes.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// A TLS handshake that takes longer is dropped.
@@ -226,8 +228,15 @@ pub fn subject_of(cert: &CertificateDer<'_>) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
-/// An accepted connection.
-pub enum Conn {
+/// An accepted connection: its stream, its place in the connection counts, and, for a
+/// connection over a limit, why it is refused and when it closes.
+pub struct Conn {
+    io: Io,
+    _slot: Option<ConnSlot>,
+    refused: Option<(Arc<str>, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+enum Io {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
@@ -238,19 +247,23 @@ pub struct ConnInfo {
     pub remote: Option<SocketAddr>,
     /// The verified client certificate chain (leaf first), when one was presented.
     pub certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// Set on a connection over a limit: its requests are answered with this reason.
+    pub refused: Option<Arc<str>>,
 }
 
 impl Connected for Conn {
     type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> ConnInfo {
-        match self {
-            Conn::Plain(s) => ConnInfo { remote: s.peer_addr().ok(), certs: None },
-            Conn::Tls(s) => {
+        let refused = self.refused.as_ref().map(|(r, _)| r.clone());
+        match &self.io {
+            Io::Plain(s) => ConnInfo { remote: s.peer_addr().ok(), certs: None, refused },
+            Io::Tls(s) => {
                 let (tcp, session) = s.get_ref();
                 ConnInfo {
                     remote: tcp.peer_addr().ok(),
                     certs: session.peer_certificates().map(|c| Arc::new(c.to_vec())),
+                    refused,
                 }
             }
         }
@@ -259,32 +272,39 @@ impl Connected for Conn {
 
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        if let Some((_, closes)) = &mut this.refused
+            && closes.as_mut().poll(cx).is_ready()
+        {
+            // End of stream: the server closes the refused connection.
+            return Poll::Ready(Ok(()));
+        }
+        match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
 impl AsyncWrite for Conn {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -293,23 +313,28 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
         }
     }
 }
 
-/// The connections accepted on `listener`, TLS-wrapped when `tls` is given. The accept loop
-/// ends when the server stops consuming the stream.
-pub fn incoming(listener: TcpListener, tls: Option<Arc<ServerTls>>) -> ReceiverStream<io::Result<Conn>> {
+/// The connections accepted on `listener`, TLS-wrapped when `tls` is given, counted
+/// against `limits` when given. The accept loop ends when the server stops consuming the
+/// stream.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    limits: Option<Arc<ConnLimits>>,
+) -> ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -327,6 +352,18 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<ServerTls>>) -> ReceiverS
                     continue;
                 }
             };
+            let (slot, refused) = match limits.as_ref().map(|l| l.admit(remote.ip())) {
+                None => (None, None),
+                Some(Admission::Admitted(slot)) => (Some(slot), None),
+                Some(Admission::Refused(slot, reason)) => {
+                    tracing::warn!(%remote, "connection refused: {reason}");
+                    (Some(slot), Some((reason, Box::pin(tokio::time::sleep(REFUSED_FOR)))))
+                }
+                Some(Admission::Dropped) => {
+                    tracing::debug!(%remote, "connection dropped: too many refused connections open");
+                    continue;
+                }
+            };
             // Without Nagle off, small responses wait for the peer's delayed ACK (about
             // 40 ms) whenever a connection has a reply in flight.
             let _ = stream.set_nodelay(true);
@@ -334,7 +371,7 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<ServerTls>>) -> ReceiverS
             let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
             match &tls {
                 None => {
-                    if tx.send(Ok(Conn::Plain(stream))).await.is_err() {
+                    if tx.send(Ok(Conn { io: Io::Plain(stream), _slot: slot, refused })).await.is_err() {
                         return;
                     }
                 }
@@ -345,7 +382,7 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<ServerTls>>) -> ReceiverS
                     tokio::spawn(async move {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => {
-                                let _ = tx.send(Ok(Conn::Tls(Box::new(s)))).await;
+                                let _ = tx.send(Ok(Conn { io: Io::Tls(Box::new(s)), _slot: slot, refused })).await;
                             }
                             Ok(Err(e)) => {
                                 metrics::counter!("grove_tls_handshake_failures_total", "port" => port).increment(1);

@@ -57,6 +57,7 @@ pub(crate) fn caller_session(md: &MetadataMap, node: &Node) -> Result<u64, Grove
     };
     node.authenticate(id, &secret)?;
     record_session(id);
+    node.request_rate.admit(id, Instant::now())?;
     Ok(id)
 }
 

@@ -11,7 +11,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{convert, metered, status};
-use crate::error::GroveError;
+use crate::error::{GroveError, Limit};
 use crate::fsm::{Op, Outcome};
 use crate::node::Node;
 
@@ -39,6 +39,15 @@ impl Sessions for SessionsService {
             }
             if r.timeout_ms < 0 {
                 return Err(GroveError::bad_args("", format!("session timeout {} ms is negative", r.timeout_ms)));
+            }
+            let max = self.node.config.max_sessions;
+            let live = self.node.sessions.count();
+            if max != 0 && live >= max {
+                return Err(GroveError::too_many(
+                    Limit::Sessions,
+                    format!("{live} sessions are open, the ensemble's limit (--max-sessions); close unused ones"),
+                    1_000,
+                ));
             }
             let timeout = self.node.config.negotiate_session_timeout(r.timeout_ms);
             let mut secret = [0u8; 16];

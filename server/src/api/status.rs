@@ -41,7 +41,9 @@ pub fn codes(e: &GroveError) -> (Code, ErrorCode) {
             Code::ResourceExhausted,
             match limit {
                 Limit::Watches => ErrorCode::TooManyWatches,
-                Limit::Requests | Limit::Sessions => ErrorCode::TooManyRequests,
+                Limit::Requests | Limit::Sessions | Limit::Connections | Limit::LockWaiters => {
+                    ErrorCode::TooManyRequests
+                }
             },
         ),
         Unimplemented(_) => (Code::Unimplemented, ErrorCode::UnimplementedFeature),

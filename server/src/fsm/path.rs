@@ -24,6 +24,19 @@ fn forbidden(c: char) -> bool {
         | '\u{FFF0}'..='\u{FFFF}')
 }
 
+/// A path as error messages quote it: a huge one is cut, so the error stays small.
+pub fn abbreviated(path: &str) -> String {
+    const KEEP: usize = 200;
+    if path.len() <= KEEP {
+        return path.to_string();
+    }
+    let mut end = KEEP;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &path[..end], path.len())
+}
+
 /// Validates the path of an existing or new node.
 pub fn validate(path: &str) -> Result<(), GroveError> {
     validate_inner(path, false)
@@ -36,7 +49,8 @@ pub fn validate_sequential_prefix(path: &str) -> Result<(), GroveError> {
 }
 
 fn validate_inner(path: &str, sequential: bool) -> Result<(), GroveError> {
-    let bad = |why: &str| Err(GroveError::bad_args(path, format!("invalid path {path:?}: {why}")));
+    let shown = abbreviated(path);
+    let bad = |why: &str| Err(GroveError::bad_args(&shown, format!("invalid path {shown:?}: {why}")));
     if path.is_empty() {
         return bad("path is empty");
     }

@@ -186,6 +186,8 @@ impl Node {
     ) -> Result<(u64, Vec<String>), GroveError> {
         let session_id = op.session_id;
         let lock_path = op.paths.first().cloned().unwrap_or_default();
+        // Held until this request is answered: bounds what one client can leave waiting.
+        let _slot = self.waiter_slots.take(session_id)?;
         // The holder node is created with the caller's rights: CREATE on the lock's path.
         let op = Op::As { caller, op: Box::new(Op::Lock(op)) };
         let (zxid, outcome) = self.propose_request(op, request).await?;

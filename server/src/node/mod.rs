@@ -7,6 +7,7 @@
 mod forward;
 pub use forward::PeerGateway;
 mod housekeeping;
+pub mod limits;
 pub mod locks;
 mod proposer;
 mod read_index;
@@ -83,6 +84,10 @@ pub struct Node {
     pub hub: Arc<WatchHub>,
     pub sessions: Arc<SessionTracker>,
     pub(crate) lock_waiters: Arc<locks::LockWaiters>,
+    /// Lock requests waiting here, bounded per session and in all.
+    pub(crate) waiter_slots: Arc<limits::WaiterSlots>,
+    /// Requests per second per session.
+    pub(crate) request_rate: limits::RateLimiter,
     applied: watch::Receiver<u64>,
     reads: ReadIndexBatcher,
     proposer: proposer::Proposer,
@@ -184,6 +189,7 @@ impl Node {
                 history_bytes: config.watch_history_bytes,
                 queue_capacity: config.watch_queue,
                 max_watches_per_stream: config.max_watches_per_stream,
+                max_watches: if config.max_watches == 0 { usize::MAX } else { config.max_watches },
             },
             applied_at_start,
         ));
@@ -211,6 +217,8 @@ impl Node {
             hub,
             sessions,
             lock_waiters,
+            waiter_slots: limits::WaiterSlots::new(config.max_lock_waiters, config.max_lock_waiters_per_session),
+            request_rate: limits::RateLimiter::new(config.max_session_request_rate),
             applied: applied_rx,
             reads: ReadIndexBatcher::default(),
             proposer,

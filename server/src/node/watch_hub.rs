@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::error::GroveError;
+use crate::error::{GroveError, Limit};
 use crate::fsm::acl::{Caller, READ};
 use crate::fsm::path;
 use crate::fsm::{Applied, Event, EventKind};
@@ -107,6 +107,8 @@ pub struct HubConfig {
     pub queue_capacity: usize,
     /// Most watches on one stream.
     pub max_watches_per_stream: usize,
+    /// Most watches on all streams together.
+    pub max_watches: usize,
 }
 
 impl Default for HubConfig {
@@ -116,6 +118,7 @@ impl Default for HubConfig {
             history_bytes: 32 << 20,
             queue_capacity: 10_000,
             max_watches_per_stream: 10_000,
+            max_watches: 1_000_000,
         }
     }
 }
@@ -321,14 +324,24 @@ impl WatchHub {
         let hub = &mut *hub;
         let entry = hub.streams.get_mut(&stream).ok_or_else(|| GroveError::internal("watch stream is closed"))?;
         if entry.watches.len() >= self.config.max_watches_per_stream {
-            return Err(GroveError::TooMany {
-                limit: crate::error::Limit::Watches,
-                message: format!(
-                    "too many watches on this stream (limit {}); cancel some or open another stream",
+            return Err(GroveError::too_many(
+                Limit::Watches,
+                format!(
+                    "too many watches on this stream (limit {}, --max-watches-per-stream); cancel some or open another stream",
                     self.config.max_watches_per_stream
                 ),
-                retry_after_ms: 0,
-            });
+                0,
+            ));
+        }
+        if hub.watch_count >= self.config.max_watches {
+            return Err(GroveError::too_many(
+                Limit::Watches,
+                format!(
+                    "this server holds {} watches, its limit (--max-watches); try another server or later",
+                    hub.watch_count
+                ),
+                1_000,
+            ));
         }
         if spec.watch_id == 0 {
             while entry.watches.contains_key(&entry.next_watch_id) {
@@ -346,11 +359,7 @@ impl WatchHub {
         let id = spec.watch_id;
         if !queue.push(StreamItem::Created { watch_id: id, zxid: hub.last_zxid }, Push::Control) {
             hub.drop_watches(stream);
-            return Err(GroveError::TooMany {
-                limit: crate::error::Limit::Watches,
-                message: "this watch stream is not being read; it was ended".into(),
-                retry_after_ms: 0,
-            });
+            return Err(GroveError::too_many(Limit::Watches, "this watch stream is not being read; it was ended", 0));
         }
         if spec.start_zxid > 0 && spec.start_zxid < hub.history_start {
             queue.push(

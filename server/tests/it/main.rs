@@ -29,3 +29,4 @@ mod t90_faults;
 mod t95_tls;
 mod t96_acl;
 mod t97_quotas;
+mod t98_abuse;
