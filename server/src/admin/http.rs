@@ -21,10 +21,11 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// Alive: the process answers and Raft runs.
 async fn health(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    if node.status_raft().role == crate::raft::Role::Shutdown {
-        (StatusCode::SERVICE_UNAVAILABLE, "raft stopped\n")
-    } else {
-        (StatusCode::OK, "ok\n")
+    let raft = node.status_raft();
+    match (raft.role, raft.failure) {
+        (_, Some(failure)) => (StatusCode::SERVICE_UNAVAILABLE, format!("raft stopped: {failure}\n")),
+        (crate::raft::Role::Shutdown, None) => (StatusCode::SERVICE_UNAVAILABLE, "raft stopped\n".to_string()),
+        _ => (StatusCode::OK, "ok\n".to_string()),
     }
 }
 
@@ -70,6 +71,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
         "snapshot_index": s.snapshot_index,
         "ready": s.ready,
         "quorum": s.quorum,
+        "failure": s.failure,
         "version": s.version,
         "node_count": s.node_count,
         "session_count": s.session_count,

@@ -66,6 +66,7 @@ pub fn status_response(node: &Node) -> pb::StatusResponse {
         session_count: st.session_count as u64,
         watch_count: st.watch_count as u64,
         quorum: st.quorum,
+        failure: st.raft.failure.clone().unwrap_or_default(),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct RaftStatus {
     pub members: Vec<MemberInfo>,
     /// On the leader: ms since a quorum last acknowledged it.
     pub millis_since_quorum_ack: Option<u64>,
+    /// Why Raft stopped, if it stopped on an error (a storage failure).
+    pub failure: Option<String>,
 }
 
 impl RaftStatus {
@@ -100,6 +102,23 @@ pub struct Consensus {
 
 fn fatal(e: impl std::fmt::Display) -> GroveError {
     GroveError::Internal(format!("raft: {e}"))
+}
+
+/// Raft has stopped on this server (a storage failure: a full or failing disk). Clients
+/// are sent elsewhere (UNAVAILABLE) with the cause; the server refuses writes from now on
+/// rather than risk acknowledging what it could not make durable.
+fn stopped(metrics: &watch::Receiver<RaftMetrics>, e: impl std::fmt::Display) -> GroveError {
+    let cause = match &metrics.borrow().running_state {
+        Err(f) => f.to_string(),
+        Ok(()) => e.to_string(),
+    };
+    GroveError::NotReady {
+        message: format!(
+            "this server stopped replicating after a storage failure ({cause}); it takes no writes until it is \
+             restarted: check its disk"
+        ),
+        leader: None,
+    }
 }
 
 impl Consensus {
@@ -181,7 +200,8 @@ impl Consensus {
         cmd: Command,
     ) -> Result<impl std::future::Future<Output = Result<(u64, Vec<CommandResult>), NotHere>> + Send + 'static, NotHere>
     {
-        let rx = self.raft.client_write_ff(cmd).await.map_err(|e| NotHere::Failed(fatal(e)))?;
+        let rx = self.raft.client_write_ff(cmd).await.map_err(|e| NotHere::Failed(stopped(&self.metrics, e)))?;
+        let metrics = self.metrics.clone();
         Ok(async move {
             match rx.await {
                 Ok(Ok(resp)) => Ok((resp.log_id.index, resp.data)),
@@ -189,7 +209,7 @@ impl Consensus {
                     Err(NotHere::NotLeader(f.leader_id.zip(f.leader_node)))
                 }
                 Ok(Err(e)) => Err(NotHere::Failed(GroveError::bad_args("", e.to_string()))),
-                Err(_) => Err(NotHere::Failed(fatal("raft stopped before the write was applied"))),
+                Err(_) => Err(NotHere::Failed(stopped(&metrics, "raft stopped before the write was applied"))),
             }
         })
     }
@@ -208,7 +228,7 @@ impl Consensus {
                     leader: None,
                 }))
             }
-            Err(RaftError::Fatal(e)) => Err(NotHere::Failed(fatal(e))),
+            Err(RaftError::Fatal(e)) => Err(NotHere::Failed(stopped(&self.metrics, e))),
         }
     }
 
@@ -356,6 +376,10 @@ fn status_of(m: &RaftMetrics, committed: u64) -> RaftStatus {
         snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
         members,
         millis_since_quorum_ack: m.millis_since_quorum_ack,
+        failure: match &m.running_state {
+            Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+            Err(e) => Some(e.to_string()),
+        },
     }
 }
 
@@ -364,10 +388,18 @@ pub fn open_database(path: &Path, cache_bytes: usize) -> anyhow::Result<Database
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let db = redb::Builder::new()
-        .set_cache_size(cache_bytes)
-        .create(path)
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    // Every page's checksum is verified at open, not only after a crash: a file damaged or
+    // altered behind redb's back is refused with an error here, instead of being served.
+    let db = redb::Builder::new().set_cache_size(cache_bytes).set_check_integrity_on_open(true).create(path).map_err(
+        |e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => anyhow::anyhow!(
+                "{} is corrupted ({why}): refusing to start. Restore the data directory from a backup, or, \
+                 in an ensemble, empty it and add this server back (it copies a snapshot from the leader)",
+                path.display()
+            ),
+            e => anyhow::anyhow!("opening {}: {e}", path.display()),
+        },
+    )?;
     Ok(db)
 }
 

@@ -58,6 +58,8 @@ pub struct Server {
     args: Vec<String>,
     ports: Option<(u16, u16, u16)>,
     rust_log: String,
+    /// A command that runs groved (e.g. `nsenter` into a mount namespace); empty: none.
+    prefix: Vec<String>,
 }
 
 impl Server {
@@ -68,6 +70,11 @@ impl Server {
 
     /// Starts a standalone server with its own `RUST_LOG` filter (its log is `log_text()`).
     pub fn start_logging(dir: &Path, extra: &[&str], rust_log: &str) -> Server {
+        Self::start_with_prefix(dir, extra, rust_log, Vec::new())
+    }
+
+    /// Starts a standalone server through `prefix` (a command that then runs groved).
+    pub fn start_with_prefix(dir: &Path, extra: &[&str], rust_log: &str, prefix: Vec<String>) -> Server {
         let mut s = Server {
             child: None,
             dir: dir.to_path_buf(),
@@ -78,6 +85,7 @@ impl Server {
             args: extra.iter().map(|s| s.to_string()).collect(),
             ports: None,
             rust_log: rust_log.into(),
+            prefix,
         };
         s.spawn();
         s
@@ -95,6 +103,7 @@ impl Server {
             args: extra.to_vec(),
             ports: Some(ports),
             rust_log: "info,openraft=warn".into(),
+            prefix: Vec::new(),
         };
         s.spawn();
         s
@@ -107,7 +116,15 @@ impl Server {
             None => ("127.0.0.1:0".into(), "127.0.0.1:0".into(), "127.0.0.1:0".into()),
         };
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("groved.log")).unwrap();
-        let mut child = Command::new(groved_bin())
+        let mut command = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(groved_bin());
+                c
+            }
+            None => Command::new(groved_bin()),
+        };
+        let mut child = command
             .arg("--data-dir")
             .arg(self.dir.join("data"))
             .args(["--listen", &c, "--peer-listen", &p, "--admin-listen", &a])

@@ -30,3 +30,4 @@ mod t95_tls;
 mod t96_acl;
 mod t97_quotas;
 mod t98_abuse;
+mod t99_storage_faults;

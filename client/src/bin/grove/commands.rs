@@ -855,6 +855,9 @@ async fn status(c: &Client) -> Result<Output, Error> {
         let leader = if m.is_leader { " (leader)" } else { "" };
         text.push_str(&format!("\n  {} {role} {}{leader}", m.id, m.peer_address));
     }
+    if !s.failure.is_empty() {
+        text.push_str(&format!("\nFailure: {}", s.failure));
+    }
     let j = json!({
         "mode": mode.split(' ').next().unwrap_or(mode),
         "server_id": s.server_id,
@@ -864,6 +867,7 @@ async fn status(c: &Client) -> Result<Output, Error> {
         "leader_address": s.leader_address,
         "ready": s.ready,
         "quorum": s.quorum,
+        "failure": s.failure,
         "node_count": s.node_count,
         "session_count": s.session_count,
         "watch_count": s.watch_count,
