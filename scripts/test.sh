@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Grove's whole test suite: unit, property and conformance tests, integration tests
-# against real groved processes, and the polyglot client checks. Installs what the tests
-# need (a Python virtualenv with grpcio-tools and the Helm engine, the Node.js gRPC packages)
-# into the repository itself.
+# against real groved processes, the polyglot client checks, the Helm chart, and a bounded
+# fuzzing run. Installs what the tests need (a Python virtualenv with grpcio-tools and the
+# Helm engine, the Node.js gRPC packages, cargo-fuzz) into the repository itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +19,5 @@ cargo nextest run --workspace --profile "$profile" --locked
 cargo test --workspace --doc --locked
 # The Helm chart: lint, render with the real Helm engine, validate against Kubernetes schemas.
 .venv/bin/python -m pytest tests/helm -q
+# Fuzzing: each target for FUZZ_SECONDS (30) from the committed corpus.
+scripts/fuzz.sh

@@ -119,6 +119,7 @@ def test_what_schemas_cannot_see(values_file):
             assert m["name"] in volumes | claims, m
         assert bool(claims) == persistence
         check_tls(values, pod["spec"], c)
+        check_auth(values, c)
     assert ("grove-obs" in sets) == (observers > 0)
 
     pdbs = by_kind(docs, "PodDisruptionBudget")
@@ -169,6 +170,18 @@ def check_tls(values, pod, c):
         assert not any(a.startswith("--peer-tls-") for a in args), args
 
 
+def check_auth(values, c):
+    """The super digest comes from the named Secret, never from a plain value."""
+    digest = values.get("auth", {}).get("superDigest", {})
+    env = {e["name"]: e for e in c["env"]}
+    if digest.get("secretName"):
+        ref = env["GROVE_SUPER_DIGEST"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": digest["secretName"], "key": digest.get("key", "superDigest")}, ref
+        assert "value" not in env["GROVE_SUPER_DIGEST"]
+    else:
+        assert "GROVE_SUPER_DIGEST" not in env
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -180,6 +193,8 @@ def check_tls(values, pod, c):
         {"tls": {"client": {"enabled": True}}},
         {"tls": {"peer": {"enabled": True, "secretName": ""}}},
         {"tls": {"client": {"enabled": True, "secretName": "s", "requireClientCert": "yes"}}},
+        {"auth": {"superDigest": {"secretName": "s", "key": ""}}},
+        {"auth": {"superDigest": {"secretName": "s", "key": "k", "value": "root:x"}}},
         {"persistence": {"enabled": True, "size": "lots"}},
         {"observers": {"count": -1}},
         {"podAntiAffinity": "sometimes"},

@@ -158,6 +158,15 @@ spec:
           value: {{ $root.Values.config.snapshotEntries | quote }}
         - name: GROVE_LOG_FORMAT
           value: {{ $root.Values.config.logFormat | quote }}
+        {{- with $root.Values.auth.superDigest }}
+        {{- if .secretName }}
+        - name: GROVE_SUPER_DIGEST
+          valueFrom:
+            secretKeyRef:
+              name: {{ .secretName | quote }}
+              key: {{ .key | quote }}
+        {{- end }}
+        {{- end }}
         {{- with $root.Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
