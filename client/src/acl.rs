@@ -56,13 +56,30 @@ pub fn perms_text(bits: u32) -> String {
     LETTERS.iter().filter(|(_, b)| bits & b != 0).map(|(l, _)| *l).collect()
 }
 
+/// The schemes an entry can start with.
+const SCHEMES: [&str; 5] = ["world", "digest", "ip", "x509", "auth"];
+
 /// Parses a comma-separated list of `scheme:id:perms`. The id may itself hold colons
 /// (digest ids, IPv6 addresses): the scheme ends at the first colon, the permissions start
-/// after the last.
+/// after the last. It may hold commas too (x509 subjects: `x509:CN=app,O=Example:r`): a
+/// comma starts a new entry only where a scheme follows it.
 pub fn parse(text: &str) -> Result<Vec<Acl>> {
     let bad = |part: &str| Error::BadArguments { message: format!("ACL entry {part:?} is not scheme:id:perms") };
-    text.split(',')
-        .map(str::trim)
+    let mut parts: Vec<String> = Vec::new();
+    for piece in text.split(',') {
+        let starts_entry =
+            SCHEMES.iter().any(|s| piece.trim_start().strip_prefix(s).is_some_and(|r| r.starts_with(':')));
+        match parts.last_mut() {
+            Some(last) if !starts_entry => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => parts.push(piece.to_string()),
+        }
+    }
+    parts
+        .iter()
+        .map(|p| p.trim())
         .filter(|p| !p.is_empty())
         .map(|part| {
             let (scheme, rest) = part.split_once(':').ok_or_else(|| bad(part))?;
@@ -99,6 +116,8 @@ mod tests {
         assert_eq!(acl[3], entry("auth", "", perms::ADMIN));
         assert_eq!(format(&acl[..1]), "'world,'anyone\n: r");
         assert_eq!(perms_text(perms::ALL), "cdrwa");
+        let x509 = parse("x509:CN=app,O=Example,C=NL:cr,world:anyone:r").unwrap();
+        assert_eq!(x509, vec![entry("x509", "CN=app,O=Example,C=NL", 5), entry("world", "anyone", 1)]);
         for bad in ["world", "world:anyone", "world:anyone:x", ":x:r", "world:anyone:"] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -38,11 +38,13 @@ impl Who {
 pub(crate) fn who<T>(req: &Request<T>, node: &Node) -> Result<Who, GroveError> {
     let session = caller_session(req.metadata(), node)?;
     let caller = identities(req, &node.config)?;
-    if !caller.ids.is_empty() {
-        // For logs: who, never a digest's hash.
+    // For logs: who, by name, never a digest's hash. The address is the connection's and
+    // every request has one: only credentials are worth the formatting.
+    if caller.ids.iter().any(|(s, _)| s != "ip") {
         let shown: Vec<String> = caller
             .ids
             .iter()
+            .filter(|(s, _)| s != "ip")
             .map(|(s, id)| match s.as_str() {
                 "digest" => format!("digest:{}", id.split_once(':').map(|(u, _)| u).unwrap_or_default()),
                 _ => format!("{s}:{id}"),

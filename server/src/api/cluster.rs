@@ -80,6 +80,16 @@ async fn not_here(node: &Node, e: NotHere) -> GroveError {
     }
 }
 
+impl ClusterService {
+    /// Changing the ensemble is the operators' business, like quotas: it needs ADMIN on the
+    /// root node (open until the root's ACL is locked down) or the super user.
+    async fn operator<T>(&self, req: &Request<T>) -> Result<(), GroveError> {
+        let who = super::auth::who(req, &self.node)?;
+        let view = self.node.read(crate::node::Consistency::Sequential, 0).await?;
+        view.tables.check(&who.caller, "/", crate::fsm::acl::ADMIN)
+    }
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
@@ -99,6 +109,7 @@ impl Cluster for ClusterService {
 
     async fn add_member(&self, req: Request<pb::AddMemberRequest>) -> Result<Response<pb::AddMemberResponse>, Status> {
         metered("AddMember", async {
+            self.operator(&req).await?;
             let r = req.into_inner();
             if r.id == 0 {
                 return Err(GroveError::bad_args("", "member ids start at 1"));
@@ -129,6 +140,7 @@ impl Cluster for ClusterService {
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         metered("RemoveMember", async {
+            self.operator(&req).await?;
             let r = req.into_inner();
             if let Err(e) = self.node.consensus.remove_member(r.id).await {
                 return Err(not_here(&self.node, e).await);
@@ -147,6 +159,7 @@ impl Cluster for ClusterService {
         req: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
         metered("TransferLeader", async {
+            self.operator(&req).await?;
             let to = req.into_inner().to;
             let leader = self.node.transfer_leadership(to).await?;
             Ok(pb::TransferLeaderResponse {

@@ -214,7 +214,7 @@ impl Nodes for NodesService {
             let view = self.read_view(r.consistency, r.min_zxid).await?;
             let (parent, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
             who.caller.check(&acl, READ, &r.path)?;
-            let page = view.tables.children(&r.path, &r.page_token, limit, r.include_stats)?;
+            let page = view.tables.children(&r.path, &r.page_token, limit, r.include_stats.then_some(&who.caller))?;
             Ok(pb::GetChildrenResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 names: page.names,

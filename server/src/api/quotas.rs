@@ -85,6 +85,10 @@ impl Quotas for QuotasService {
             let view = self.node.read(convert::consistency(r.consistency)?, r.min_zxid).await?;
             view.tables.check(&who.caller, &r.path, READ)?;
             let found = view.tables.quota_over(&r.path)?;
+            if let Some((root, _)) = &found {
+                // The quota's limits and usage describe its root's subtree: READ there too.
+                view.tables.check(&who.caller, root, READ)?;
+            }
             Ok(pb::GetQuotaResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 quota: found.map(|(p, q)| quota(p, &q)),
@@ -102,10 +106,13 @@ impl Quotas for QuotasService {
             let r = req.into_inner();
             let view = self.node.read(convert::consistency(r.consistency)?, 0).await?;
             let mut quotas = Vec::new();
-            for (p, q) in view.tables.quotas(self.node.config.max_page_size)? {
+            for (p, q) in view.tables.quotas(usize::MAX)? {
                 // Only the quotas on paths the caller may read.
                 if view.tables.check(&who.caller, &p, READ).is_ok() {
                     quotas.push(quota(p, &q));
+                }
+                if quotas.len() == self.node.config.max_page_size {
+                    break;
                 }
             }
             Ok(pb::ListQuotasResponse { header: convert::header(self.node.header(view.zxid)), quotas })

@@ -30,6 +30,8 @@ pub const ALL: u32 = READ | WRITE | CREATE | DELETE | ADMIN;
 
 /// Most entries in one ACL.
 pub const MAX_ENTRIES: usize = 64;
+/// Longest id in an entry, in bytes (an x509 subject, a digest user).
+pub const MAX_ID_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AclEntry {
@@ -193,11 +195,19 @@ pub fn resolve(acl: &[AclEntry], caller: &Caller, path: &str) -> Result<Acl, Gro
             other => return Err(invalid(format!("unknown scheme {other:?} (world, digest, ip, x509, auth)"))),
         }
     }
+    out.dedup();
+    // Bounded after `auth` entries expanded into the caller's ids: an ACL the node record
+    // cannot hold must be refused here, or every later read of the node would fail.
+    if out.len() > MAX_ENTRIES {
+        return Err(invalid(format!("{} entries once auth is expanded; at most {MAX_ENTRIES}", out.len())));
+    }
+    if let Some(e) = out.iter().find(|e| e.id.len() > MAX_ID_BYTES) {
+        return Err(invalid(format!("an id of {} bytes ({}:...); at most {MAX_ID_BYTES}", e.id.len(), e.scheme)));
+    }
     if out.len() == 1 && out[0].scheme == "world" && out[0].perms == ALL {
         // The default, stored as nothing.
         out.clear();
     }
-    out.dedup();
     Ok(out)
 }
 
@@ -283,10 +293,25 @@ mod tests {
             AclEntry::new(READ, "ip", "300.1.1.1"),
             AclEntry::new(READ, "x509", ""),
             AclEntry::new(READ, "kerberos", "x"),
+            AclEntry::new(READ, "x509", &"C".repeat(MAX_ID_BYTES + 1)),
         ] {
             let e = resolve(std::slice::from_ref(&bad), &who, "/p").unwrap_err();
             assert!(matches!(e, GroveError::InvalidAcl { .. }), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_largest_acl_fits_a_node_record() {
+        // 64 entries with the longest ids: within what a node record holds.
+        let acl: Acl = (0..MAX_ENTRIES).map(|i| AclEntry::new(ALL, "x509", &format!("{i:0>1024}"))).collect();
+        let resolved = resolve(&acl, &caller(&[]), "/p").unwrap();
+        assert!(postcard::to_allocvec(&resolved).unwrap().len() <= crate::fsm::node::MAX_ACL_BYTES);
+        // `auth` entries count after they expand into the caller's ids.
+        let many_ids: Vec<(String, String)> = (0..10).map(|i| ("x509".to_string(), format!("CN=u{i}"))).collect();
+        let who = Caller { ids: many_ids, superuser: false };
+        let auths: Acl = (1..=7).map(|p| AclEntry::new(p, "auth", "")).collect();
+        let e = resolve(&auths, &who, "/p").unwrap_err();
+        assert!(e.to_string().contains("once auth is expanded"), "{e}");
     }
 
     #[test]

@@ -95,8 +95,9 @@ const NODE_FORMAT: u8 = 1;
 // format, czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner,
 // num_children, mode, ttl, length of the ACL that follows the header (0 = open).
 const NODE_HEADER: usize = 1 + 8 * 5 + 4 * 3 + 8 + 4 + 1 + 8 + 4;
-/// Most bytes an encoded ACL may take (64 entries of generous ids).
-const MAX_ACL_BYTES: usize = 64 * 1024;
+/// Most bytes an encoded ACL may take: `acl::resolve` bounds entries (64) and ids (1 KiB),
+/// which encode within this.
+pub const MAX_ACL_BYTES: usize = 128 * 1024;
 
 impl NodeRecord {
     pub fn encode(&self) -> Vec<u8> {

@@ -95,10 +95,7 @@ impl QuotaRecord {
         if over(l.bytes_hard, new_bytes, bytes > 0) {
             return Err(GroveError::QuotaExceeded {
                 path: path.to_string(),
-                message: format!(
-                    "the quota on {root} allows {} bytes (hard limit); this write makes {new_bytes}",
-                    l.bytes_hard
-                ),
+                message: format!("the quota on {root} allows {} bytes (hard limit)", l.bytes_hard),
             });
         }
         let warning = if over(l.count_soft, new_count, count > 0) {

@@ -261,12 +261,15 @@ impl ReadTables {
 
     /// Children of `path` after the name `after` (exclusive; empty for the first page), at
     /// most `limit` of them.
+    /// With `stats_for`, each child's stat too, as that caller may see it: zeroed for a
+    /// child it may not read (the names come with READ on the parent; a child's stat needs
+    /// READ on the child, as `Exists` does).
     pub fn children(
         &self,
         path: &str,
         after: &str,
         limit: usize,
-        with_stats: bool,
+        stats_for: Option<&super::acl::Caller>,
     ) -> Result<ChildrenPage, GroveError> {
         let (start, end) = keys::children_range(path);
         let mut from = start.clone();
@@ -283,8 +286,9 @@ impl ReadTables {
                 break;
             }
             page.names.push(String::from_utf8_lossy(keys::key_name(k.value())).into_owned());
-            if with_stats {
-                page.stats.push(NodeRecord::decode_stat(v.value())?);
+            if let Some(caller) = stats_for {
+                let readable = caller.may(&NodeRecord::acl_of(v.value())?, super::acl::READ);
+                page.stats.push(if readable { NodeRecord::decode_stat(v.value())? } else { Stat::default() });
             }
         }
         Ok(page)
@@ -369,7 +373,7 @@ impl ReadTables {
 
     /// The lock nodes of a queue directory in line order: (node path, record).
     pub fn lock_queue(&self, dir: &str) -> Result<Vec<(String, LockRecord)>, GroveError> {
-        let page = self.children(dir, "", usize::MAX, false)?;
+        let page = self.children(dir, "", usize::MAX, None)?;
         let mut out = Vec::new();
         for name in page.names {
             let node = path::join(dir, &name);

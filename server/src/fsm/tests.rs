@@ -79,7 +79,7 @@ impl Sm {
         let mut stack = vec!["/".to_string()];
         while let Some(p) = stack.pop() {
             let rec = r.node(&p).unwrap().unwrap();
-            for name in r.children(&p, "", usize::MAX, false).unwrap().names {
+            for name in r.children(&p, "", usize::MAX, None).unwrap().names {
                 stack.push(path::join(&p, &name));
             }
             out.insert(p, (rec.data, rec.stat));
@@ -232,7 +232,7 @@ fn a_retried_request_is_applied_once_and_answered_like_the_first_time() {
     let again = once(&mut sm, create_mode("/s-", "x", CreateMode::PersistentSequential, 0));
     assert_eq!(first.results, again.results, "the retry gets the first result");
     assert!(again.events.is_empty(), "and changes nothing");
-    assert_eq!(sm.read().children("/", "", 10, false).unwrap().names, vec!["s-0000000000"]);
+    assert_eq!(sm.read().children("/", "", 10, None).unwrap().names, vec!["s-0000000000"]);
     // Results are forgotten after the retention.
     sm.time += command::REQUEST_RETENTION_MS + 1;
     sm.ok(Op::Noop);
@@ -425,11 +425,11 @@ fn children_pages_and_descendant_counts() {
     sm.ok(create("/p/c1/deep", ""));
     sm.ok(create("/pz", ""));
     let r = sm.read();
-    let page = r.children("/p", "", 2, true).unwrap();
+    let page = r.children("/p", "", 2, Some(&crate::fsm::acl::Caller::default())).unwrap();
     assert_eq!(page.names, vec!["c0", "c1"]);
     assert_eq!(page.stats.len(), 2);
     assert_eq!(page.next.as_deref(), Some("c1"));
-    let page = r.children("/p", "c1", 10, false).unwrap();
+    let page = r.children("/p", "c1", 10, None).unwrap();
     assert_eq!(page.names, vec!["c2", "c3", "c4"]);
     assert_eq!(page.next, None);
     assert_eq!(r.count_descendants("/p").unwrap(), 6);

@@ -39,12 +39,12 @@ fn op_bytes(op: &Op) -> usize {
     let create = |c: &CreateOp| c.path.len() + c.data.len();
     let set = |s: &SetOp| s.path.len() + s.data.len();
     64 + match op {
-        Op::Create(c) => create(c),
+        Op::Create(c) => create(c) + acl_bytes(&c.acl),
         Op::Set(s) => set(s),
         Op::Multi(ops) => ops
             .iter()
             .map(|o| match o {
-                MultiOp::Create(c) => create(c),
+                MultiOp::Create(c) => create(c) + acl_bytes(&c.acl),
                 MultiOp::Set(s) => set(s),
                 MultiOp::Delete(d) => d.path.len(),
                 MultiOp::Check { path, .. } | MultiOp::CheckFence { path, .. } => path.len(),
@@ -55,8 +55,15 @@ fn op_bytes(op: &Op) -> usize {
         Op::Reap { paths } => paths.iter().map(String::len).sum(),
         Op::Lock(l) => l.paths.iter().map(String::len).sum::<usize>() + l.data.len(),
         Op::Proclaim { node, data, .. } => node.len() + data.len(),
+        Op::SetAcl { path, acl, .. } => path.len() + acl_bytes(acl),
+        // Every client write comes wrapped with its caller: count what it wraps.
+        Op::As { caller, op } => caller.ids.iter().map(|(s, id)| s.len() + id.len()).sum::<usize>() + op_bytes(op),
         _ => 0,
     }
+}
+
+fn acl_bytes(acl: &[crate::fsm::acl::AclEntry]) -> usize {
+    acl.iter().map(|e| 8 + e.scheme.len() + e.id.len()).sum()
 }
 
 impl Proposer {
@@ -144,5 +151,29 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsm::acl::{AclEntry, Caller};
+    use crate::fsm::{CreateMode, CreateOp};
+
+    #[test]
+    fn a_wrapped_write_counts_what_it_wraps() {
+        let big = Op::Create(CreateOp {
+            path: "/big".into(),
+            data: bytes::Bytes::from(vec![0u8; 1 << 20]),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+            create_parents: false,
+            session_id: 0,
+            acl: vec![AclEntry::new(1, "x509", &"x".repeat(500))],
+        });
+        let plain = op_bytes(&big);
+        assert!(plain > (1 << 20) + 500, "{plain}");
+        let wrapped = Op::As { caller: Caller::default(), op: Box::new(big) };
+        assert_eq!(op_bytes(&wrapped), plain + 64, "the batch limit sees the data inside Op::As");
     }
 }

@@ -25,6 +25,7 @@ struct Setup {
     server: Server,
     ca: Ca,
     alice_cert: Leaf,
+    bob_cert: Leaf,
 }
 
 /// A server with TLS (client certificates optional, so x509 identities exist) and a super
@@ -34,6 +35,7 @@ fn start() -> Setup {
     let ca = Ca::new(dir.path(), "grove");
     let server_cert = ca.leaf(dir.path(), "server", "grove-server");
     let alice_cert = ca.leaf(dir.path(), "alice", "alice");
+    let bob_cert = ca.leaf(dir.path(), "bob", "bob");
     let super_digest = acl::digest(SUPER.0, SUPER.1);
     let args = [
         "--tls-cert",
@@ -46,7 +48,7 @@ fn start() -> Setup {
         &super_digest,
     ];
     let server = Server::start(&dir.path().join("n"), &args);
-    Setup { _dir: dir, server, ca, alice_cert }
+    Setup { _dir: dir, server, ca, alice_cert, bob_cert }
 }
 
 impl Setup {
@@ -142,7 +144,13 @@ async fn each_permission_is_granted_only_to_its_identity() {
             s.client(None, Some(("alice", "wrong"))),
         ),
         ("ip", acl::entry("ip", "127.0.0.1", 0), s.client(None, None), s.client(None, None)),
-        ("x509", acl::entry("x509", alice_x509, 0), s.client(Some(&s.alice_cert), None), s.client(None, None)),
+        // Refused: a verified certificate, but with another subject.
+        (
+            "x509",
+            acl::entry("x509", alice_x509, 0),
+            s.client(Some(&s.alice_cert), None),
+            s.client(Some(&s.bob_cert), None),
+        ),
     ];
     root.create("/t", "", &CreateOptions::default()).await.unwrap();
     for (kind, entry, allowed, denied) in &kinds {
@@ -291,6 +299,37 @@ async fn acl_rules_auth_entries_versions_masking_and_errors() {
     alice.create("/team/a/b/c", "", &opts).await.unwrap();
     assert_eq!(root.get_acl("/team/a/b").await.unwrap().0, root.get_acl("/team").await.unwrap().0);
     assert!(is_no_auth(&anon.get("/team/a").await));
+
+    // An ACL too large for a node record is refused up front, not stored.
+    let huge = vec![acl::entry("x509", &format!("CN={}", "x".repeat(5000)), perms::ALL)];
+    let err = root.create("/huge", "", &CreateOptions::default().with_acl(huge)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidAcl, "{err}");
+
+    // Children's names need READ on the parent; their stats need READ on each child.
+    root.create("/dir", "", &CreateOptions::default()).await.unwrap();
+    root.create("/dir/open", "12345", &CreateOptions::default()).await.unwrap();
+    root.create(
+        "/dir/closed",
+        "123",
+        &CreateOptions::default().with_acl(vec![acl::entry("ip", "10.9.9.9", perms::ALL)]),
+    )
+    .await
+    .unwrap();
+    let page = anon.children_with("/dir", grove_client::Consistency::Linearizable, true).await.unwrap();
+    assert_eq!(page.names, ["closed", "open"]);
+    assert_eq!(page.stats[0], grove_client::Stat::default(), "an unreadable child's stat is zeroed");
+    assert_eq!(page.stats[1].data_length, 5);
+    let page = root.children_with("/dir", grove_client::Consistency::Linearizable, true).await.unwrap();
+    assert_eq!(page.stats[0].data_length, 3, "the super user sees every stat");
+
+    // Changing the ensemble needs ADMIN on the root, like quotas.
+    root.set_acl("/", acl::parse("world:anyone:cdrw").unwrap(), None).await.unwrap();
+    assert!(is_no_auth(&anon.remove_member(99).await), "anonymous membership change");
+    assert!(is_no_auth(&anon.transfer_leader(0).await));
+    assert!(is_no_auth(&anon.add_member(9, "127.0.0.1:1", "", true).await));
+    let by_root = root.remove_member(99).await;
+    assert!(!is_no_auth(&by_root), "the super user passes the check: {by_root:?}");
+    root.set_acl("/", vec![], None).await.unwrap();
 
     // whoami reports what the server sees.
     let who = alice.who_am_i().await.unwrap();

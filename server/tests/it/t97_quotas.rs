@@ -83,4 +83,18 @@ async fn hard_and_soft_quotas_with_the_cli_and_a_restart() {
     // The client API's change type: set one limit, keep the rest.
     let q = c.set_quota("/app", QuotaChange { bytes_hard: Some(1000), ..Default::default() }).await.unwrap().unwrap();
     assert_eq!((q.count, q.bytes_hard, q.count_soft), (5, 1000, -1));
+
+    // A quota describes its root's subtree: reading it needs READ on the root, even when
+    // asked through a readable child.
+    c.create("/secret", "", &CreateOptions::default()).await.unwrap();
+    c.create("/secret/open", "", &CreateOptions::default()).await.unwrap();
+    c.set_quota("/secret", QuotaChange { count_hard: Some(50), ..Default::default() }).await.unwrap();
+    c.set_acl("/secret", grove_client::acl::parse("ip:10.9.9.9:cdrwa").unwrap(), None).await.unwrap();
+    assert!(c.get("/secret/open").await.is_ok());
+    assert!(matches!(c.get_quota("/secret/open").await, Err(Error::NoAuth { .. })));
+    assert!(c.list_quotas().await.unwrap().iter().all(|(p, _)| p != "/secret"), "unreadable quotas are not listed");
+    // Changing quotas needs ADMIN on the root; locked down, it is refused.
+    c.set_acl("/", grove_client::acl::parse("world:anyone:rwcd").unwrap(), None).await.unwrap();
+    let err = c.set_quota("/app", QuotaChange { count_soft: Some(9), ..Default::default() }).await.unwrap_err();
+    assert!(matches!(err, Error::NoAuth { .. }), "{err}");
 }

@@ -130,13 +130,15 @@ async fn connection_and_session_floods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_flood_from_one_session_is_throttled_not_queued() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), LIMITS);
+    let s = Server::start(dir.path(), &["--max-session-request-rate", "20"]);
     let sentinels = Sentinels::write(s.connect()).await;
     let flooder = s.connect();
     flooder.open_session(Duration::from_secs(30)).await.unwrap();
+    // 300 requests at once: far more than 20 a second however slow this machine is.
+    let results = futures::future::join_all((0..300).map(|_| flooder.get("/sentinel"))).await;
     let (mut ok, mut throttled, mut advice) = (0, 0, 0);
-    for _ in 0..600 {
-        match flooder.get("/sentinel").await {
+    for r in results {
+        match r {
             Ok(_) => ok += 1,
             Err(Error::TooMany { retry_after_ms, message }) => {
                 throttled += 1;
@@ -146,13 +148,13 @@ async fn a_request_flood_from_one_session_is_throttled_not_queued() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(throttled > 0, "600 requests at once exceed 200 a second");
-    assert!(ok >= 200, "a second's burst goes through: {ok}");
+    assert!(throttled >= 200, "300 requests at once exceed 20 a second: {throttled} throttled");
+    assert!(ok >= 20, "a second's burst goes through: {ok}");
     assert!((1..=1000).contains(&advice), "retry advice in ms: {advice}");
-    // Another session is not slowed by the first.
+    // Another session is not slowed by the first: its own second's worth goes through.
     let other = s.connect();
     other.open_session(Duration::from_secs(30)).await.unwrap();
-    for _ in 0..100 {
+    for _ in 0..20 {
         other.get("/sentinel").await.unwrap();
     }
     // Waiting as advised works.
@@ -368,6 +370,10 @@ async fn oversized_messages_and_metadata() {
     let mut req = tonic::Request::new(pb::GetRequest { path: "/".into(), ..Default::default() });
     req.metadata_mut().insert("grove-auth", format!("digest u:{}", "p".repeat(200_000)).parse().unwrap());
     assert!(n.get(req).await.is_err(), "200 KB of metadata is refused");
+    // The server may close the connection that sent it (an HTTP/2 connection error); a new
+    // one is served.
+    let mut n = NodesClient::new(channel(&s).await);
+    n.get(pb::GetRequest { path: "/sentinel".into(), ..Default::default() }).await.unwrap();
     // A path of a megabyte.
     let long = format!("/{}", "a".repeat(1 << 20));
     let st = n.create(pb::CreateRequest { path: long, ..Default::default() }).await.unwrap_err();

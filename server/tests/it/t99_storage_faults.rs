@@ -25,21 +25,27 @@ impl SmallDisk {
     fn new(path: &Path, size: &str) -> Option<SmallDisk> {
         let script =
             format!("mkdir -p \"$0\" && mount -t tmpfs -o size={size} tmpfs \"$0\" && echo mounted && exec sleep 600");
-        let mut holder = Command::new("unshare")
+        let unavailable = |why: String| {
+            assert!(std::env::var("CI").is_err(), "CI must allow mount namespaces for this test: {why}");
+            eprintln!("skipped: mount namespaces are not available here: {why}");
+            None
+        };
+        let spawned = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .arg(path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
+            .spawn();
+        let mut holder = match spawned {
+            Ok(h) => h,
+            Err(e) => return unavailable(format!("unshare: {e}")),
+        };
         let mut line = String::new();
-        BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).ok()?;
+        let _ = BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line);
         if line.trim() != "mounted" {
             let _ = holder.kill();
             let _ = holder.wait();
-            assert!(std::env::var("CI").is_err(), "CI must allow mount namespaces (unshare --mount) for this test");
-            eprintln!("skipped: mount namespaces are not available here");
-            return None;
+            return unavailable("unshare --mount or mount -t tmpfs failed".into());
         }
         Some(SmallDisk { holder, path: path.to_path_buf() })
     }

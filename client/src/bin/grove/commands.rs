@@ -695,22 +695,30 @@ pub async fn run(ctx: &mut Context, cmd: Cmd) -> Result<Output, Error> {
         }
         Cmd::SetAcl { path, acl, stat, version, recursive } => {
             let c = ctx.client()?;
+            // zkCli's -R: every descendant too, top down, each without a version check. A
+            // node's children are listed before its ACL changes: the new ACL may not let the
+            // caller list them any more.
+            let list = |p: String| async move {
+                if !recursive {
+                    return Ok(Vec::new());
+                }
+                match c.children(&p).await {
+                    Ok(names) => Ok(names.iter().map(|n| join(&p, n)).collect()),
+                    Err(Error::NoNode { .. }) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            };
+            let mut queue: VecDeque<String> = list(path.clone()).await?.into();
             let st = c.set_acl(&path, acl.clone(), version).await?;
             let mut count = 1;
-            if recursive {
-                // zkCli's -R: every descendant too, top down, each without a version check.
-                let mut queue = VecDeque::from([path.clone()]);
-                while let Some(p) = queue.pop_front() {
-                    for name in c.children(&p).await? {
-                        let child = join(&p, &name);
-                        match c.set_acl(&child, acl.clone(), None).await {
-                            Ok(_) => count += 1,
-                            Err(Error::NoNode { .. }) => continue,
-                            Err(e) => return Err(e),
-                        }
-                        queue.push_back(child);
-                    }
+            while let Some(p) = queue.pop_front() {
+                let below = list(p.clone()).await?;
+                match c.set_acl(&p, acl.clone(), None).await {
+                    Ok(_) => count += 1,
+                    Err(Error::NoNode { .. }) => continue,
+                    Err(e) => return Err(e),
                 }
+                queue.extend(below);
             }
             let j = json!({"path": path, "updated": count, "stat": format::stat_json(&st)});
             Ok(if stat { Output::text(format::stat(&st), j) } else { Output::silent(j) })
