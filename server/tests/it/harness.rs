@@ -267,6 +267,29 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (code, body)
 }
 
+/// A raw watch stream over its own connection with tiny HTTP/2 windows, so that the
+/// server's sends back up as soon as the test stops reading: the requests' sender, the
+/// responses.
+pub async fn slow_watch_stream(
+    addr: &str,
+) -> (tokio::sync::mpsc::Sender<grove_client::proto::WatchRequest>, tonic::Streaming<grove_client::proto::WatchResponse>)
+{
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .initial_stream_window_size(Some(1024))
+        .initial_connection_window_size(Some(1024))
+        .connect()
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let inbound = grove_client::proto::watch_client::WatchClient::new(channel)
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, inbound)
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub async fn eventually(timeout: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use grove_client::proto::watch_client::WatchClient;
 use grove_client::proto::{self as pb, ErrorCode};
 use grove_client::{CreateOptions, WatchKind, WatchMessage, WatchSpec, WatchStream};
 use tokio_stream::StreamExt;
@@ -94,16 +93,7 @@ async fn a_slow_consumer_is_cancelled_explicitly_and_the_server_stays_healthy() 
     let c = s.connect();
     c.create("/slow", "", &CreateOptions::default()).await.unwrap();
     // A raw stream with tiny HTTP/2 windows, so the server's sends back up quickly.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.client))
-        .unwrap()
-        .initial_stream_window_size(Some(1024))
-        .initial_connection_window_size(Some(1024))
-        .connect()
-        .await
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut inbound =
-        WatchClient::new(channel).watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let (tx, mut inbound) = crate::harness::slow_watch_stream(&s.client).await;
     tx.send(pb::WatchRequest {
         request: Some(pb::watch_request::Request::Create(pb::WatchCreateRequest {
             watch_id: 1,

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use grove_client::proto::nodes_client::NodesClient;
-use grove_client::proto::watch_client::WatchClient;
 use grove_client::proto::{self as pb, ErrorCode};
 use grove_client::{Client, CreateOptions, Error, LockRequest, WatchKind, WatchMessage, WatchSpec};
 use tonic::Code;
@@ -224,16 +223,7 @@ async fn thousands_of_watches_and_streams_nobody_reads() {
     // their queues are bounded, their watches cancelled, others served.
     let mut unread = Vec::new();
     for _ in 0..8 {
-        let ch = Endpoint::from_shared(format!("http://{}", s.client))
-            .unwrap()
-            .initial_stream_window_size(Some(1024))
-            .initial_connection_window_size(Some(1024))
-            .connect()
-            .await
-            .unwrap();
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let inbound =
-            WatchClient::new(ch).watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+        let (tx, inbound) = crate::harness::slow_watch_stream(&s.client).await;
         tx.send(pb::WatchRequest {
             request: Some(pb::watch_request::Request::Create(pb::WatchCreateRequest {
                 path: "/w".into(),
