@@ -82,7 +82,7 @@ impl ConnLimits {
             return Admission::Admitted(ConnSlot { limits: self.clone(), ip, refused: false });
         };
         // Counted once here, whatever happens to the connection next.
-        let _ = GroveError::too_many(Limit::Connections, "", 0);
+        Limit::Connections.count_refusal();
         if st.refused >= MAX_REFUSED {
             return Admission::Dropped;
         }

@@ -36,6 +36,11 @@ impl Limit {
             Limit::LockWaiters => "lock_waiters",
         }
     }
+
+    /// Counts one refusal in `grove_limit_refusals_total{limit}`.
+    pub fn count_refusal(self) {
+        metrics::counter!("grove_limit_refusals_total", "limit" => self.name()).increment(1);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -116,7 +121,7 @@ pub enum GroveError {
 impl GroveError {
     /// A limit refused a request: counted in `grove_limit_refusals_total{limit}`.
     pub fn too_many(limit: Limit, message: impl Into<String>, retry_after_ms: u64) -> Self {
-        metrics::counter!("grove_limit_refusals_total", "limit" => limit.name()).increment(1);
+        limit.count_refusal();
         GroveError::TooMany { limit, message: message.into(), retry_after_ms }
     }
 
