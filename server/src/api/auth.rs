@@ -55,6 +55,19 @@ pub(crate) fn who<T>(req: &Request<T>, node: &Node) -> Result<Who, GroveError> {
     Ok(Who { session, caller })
 }
 
+/// Fails with NO_AUTH unless `caller` has `perm` on the node at `path` in this server's
+/// applied state (a missing node passes). For what is checked once, at the start of
+/// something long-lived (a watch, an observer stream) or outside the log (membership
+/// changes): a read of local state, no quorum round, as ZooKeeper checks a watch.
+pub(crate) async fn check_here(
+    node: &std::sync::Arc<Node>,
+    caller: &Caller,
+    path: &str,
+    perm: u32,
+) -> Result<(), GroveError> {
+    node.read(crate::node::Consistency::Sequential, 0).await?.tables.check(caller, path, perm)
+}
+
 /// The identities a request carries.
 pub(crate) fn identities<T>(req: &Request<T>, config: &Config) -> Result<Caller, GroveError> {
     let mut ids: Vec<(String, String)> = Vec::new();

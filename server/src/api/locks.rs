@@ -273,8 +273,7 @@ impl Election for ElectionService {
             let who = who(&req, &self.node)?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
-            let view = self.node.read(crate::node::Consistency::Sequential, 0).await?;
-            view.tables.check(&who.caller, &dir, READ)?;
+            super::auth::check_here(&self.node, &who.caller, &dir, READ).await?;
             let rx = self.node.observe_leader(dir, convert::consistency(r.consistency)?).await?;
             let node = self.node.clone();
             let stream = ReceiverStream::new(rx).map(move |(zxid, l)| Ok(leader_response(&node, zxid, l)));

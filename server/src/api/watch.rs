@@ -19,21 +19,12 @@ use super::{caller_session, convert};
 use crate::error::GroveError;
 use crate::fsm::acl::{Caller, READ};
 use crate::fsm::path;
+use crate::node::Node;
 use crate::node::watch_hub::{CancelCode, StreamItem, StreamQueue, WatchKind, WatchSpec};
-use crate::node::{Consistency, Node};
 use tracing::Instrument;
 
 pub struct WatchService {
     pub node: Arc<Node>,
-}
-
-/// A watch needs READ on its node when the node exists (a watch on a missing node waits
-/// for its creation, as ZooKeeper's exists watch does). Checked once, at creation, as in
-/// ZooKeeper: a later ACL change does not cancel a watch. Beyond ZooKeeper, every event is
-/// also filtered by the ACL of the node it is about (the hub does that), so a subtree watch
-/// never carries the data or even the names of nodes the watcher may not read.
-async fn readable(node: &Arc<Node>, caller: &Caller, path: &str) -> Result<(), GroveError> {
-    node.read(Consistency::Sequential, 0).await?.tables.check(caller, path, READ)
 }
 
 fn spec(r: pb::WatchCreateRequest, caller: Caller) -> Result<WatchSpec, GroveError> {
@@ -174,7 +165,13 @@ impl Watch for WatchService {
                         Some(pb::watch_request::Request::Create(c)) => {
                             let id = c.watch_id;
                             let created = match spec(c, caller.clone()) {
-                                Ok(s) => match readable(&reader_node, &caller, &s.path).await {
+                                // READ on the node if it exists (a watch on a missing node
+                                // waits for its creation, as ZooKeeper's exists watch does),
+                                // checked once as in ZooKeeper: a later ACL change does not
+                                // cancel a watch. Beyond ZooKeeper, the hub also filters
+                                // every event by its node's ACL, so a subtree watch never
+                                // carries nodes the watcher may not read.
+                                Ok(s) => match super::auth::check_here(&reader_node, &caller, &s.path, READ).await {
                                     Ok(()) => reader_node.hub.create(stream, s).map(|_| ()),
                                     Err(e) => Err(e),
                                 },
