@@ -102,6 +102,8 @@ pub struct Node {
     client_addrs: std::sync::Mutex<std::collections::HashMap<u64, String>>,
     /// Set while leadership is handed over: new entries wait, so followers' leases lapse.
     pub(crate) holding: std::sync::atomic::AtomicBool,
+    /// The term in which this server last caught up with the commit index (0: none).
+    caught_up_in_term: AtomicU64,
     stop: watch::Sender<bool>,
 }
 
@@ -228,6 +230,7 @@ impl Node {
             term: AtomicU64::new(0),
             client_addrs: Default::default(),
             holding: Default::default(),
+            caught_up_in_term: AtomicU64::new(0),
             stop,
             config,
         });
@@ -539,11 +542,24 @@ impl Node {
         }
     }
 
-    /// Ready: knows a leader, is in touch with a quorum, and has applied everything it knew
-    /// to be committed.
+    /// Ready: knows a leader, is in touch with a quorum, and has caught up in this term:
+    /// applied everything it knew to be committed, once. Latched per term, because under a
+    /// steady write load the commit index is always an entry or two ahead of the applied
+    /// one: comparing them at every probe would flap readiness exactly when the server is
+    /// busiest serving.
     pub fn ready(&self) -> bool {
         let st = self.consensus.status();
-        st.leader.is_some() && self.has_quorum() && self.applied_zxid() >= st.committed_index
+        if st.leader.is_none() || !self.has_quorum() {
+            return false;
+        }
+        if self.caught_up_in_term.load(Ordering::Relaxed) == st.term {
+            return true;
+        }
+        let caught_up = self.applied_zxid() >= st.committed_index;
+        if caught_up {
+            self.caught_up_in_term.store(st.term, Ordering::Relaxed);
+        }
+        caught_up
     }
 
     pub fn status(&self) -> NodeStatus {
