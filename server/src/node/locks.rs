@@ -164,6 +164,29 @@ impl Drop for Withdraw {
     }
 }
 
+/// A lock request still being committed when its caller went away: once it is applied,
+/// its node is withdrawn (released, if it was granted: nobody will use the grant).
+struct Queueing {
+    node: Arc<Node>,
+    proposal: Option<tokio::task::JoinHandle<Result<(u64, Outcome), GroveError>>>,
+    session_id: u64,
+}
+
+impl Drop for Queueing {
+    fn drop(&mut self) {
+        let Some(proposal) = self.proposal.take() else { return };
+        let (node, session_id) = (self.node.clone(), self.session_id);
+        tokio::spawn(async move {
+            if let Ok(Ok((_, Outcome::Locked { nodes, .. }))) = proposal.await
+                && let Some(first) = nodes.into_iter().next()
+                && let Err(e) = node.propose(Op::Unlock { node: first.clone(), session_id }).await
+            {
+                tracing::warn!("withdrawing lock node {first}: {e}");
+            }
+        });
+    }
+}
+
 /// An election's leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leadership {
@@ -190,7 +213,17 @@ impl Node {
         let _slot = self.waiter_slots.take(session_id)?;
         // The holder node is created with the caller's rights: CREATE on the lock's path.
         let op = Op::As { caller, op: Box::new(Op::Lock(op)) };
-        let (zxid, outcome) = self.propose_request(op, request).await?;
+        // The request is proposed in a task of its own: a caller that goes away while it is
+        // being committed must not leave its node queued with nobody waiting for it.
+        let proposal = tokio::spawn({
+            let node = self.clone();
+            async move { node.propose_request(op, request).await }
+        });
+        let mut queueing = Queueing { node: self.clone(), proposal: Some(proposal), session_id };
+        let proposed = queueing.proposal.as_mut().expect("just set").await;
+        queueing.proposal = None;
+        let (zxid, outcome) =
+            proposed.map_err(|e| GroveError::internal(format!("proposing a lock request: {e}")))??;
         let Outcome::Locked { nodes, granted, token } = outcome else {
             return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
         };
