@@ -35,12 +35,18 @@ pub fn repo_root() -> PathBuf {
 /// for an outgoing connection, as every other test does all the time, could be taken again
 /// between this check and the server's bind. Random, so parallel test processes rarely pick
 /// the same one, and checked free by binding it.
+///
+/// A port is handed out once per test process: the ports of one cluster are chosen before
+/// any server binds them, so the bind check alone would let two members draw the same one.
 pub fn free_port() -> u16 {
     use rand::Rng;
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
     let mut rng = rand::rng();
     for _ in 0..1000 {
         let port = rng.random_range(20_000..32_000);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
