@@ -13,14 +13,15 @@ use std::collections::{BTreeMap, HashMap};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use grove_server::fsm::acl::{self, AclEntry, Caller};
-use grove_server::fsm::command::LockOp;
+use grove_server::fsm::apply::apply;
+use grove_server::fsm::command::{Command, CreateOp, DeleteOp, LockOp, MultiOp, Op, Outcome, SetOp, Write};
 use grove_server::fsm::locks::{LockKind, LockRecord};
-use grove_server::fsm::node::{NodeRecord, SessionRecord};
+use grove_server::fsm::path;
 use grove_server::fsm::quota::{LimitsChange, QuotaRecord};
-use grove_server::fsm::{
-    Command, CreateMode, CreateOp, DeleteOp, MultiOp, Op, Outcome, SetOp, WriteTables, path, tree,
-};
+use grove_server::fsm::session::SessionRecord;
+use grove_server::fsm::znode::{CreateMode, Znode};
 use grove_server::storage::keys;
+use grove_server::storage::write::WriteTables;
 use grove_server::storage::tables::{EPHEMERALS, LOCKS, NODES, QUOTAS, SESSIONS};
 use libfuzzer_sys::fuzz_target;
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -82,8 +83,8 @@ fn caller(i: u8) -> Caller {
     let id = |s: &str, v: String| (s.to_string(), v);
     match i % 4 {
         0 => Caller::default(),
-        1 => Caller { ids: vec![id("digest", acl::digest_id("alice", "pw"))], superuser: false },
-        2 => Caller { ids: vec![id("ip", "10.0.0.1".into()), id("x509", "CN=ops".into())], superuser: false },
+        1 => Caller { ids: vec![id("digest", acl::digest_id("alice", "pw"))], ..Caller::default() },
+        2 => Caller { ids: vec![id("ip", "10.0.0.1".into()), id("x509", "CN=ops".into())], ..Caller::default() },
         _ => Caller::server(),
     }
 }
@@ -97,11 +98,20 @@ struct World {
 }
 
 impl World {
-    fn op(&self, f: &FOp) -> Option<Op> {
+    /// The operation and the session it acts for.
+    fn op(&self, f: &FOp) -> Option<(Op, u64)> {
         let session = |i: u8| pick(&self.sessions, i).unwrap_or(if i % 7 == 0 { 0 } else { 999 });
         let data = |n: u8| Bytes::from(vec![b'x'; n as usize % 40]);
-        Some(match f {
-            FOp::Create { path, len, mode, parents, acl, session: s } => {
+        let acting = match f {
+            FOp::Create { session: s, .. }
+            | FOp::Lock { session: s, .. }
+            | FOp::Unlock { session: s, .. }
+            | FOp::Proclaim { session: s, .. } => session(*s),
+            FOp::CloseSession(i) => session(*i),
+            _ => 0,
+        };
+        let op = match f {
+            FOp::Create { path, len, mode, parents, acl, .. } => {
                 let mode = CreateMode::from_i32((*mode % 7) as i32)?;
                 Op::Create(CreateOp {
                     path: p(*path),
@@ -109,7 +119,6 @@ impl World {
                     mode,
                     ttl_ms: if mode.is_ttl() { 1000 } else { 0 },
                     create_parents: *parents,
-                    session_id: if mode.is_ephemeral() { session(*s) } else { 0 },
                     acl: acl_choice(*acl),
                 })
             }
@@ -128,7 +137,6 @@ impl World {
                             mode: CreateMode::Persistent,
                             ttl_ms: 0,
                             create_parents: false,
-                            session_id: 0,
                             acl: Vec::new(),
                         }),
                         1 => MultiOp::Delete(DeleteOp { path: p(*path), version: None }),
@@ -138,9 +146,9 @@ impl World {
                     .collect(),
             ),
             FOp::OpenSession => Op::OpenSession { timeout_ms: 5000, secret: [1; 16] },
-            FOp::CloseSession(i) => Op::CloseSession { session_id: session(*i) },
+            FOp::CloseSession(_) => Op::CloseSession,
             FOp::Expire(i) => Op::ExpireSessions { session_ids: vec![session(*i)] },
-            FOp::Lock { paths, kind, owner, reentrant, permits, max, session: s } => {
+            FOp::Lock { paths, kind, owner, reentrant, permits, max, .. } => {
                 let kind = [LockKind::Mutex, LockKind::Read, LockKind::Write, LockKind::Semaphore][*kind as usize % 4];
                 Op::Lock(LockOp {
                     paths: paths
@@ -154,17 +162,14 @@ impl World {
                     permits: u32::from(*permits % 4),
                     max_leases: u32::from(*max % 4),
                     data: Bytes::from_static(b"holder"),
-                    session_id: session(*s),
                 })
             }
-            FOp::Unlock { node, session: s } => Op::Unlock {
-                node: self.lock_nodes.get(*node as usize % self.lock_nodes.len().max(1))?.clone(),
-                session_id: session(*s),
-            },
-            FOp::Proclaim { node, session: s } => Op::Proclaim {
+            FOp::Unlock { node, .. } => {
+                Op::Unlock { node: self.lock_nodes.get(*node as usize % self.lock_nodes.len().max(1))?.clone() }
+            }
+            FOp::Proclaim { node, .. } => Op::Proclaim {
                 node: self.lock_nodes.get(*node as usize % self.lock_nodes.len().max(1))?.clone(),
                 data: Bytes::from_static(b"leader"),
-                session_id: session(*s),
             },
             FOp::CheckFence { path, token } => Op::Multi(vec![MultiOp::CheckFence {
                 path: p(*path),
@@ -185,7 +190,8 @@ impl World {
             FOp::DeleteQuota(i) => Op::DeleteQuota { path: p(*i) },
             FOp::Reap => Op::Reap { paths: PATHS.iter().map(|s| s.to_string()).collect() },
             FOp::Raw(bytes) => postcard::from_bytes(bytes).ok()?,
-        })
+        };
+        Some((op, acting))
     }
 
     /// Every node as raw bytes: what "changed nothing" compares.
@@ -198,12 +204,12 @@ impl World {
     fn check(&self) {
         let txn = self.db.begin_read().unwrap();
         let nodes = txn.open_table(NODES).unwrap();
-        let mut recs: HashMap<String, NodeRecord> = HashMap::new();
+        let mut recs: HashMap<String, Znode> = HashMap::new();
         for item in nodes.iter().unwrap() {
             let (k, v) = item.unwrap();
             let path = keys::key_path(k.value());
-            let rec = NodeRecord::decode(v.value()).unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert!(NodeRecord::acl_of(v.value()).is_ok());
+            let rec = Znode::decode(v.value()).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(Znode::acl_of(v.value()).is_ok());
             recs.insert(path, rec);
         }
         assert!(recs.contains_key("/"), "the root exists");
@@ -261,14 +267,17 @@ fuzz_target!(|steps: Vec<Step>| {
     txn.commit().unwrap();
     let mut w = World { db, zxid: 1, time: 1_000_000, sessions: Vec::new(), lock_nodes: Vec::new() };
     for step in steps.iter().take(64) {
-        let ops: Vec<Op> = step
+        let writes: Vec<std::sync::Arc<Write>> = step
             .ops
             .iter()
             .take(6)
             .filter_map(|f| w.op(f))
-            .map(|op| Op::As { caller: caller(step.caller), op: Box::new(op) })
+            .map(|(op, session)| {
+                let caller = Caller { session, ..caller(step.caller) };
+                std::sync::Arc::new(Write::new(caller, 0, op))
+            })
             .collect();
-        if ops.is_empty() {
+        if writes.is_empty() {
             continue;
         }
         w.zxid += 1;
@@ -277,7 +286,7 @@ fuzz_target!(|steps: Vec<Step>| {
         let txn = w.db.begin_write().unwrap();
         let applied = {
             let mut t = WriteTables::open(&txn).unwrap();
-            tree::apply(&mut t, w.zxid, &Command { time_ms: w.time, ops, request_ids: Vec::new() })
+            apply(&mut t, w.zxid, &Command::new(w.time, writes))
                 .unwrap_or_else(|e| panic!("apply failed outright: {e}"))
         };
         txn.commit().unwrap();

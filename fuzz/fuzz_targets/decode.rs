@@ -4,9 +4,9 @@
 
 #![no_main]
 
-use grove_server::fsm::node::{NodeRecord, SessionRecord};
+use grove_server::fsm::znode::{Znode, SessionRecord};
 use grove_server::fsm::quota::QuotaRecord;
-use grove_server::fsm::{Command, CommandResult};
+use grove_server::fsm::command::{Command, CommandResult};
 use grove_server::raft::types::Entry;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -18,12 +18,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = postcard::from_bytes::<Entry>(data);
     let _ = postcard::from_bytes::<CommandResult>(data);
-    if let Ok(rec) = NodeRecord::decode(data) {
-        assert_eq!(NodeRecord::decode(&rec.encode()).unwrap(), rec);
-        assert_eq!(NodeRecord::data_of(data).unwrap(), &rec.data[..]);
-        assert_eq!(NodeRecord::decode_stat(data).unwrap(), rec.stat);
+    if let Ok(rec) = Znode::decode(data) {
+        assert_eq!(Znode::decode(&rec.encode()).unwrap(), rec);
+        assert_eq!(Znode::data_of(data).unwrap(), &rec.data[..]);
+        assert_eq!(Znode::decode_stat(data).unwrap(), rec.stat);
     }
-    let _ = NodeRecord::acl_of(data);
+    let _ = Znode::acl_of(data);
     let _ = SessionRecord::decode(data);
     if let Ok(q) = QuotaRecord::decode(data) {
         assert_eq!(QuotaRecord::decode(&q.encode()).unwrap(), q);

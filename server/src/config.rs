@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::tls::TlsFiles;
+use crate::transport::tls::TlsFiles;
 
 /// Every setting, all optional: unset ones fall back to the next layer.
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]

@@ -137,6 +137,24 @@ impl GroveError {
         GroveError::Internal(e.to_string())
     }
 
+    /// This server cannot do what only the leader does (it is not the leader, or no longer):
+    /// UNAVAILABLE with the leader's address when known, so the client goes there.
+    pub fn not_leader(leader: Option<LeaderHint>) -> Self {
+        let message = match &leader {
+            Some(l) if !l.address.is_empty() => {
+                format!("this server is not the leader; server {} at {} is", l.id, l.address)
+            }
+            Some(l) => format!("this server is not the leader; server {} is", l.id),
+            None => "this server is not the leader, and no leader is known yet".to_string(),
+        };
+        GroveError::NotReady { message, leader }
+    }
+
+    /// The storage engine failed (an I/O error, a corrupt page): never a committed result.
+    pub fn storage(e: impl std::fmt::Display) -> Self {
+        GroveError::Internal(format!("storage: {e}"))
+    }
+
     /// The path the error is about, if any.
     pub fn path(&self) -> Option<&str> {
         match self {

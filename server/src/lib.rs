@@ -8,13 +8,12 @@
 pub mod admin;
 pub mod api;
 pub mod config;
-pub mod connections;
 pub mod error;
 pub mod fsm;
 pub mod node;
 pub mod raft;
 pub mod storage;
-pub mod tls;
+pub mod transport;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,7 +33,9 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::node::Node;
-use crate::tls::{ClientCerts, ServerTls};
+use crate::transport::accept::incoming;
+use crate::transport::limits::{ConnLimits, RefuseLayer};
+use crate::transport::tls::{ClientCerts, ServerTls};
 
 /// The sockets a server listens on: client, peer and admin, and the optional plaintext
 /// health port.
@@ -129,7 +130,7 @@ pub async fn run(
                 .max_decoding_message_size(raft::MAX_PEER_MESSAGE)
                 .max_encoding_message_size(raft::MAX_PEER_MESSAGE),
         )
-        .serve_with_incoming_shutdown(tls::incoming(listeners.peer, peer_tls, None), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(incoming(listeners.peer, peer_tls, None), stopped(stop_rx.clone()));
     let peer_task = tokio::spawn(peer_server);
 
     node.begin().await?;
@@ -166,10 +167,10 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let conn_limits = connections::ConnLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
+    let conn_limits = ConnLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
     let client_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .layer(connections::RefuseLayer)
+        .layer(RefuseLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health)
         .add_service(reflection_v1)
@@ -191,7 +192,7 @@ pub async fn run(
         )
         .add_service(QuotasServer::new(api::quotas::QuotasService { node: node.clone() }))
         .serve_with_incoming_shutdown(
-            tls::incoming(listeners.client, client_tls, Some(conn_limits)),
+            incoming(listeners.client, client_tls, Some(conn_limits)),
             stopped(stop_rx.clone()),
         );
     let client_task = tokio::spawn(client_server);
@@ -205,7 +206,7 @@ pub async fn run(
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(plain_health)
-                .serve_with_incoming_shutdown(tls::incoming(listener, None, None), stopped(stop_rx.clone())),
+                .serve_with_incoming_shutdown(incoming(listener, None, None), stopped(stop_rx.clone())),
         )
     });
 

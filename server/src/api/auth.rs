@@ -12,32 +12,20 @@ use tonic::Request;
 use super::caller_session;
 use crate::config::Config;
 use crate::error::GroveError;
-use crate::fsm::Op;
 use crate::fsm::acl::{Caller, digest_id};
 use crate::node::Node;
-use crate::tls::{ConnInfo, subject_of};
+use crate::storage::access::StateTables;
+use crate::transport::conn_info::ConnInfo;
+use crate::transport::tls::subject_of;
 
 /// Most `grove-auth` values one request may carry.
 const MAX_CREDENTIALS: usize = 8;
 
-/// The caller of one request.
-pub(crate) struct Who {
-    /// The session the request acts for (0: none).
-    pub session: u64,
-    pub caller: Caller,
-}
-
-impl Who {
-    /// A write to propose with this caller's rights.
-    pub fn wrap(&self, op: Op) -> Op {
-        Op::As { caller: self.caller.clone(), op: Box::new(op) }
-    }
-}
-
 /// Authenticates the session (if any) and gathers the caller's identities.
-pub(crate) fn who<T>(req: &Request<T>, node: &Node) -> Result<Who, GroveError> {
+pub(crate) fn who<T>(req: &Request<T>, node: &Node) -> Result<Caller, GroveError> {
     let session = caller_session(req.metadata(), node)?;
-    let caller = identities(req, &node.config)?;
+    let mut caller = identities(req, &node.config)?;
+    caller.session = session;
     // For logs: who, by name, never a digest's hash. The address is the connection's and
     // every request has one: only credentials are worth the formatting.
     if caller.ids.iter().any(|(s, _)| s != "ip") {
@@ -52,7 +40,22 @@ pub(crate) fn who<T>(req: &Request<T>, node: &Node) -> Result<Who, GroveError> {
             .collect();
         tracing::Span::current().record("caller", tracing::field::display(shown.join(" ")));
     }
-    Ok(Who { session, caller })
+    Ok(caller)
+}
+
+/// Like `who`, for what a session must own (lock nodes, election candidacies).
+pub(crate) fn who_with_session<T>(req: &Request<T>, node: &Node, what: &str) -> Result<Caller, GroveError> {
+    let caller = who(req, node)?;
+    if caller.session == 0 {
+        return Err(GroveError::bad_args(
+            "",
+            format!(
+                "{what} needs a session, which owns the lock node: open one with Sessions.Open and pass {}",
+                metadata::SESSION_ID
+            ),
+        ));
+    }
+    Ok(caller)
 }
 
 /// Fails with NO_AUTH unless `caller` has `perm` on the node at `path` in this server's
@@ -105,5 +108,5 @@ pub(crate) fn identities<T>(req: &Request<T>, config: &Config) -> Result<Caller,
     ids.dedup();
     let superuser =
         config.super_digest.as_ref().is_some_and(|s| ids.iter().any(|(scheme, id)| scheme == "digest" && id == s));
-    Ok(Caller { ids, superuser })
+    Ok(Caller { session: 0, ids, superuser })
 }

@@ -73,10 +73,7 @@ pub fn status_response(node: &Node) -> pb::StatusResponse {
 async fn not_here(node: &Node, e: NotHere) -> GroveError {
     match e {
         NotHere::Failed(e) => e,
-        NotHere::NotLeader(_) => GroveError::NotReady {
-            message: "membership changes are made on the leader".into(),
-            leader: node.leader_hint_resolved().await,
-        },
+        NotHere::NotLeader(_) => GroveError::not_leader(node.leader_hint_resolved().await),
     }
 }
 
@@ -84,8 +81,8 @@ impl ClusterService {
     /// Changing the ensemble is the operators' business, like quotas: it needs ADMIN on the
     /// root node (open until the root's ACL is locked down) or the super user.
     async fn operator<T>(&self, req: &Request<T>) -> Result<(), GroveError> {
-        let who = super::auth::who(req, &self.node)?;
-        super::auth::check_here(&self.node, &who.caller, "/", crate::fsm::acl::ADMIN).await
+        let caller = super::auth::who(req, &self.node)?;
+        super::auth::check_here(&self.node, &caller, "/", crate::fsm::acl::ADMIN).await
     }
 }
 

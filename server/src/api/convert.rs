@@ -3,7 +3,8 @@
 use grove_proto::v1 as pb;
 
 use crate::error::GroveError;
-use crate::fsm::{CreateMode, Event, EventKind, Stat};
+use crate::fsm::command::{Event, EventKind};
+use crate::fsm::znode::{CreateMode, Stat};
 use crate::node::{Consistency, Header};
 
 pub fn header(h: Header) -> Option<pb::ResponseHeader> {
@@ -28,8 +29,8 @@ pub fn stat(s: &Stat) -> pb::Stat {
     }
 }
 
-pub fn create_mode(v: i32) -> Result<CreateMode, GroveError> {
-    CreateMode::from_i32(v).ok_or_else(|| GroveError::bad_args("", format!("unknown create mode {v}")))
+pub fn create_mode(v: i32, path: &str) -> Result<CreateMode, GroveError> {
+    CreateMode::from_i32(v).ok_or_else(|| GroveError::bad_args(path, format!("unknown create mode {v} for {path}")))
 }
 
 pub fn consistency(v: i32) -> Result<Consistency, GroveError> {

@@ -10,18 +10,18 @@ use grove_proto::v1 as pb;
 use grove_proto::v1::election_server::Election;
 use grove_proto::v1::locks_server::Locks;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::auth::{identities, who};
-use super::{caller_session, convert, metered, request_id};
+use super::auth::{who, who_with_session};
+use super::{convert, metered, request_id};
 use crate::error::GroveError;
 use crate::fsm::acl::READ;
-use crate::fsm::command::LockOp;
+use crate::fsm::command::{LockOp, Op, Outcome, Write};
 use crate::fsm::locks::LockKind;
-use crate::fsm::{Op, Outcome, path};
+use crate::fsm::path;
 use crate::node::Node;
 use crate::node::locks::Leadership;
+use crate::storage::access::StateTables;
 
 /// Where elections named without a leading '/' live.
 pub const ELECTIONS_ROOT: &str = "/elections";
@@ -32,20 +32,6 @@ pub struct LocksService {
 
 pub struct ElectionService {
     pub node: Arc<Node>,
-}
-
-/// Locks belong to a session: its end releases them.
-fn session_for(md: &MetadataMap, node: &Node, what: &str) -> Result<u64, GroveError> {
-    match caller_session(md, node)? {
-        0 => Err(GroveError::bad_args(
-            "",
-            format!(
-                "{what} needs a session, which owns the lock node: open one with Sessions.Open and pass {}",
-                grove_proto::metadata::SESSION_ID
-            ),
-        )),
-        s => Ok(s),
-    }
 }
 
 fn wait(path: &str, timeout_ms: i64) -> Result<Option<Duration>, GroveError> {
@@ -127,16 +113,12 @@ fn leader_response(node: &Node, zxid: u64, l: Option<Leadership>) -> pb::LeaderR
 impl Locks for LocksService {
     async fn acquire(&self, req: Request<pb::AcquireRequest>) -> Result<Response<pb::AcquireResponse>, Status> {
         metered("Acquire", async {
-            let session_id = session_for(req.metadata(), &self.node, "Acquire")?;
-            let caller = identities(&req, &self.node.config)?;
+            let caller = who_with_session(&req, &self.node, "Acquire")?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             let first = r.paths.first().cloned().unwrap_or_default();
             let kind = kind(r.kind, &first)?;
             let wait = wait(&first, r.timeout_ms)?;
-            for p in &r.paths {
-                path::validate(p)?;
-            }
             check_value(&self.node, &first, r.data.len())?;
             let op = LockOp {
                 paths: r.paths,
@@ -146,7 +128,6 @@ impl Locks for LocksService {
                 permits: r.permits,
                 max_leases: r.max_leases,
                 data: r.data,
-                session_id,
             };
             let (token, nodes) = self.node.acquire(op, caller, id, wait).await?;
             Ok(pb::AcquireResponse {
@@ -160,11 +141,10 @@ impl Locks for LocksService {
 
     async fn release(&self, req: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
         metered("Release", async {
-            let session_id = session_for(req.metadata(), &self.node, "Release")?;
+            let caller = who_with_session(&req, &self.node, "Release")?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
-            path::validate(&r.node)?;
-            let (zxid, outcome) = self.node.propose_request(Op::Unlock { node: r.node, session_id }, id).await?;
+            let (zxid, outcome) = self.node.propose(Write::new(caller, id, Op::Unlock { node: r.node })).await?;
             let Outcome::Unlocked { released } = outcome else {
                 return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
             };
@@ -178,11 +158,11 @@ impl Locks for LocksService {
         req: Request<pb::DescribeLockRequest>,
     ) -> Result<Response<pb::DescribeLockResponse>, Status> {
         metered("DescribeLock", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.node.read(convert::consistency(r.consistency)?, 0).await?;
-            view.tables.check(&who.caller, &r.path, READ)?;
+            view.tables.check(&caller, &r.path, READ)?;
             let mut entries = Vec::new();
             for dir in [LockKind::Mutex.queue_dir(&r.path), LockKind::Semaphore.queue_dir(&r.path)] {
                 for (node, rec) in view.tables.lock_queue(&dir)? {
@@ -211,8 +191,7 @@ type LeaderStream = Pin<Box<dyn Stream<Item = Result<pb::LeaderResponse, Status>
 impl Election for ElectionService {
     async fn campaign(&self, req: Request<pb::CampaignRequest>) -> Result<Response<pb::CampaignResponse>, Status> {
         metered("Campaign", async {
-            let session_id = session_for(req.metadata(), &self.node, "Campaign")?;
-            let caller = identities(&req, &self.node.config)?;
+            let caller = who_with_session(&req, &self.node, "Campaign")?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
@@ -226,7 +205,6 @@ impl Election for ElectionService {
                 permits: 1,
                 max_leases: 0,
                 data: r.value,
-                session_id,
             };
             let (token, mut nodes) = self.node.acquire(op, caller, id, wait).await?;
             Ok(pb::CampaignResponse {
@@ -240,14 +218,14 @@ impl Election for ElectionService {
 
     async fn proclaim(&self, req: Request<pb::ProclaimRequest>) -> Result<Response<pb::ProclaimResponse>, Status> {
         metered("Proclaim", async {
-            let session_id = session_for(req.metadata(), &self.node, "Proclaim")?;
+            let caller = who_with_session(&req, &self.node, "Proclaim")?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
             election_node(&dir, &r.node)?;
             check_value(&self.node, &dir, r.value.len())?;
-            let (zxid, _) =
-                self.node.propose_request(Op::Proclaim { node: r.node, data: r.value, session_id }, id).await?;
+            let op = Op::Proclaim { node: r.node, data: r.value };
+            let (zxid, _) = self.node.propose(Write::new(caller, id, op)).await?;
             Ok(pb::ProclaimResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await
@@ -255,11 +233,11 @@ impl Election for ElectionService {
 
     async fn leader(&self, req: Request<pb::LeaderRequest>) -> Result<Response<pb::LeaderResponse>, Status> {
         metered("Leader", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
             let view = self.node.read(convert::consistency(r.consistency)?, 0).await?;
-            view.tables.check(&who.caller, &dir, READ)?;
+            view.tables.check(&caller, &dir, READ)?;
             let leader = Node::leader_in(&view, &dir)?;
             Ok(leader_response(&self.node, view.zxid, leader))
         })
@@ -270,10 +248,10 @@ impl Election for ElectionService {
 
     async fn observe(&self, req: Request<pb::LeaderRequest>) -> Result<Response<LeaderStream>, Status> {
         metered("Observe", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
-            super::auth::check_here(&self.node, &who.caller, &dir, READ).await?;
+            super::auth::check_here(&self.node, &caller, &dir, READ).await?;
             let rx = self.node.observe_leader(dir, convert::consistency(r.consistency)?).await?;
             let node = self.node.clone();
             let stream = ReceiverStream::new(rx).map(move |(zxid, l)| Ok(leader_response(&node, zxid, l)));
@@ -284,12 +262,12 @@ impl Election for ElectionService {
 
     async fn resign(&self, req: Request<pb::ResignRequest>) -> Result<Response<pb::ResignResponse>, Status> {
         metered("Resign", async {
-            let session_id = session_for(req.metadata(), &self.node, "Resign")?;
+            let caller = who_with_session(&req, &self.node, "Resign")?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             let dir = election_path(&r.name)?;
             election_node(&dir, &r.node)?;
-            let (zxid, _) = self.node.propose_request(Op::Unlock { node: r.node, session_id }, id).await?;
+            let (zxid, _) = self.node.propose(Write::new(caller, id, Op::Unlock { node: r.node })).await?;
             Ok(pb::ResignResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await

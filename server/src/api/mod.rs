@@ -1,14 +1,14 @@
 //! Thin tonic handlers: validate the request, call the node, convert the answer. Errors map
-//! to statuses in one place, `status`.
+//! to statuses in one place, `errors`.
 
 pub mod auth;
 pub mod cluster;
 pub mod convert;
+pub mod errors;
 pub mod locks;
 pub mod nodes;
 pub mod quotas;
 pub mod sessions;
-pub mod status;
 pub mod watch;
 
 use std::future::Future;
@@ -34,12 +34,12 @@ pub(crate) async fn metered<T>(
     let result = body.instrument(span.clone()).await;
     let code = match &result {
         Ok(_) => "OK",
-        Err(e) => status::codes(e).1.as_str_name(),
+        Err(e) => errors::codes(e).1.as_str_name(),
     };
     span.in_scope(|| tracing::debug!(code, micros = started.elapsed().as_micros() as u64, "request done"));
     metrics::counter!("grove_requests_total", "method" => method, "code" => code).increment(1);
     metrics::histogram!("grove_request_duration_seconds", "method" => method).record(started.elapsed().as_secs_f64());
-    result.map(Response::new).map_err(|e| status::to_status(&e))
+    result.map(Response::new).map_err(|e| errors::to_status(&e))
 }
 
 /// The session a request acts for (0: none), authenticated against the live sessions.

@@ -11,11 +11,10 @@ use super::{caller_session, convert, metered, request_id};
 use crate::config::Config;
 use crate::error::GroveError;
 use crate::fsm::acl::{ADMIN, READ};
-use crate::fsm::{CreateOp, DeleteOp, MultiOp, MultiOutcome, Op, Outcome, SetOp, path};
+use crate::fsm::command::{CreateOp, DeleteOp, MultiOp, MultiOutcome, Op, Outcome, SetOp, Write};
+use crate::fsm::path;
 use crate::node::{Consistency, Node};
-
-/// The longest TTL: ZooKeeper's 40-bit limit (about 34 years).
-const MAX_TTL_MS: i64 = 0xFF_FFFF_FFFF;
+use crate::storage::access::StateTables;
 
 pub struct NodesService {
     pub node: Arc<Node>,
@@ -32,34 +31,13 @@ fn check_data(cfg: &Config, path: &str, len: usize) -> Result<(), GroveError> {
     Ok(())
 }
 
-fn create_op(cfg: &Config, r: pb::CreateRequest, session_id: u64) -> Result<CreateOp, GroveError> {
-    let mode = convert::create_mode(r.mode)
-        .map_err(|_| GroveError::bad_args(&r.path, format!("unknown create mode {} for {}", r.mode, r.path)))?;
-    if mode.is_sequential() {
-        path::validate_sequential_prefix(&r.path)?;
-    } else {
-        path::validate(&r.path)?;
-    }
+// Requests are converted, not judged: paths, modes, TTLs and sessions are the state
+// machine's rules, checked once when the write is applied (`fsm::apply`). Only what
+// depends on this server's configuration (sizes) is checked here.
+
+fn create_op(cfg: &Config, r: pb::CreateRequest) -> Result<CreateOp, GroveError> {
+    let mode = convert::create_mode(r.mode, &r.path)?;
     check_data(cfg, &r.path, r.data.len())?;
-    if mode.is_ttl() {
-        if r.ttl_ms <= 0 || r.ttl_ms > MAX_TTL_MS {
-            return Err(GroveError::bad_args(
-                &r.path,
-                format!("ttl_ms must be between 1 and {MAX_TTL_MS} for TTL modes, not {}", r.ttl_ms),
-            ));
-        }
-    } else if r.ttl_ms != 0 {
-        return Err(GroveError::bad_args(&r.path, "ttl_ms is only valid with a TTL mode"));
-    }
-    if mode.is_ephemeral() && session_id == 0 {
-        return Err(GroveError::bad_args(
-            &r.path,
-            format!(
-                "ephemeral nodes need a session: open one with Sessions.Open and pass {}",
-                grove_proto::metadata::SESSION_ID
-            ),
-        ));
-    }
     Ok(CreateOp {
         acl: convert::acl_in(r.acl),
         path: r.path,
@@ -67,24 +45,23 @@ fn create_op(cfg: &Config, r: pb::CreateRequest, session_id: u64) -> Result<Crea
         mode,
         ttl_ms: r.ttl_ms,
         create_parents: r.create_parents,
-        session_id,
     })
 }
 
 fn delete_op(r: pb::DeleteRequest) -> Result<DeleteOp, GroveError> {
-    path::validate(&r.path)?;
     let version = convert::version(&r.path, r.version)?;
     Ok(DeleteOp { path: r.path, version })
 }
 
 fn set_op(cfg: &Config, r: pb::SetRequest) -> Result<SetOp, GroveError> {
-    path::validate(&r.path)?;
     check_data(cfg, &r.path, r.data.len())?;
     let version = convert::version(&r.path, r.version)?;
     Ok(SetOp { path: r.path, data: r.data, version })
 }
 
-fn multi_ops(cfg: &Config, ops: Vec<pb::Op>, session_id: u64) -> Result<Vec<MultiOp>, GroveError> {
+/// The operations of a Multi; one refused here fails the whole Multi with its index, as
+/// one refused at apply time does.
+fn multi_ops(cfg: &Config, ops: Vec<pb::Op>) -> Result<Vec<MultiOp>, GroveError> {
     if ops.len() > cfg.max_multi_ops {
         return Err(GroveError::bad_args(
             "",
@@ -93,23 +70,18 @@ fn multi_ops(cfg: &Config, ops: Vec<pb::Op>, session_id: u64) -> Result<Vec<Mult
     }
     ops.into_iter()
         .enumerate()
-        .map(|(i, op)| {
+        .map(|(index, op)| {
             let op = match op.op {
-                Some(pb::op::Op::Create(c)) => MultiOp::Create(create_op(cfg, c, session_id)?),
-                Some(pb::op::Op::Delete(d)) => MultiOp::Delete(delete_op(d)?),
-                Some(pb::op::Op::Set(s)) => MultiOp::Set(set_op(cfg, s)?),
+                Some(pb::op::Op::Create(c)) => create_op(cfg, c).map(MultiOp::Create),
+                Some(pb::op::Op::Delete(d)) => delete_op(d).map(MultiOp::Delete),
+                Some(pb::op::Op::Set(s)) => set_op(cfg, s).map(MultiOp::Set),
                 Some(pb::op::Op::Check(c)) => {
-                    path::validate(&c.path)?;
-                    let version = convert::version(&c.path, c.version)?;
-                    MultiOp::Check { path: c.path, version }
+                    convert::version(&c.path, c.version).map(|version| MultiOp::Check { path: c.path, version })
                 }
-                Some(pb::op::Op::CheckFence(c)) => {
-                    path::validate(&c.path)?;
-                    MultiOp::CheckFence { path: c.path, token: c.token }
-                }
-                None => return Err(GroveError::bad_args("", format!("operation {i} of the multi is empty"))),
+                Some(pb::op::Op::CheckFence(c)) => Ok(MultiOp::CheckFence { path: c.path, token: c.token }),
+                None => Err(GroveError::bad_args("", format!("operation {index} of the multi is empty"))),
             };
-            Ok(op)
+            op.map_err(|error| GroveError::MultiFailed { index, error: Box::new(error) })
         })
         .collect()
 }
@@ -125,10 +97,10 @@ impl NodesService {
 impl Nodes for NodesService {
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::CreateResponse>, Status> {
         metered("Create", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
-            let op = create_op(&self.node.config, req.into_inner(), who.session)?;
-            let (zxid, outcome) = self.node.propose_request(who.wrap(Op::Create(op)), id).await?;
+            let op = create_op(&self.node.config, req.into_inner())?;
+            let (zxid, outcome) = self.node.propose(Write::new(caller, id, Op::Create(op))).await?;
             let Outcome::Created { path, stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::CreateResponse {
                 header: convert::header(self.node.header(zxid)),
@@ -141,10 +113,10 @@ impl Nodes for NodesService {
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
         metered("Delete", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let op = delete_op(req.into_inner())?;
-            let (zxid, _) = self.node.propose_request(who.wrap(Op::Delete(op)), id).await?;
+            let (zxid, _) = self.node.propose(Write::new(caller, id, Op::Delete(op))).await?;
             Ok(pb::DeleteResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await
@@ -152,12 +124,12 @@ impl Nodes for NodesService {
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         metered("Get", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
             let rec = view.tables.node(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
-            who.caller.check(&rec.acl, READ, &r.path)?;
+            caller.check(&rec.acl, READ, &r.path)?;
             Ok(pb::GetResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 data: rec.data,
@@ -169,7 +141,7 @@ impl Nodes for NodesService {
 
     async fn exists(&self, req: Request<pb::ExistsRequest>) -> Result<Response<pb::ExistsResponse>, Status> {
         metered("Exists", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
@@ -177,7 +149,7 @@ impl Nodes for NodesService {
             // information too.
             let found = view.tables.stat_acl(&r.path)?;
             if let Some((_, acl)) = &found {
-                who.caller.check(acl, READ, &r.path)?;
+                caller.check(acl, READ, &r.path)?;
             }
             let stat = found.map(|(s, _)| s);
             Ok(pb::ExistsResponse {
@@ -191,10 +163,10 @@ impl Nodes for NodesService {
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
         metered("Set", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let op = set_op(&self.node.config, req.into_inner())?;
-            let (zxid, outcome) = self.node.propose_request(who.wrap(Op::Set(op)), id).await?;
+            let (zxid, outcome) = self.node.propose(Write::new(caller, id, Op::Set(op))).await?;
             let Outcome::Set { stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::SetResponse { header: convert::header(self.node.header(zxid)), stat: Some(convert::stat(&stat)) })
         })
@@ -206,15 +178,15 @@ impl Nodes for NodesService {
         req: Request<pb::GetChildrenRequest>,
     ) -> Result<Response<pb::GetChildrenResponse>, Status> {
         metered("GetChildren", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let max = self.node.config.max_page_size;
             let limit = if r.limit == 0 { max } else { (r.limit as usize).min(max) };
             let view = self.read_view(r.consistency, r.min_zxid).await?;
             let (parent, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
-            who.caller.check(&acl, READ, &r.path)?;
-            let page = view.tables.children(&r.path, &r.page_token, limit, r.include_stats.then_some(&who.caller))?;
+            caller.check(&acl, READ, &r.path)?;
+            let page = view.tables.children(&r.path, &r.page_token, limit, r.include_stats.then_some(&caller))?;
             Ok(pb::GetChildrenResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 names: page.names,
@@ -228,9 +200,9 @@ impl Nodes for NodesService {
 
     async fn multi(&self, req: Request<pb::MultiRequest>) -> Result<Response<pb::MultiResponse>, Status> {
         metered("Multi", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
-            let ops = multi_ops(&self.node.config, req.into_inner().ops, who.session)?;
+            let ops = multi_ops(&self.node.config, req.into_inner().ops)?;
             let n = ops.len();
             if n == 0 {
                 return Ok(pb::MultiResponse {
@@ -239,7 +211,7 @@ impl Nodes for NodesService {
                     results: vec![],
                 });
             }
-            match self.node.propose_request(who.wrap(Op::Multi(ops)), id).await {
+            match self.node.propose(Write::new(caller, id, Op::Multi(ops))).await {
                 Ok((zxid, Outcome::Multi(outcomes))) => Ok(pb::MultiResponse {
                     header: convert::header(self.node.header(zxid)),
                     succeeded: true,
@@ -259,7 +231,7 @@ impl Nodes for NodesService {
                 }),
                 Ok((_, o)) => Err(unexpected(o)),
                 Err(GroveError::MultiFailed { index, error }) => {
-                    let failed = super::status::codes(&error).1;
+                    let failed = super::errors::codes(&error).1;
                     Ok(pb::MultiResponse {
                         header: convert::header(self.node.header(self.node.applied_zxid())),
                         succeeded: false,
@@ -330,12 +302,12 @@ impl Nodes for NodesService {
         req: Request<pb::CountDescendantsRequest>,
     ) -> Result<Response<pb::CountDescendantsResponse>, Status> {
         metered("CountDescendants", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
             let (_, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
-            who.caller.check(&acl, READ, &r.path)?;
+            caller.check(&acl, READ, &r.path)?;
             Ok(pb::CountDescendantsResponse {
                 header: convert::header(self.node.header(view.zxid)),
                 count: view.tables.count_descendants(&r.path)?,
@@ -346,17 +318,17 @@ impl Nodes for NodesService {
 
     async fn get_acl(&self, req: Request<pb::GetAclRequest>) -> Result<Response<pb::GetAclResponse>, Status> {
         metered("GetAcl", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.read_view(r.consistency, r.min_zxid).await?;
             let (stat, acl) = view.tables.stat_acl(&r.path)?.ok_or_else(|| GroveError::no_node(&r.path))?;
-            if !who.caller.may(&acl, READ) {
-                who.caller.check(&acl, ADMIN, &r.path)?;
+            if !caller.may(&acl, READ) {
+                caller.check(&acl, ADMIN, &r.path)?;
             }
             Ok(pb::GetAclResponse {
                 header: convert::header(self.node.header(view.zxid)),
-                acl: convert::acl_out(&crate::fsm::acl::shown(&acl, &who.caller)),
+                acl: convert::acl_out(&crate::fsm::acl::shown(&acl, &caller)),
                 stat: Some(convert::stat(&stat)),
             })
         })
@@ -365,13 +337,12 @@ impl Nodes for NodesService {
 
     async fn set_acl(&self, req: Request<pb::SetAclRequest>) -> Result<Response<pb::SetAclResponse>, Status> {
         metered("SetAcl", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
-            path::validate(&r.path)?;
             let version = convert::version(&r.path, r.version)?;
             let op = Op::SetAcl { path: r.path, acl: convert::acl_in(r.acl), version };
-            let (zxid, outcome) = self.node.propose_request(who.wrap(op), id).await?;
+            let (zxid, outcome) = self.node.propose(Write::new(caller, id, op)).await?;
             let Outcome::Set { stat } = outcome else { return Err(unexpected(outcome)) };
             Ok(pb::SetAclResponse { header: convert::header(self.node.header(zxid)), stat: Some(convert::stat(&stat)) })
         })

@@ -10,9 +10,11 @@ use super::auth::who;
 use super::{convert, metered, request_id};
 use crate::error::GroveError;
 use crate::fsm::acl::READ;
+use crate::fsm::command::{Op, Outcome, Write};
+use crate::fsm::path;
 use crate::fsm::quota::{LimitsChange, QuotaRecord};
-use crate::fsm::{Op, Outcome, path};
 use crate::node::Node;
+use crate::storage::access::StateTables;
 
 pub struct QuotasService {
     pub node: Arc<Node>,
@@ -36,7 +38,7 @@ fn quota(path: String, q: &QuotaRecord) -> pb::Quota {
 impl Quotas for QuotasService {
     async fn set_quota(&self, req: Request<pb::SetQuotaRequest>) -> Result<Response<pb::SetQuotaResponse>, Status> {
         metered("SetQuota", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             path::validate(&r.path)?;
@@ -50,7 +52,7 @@ impl Quotas for QuotasService {
                 return Err(GroveError::bad_args(&r.path, "name at least one limit to set"));
             }
             let op = Op::SetQuota { path: r.path.clone(), change };
-            let (zxid, outcome) = self.node.propose_request(who.wrap(op), id).await?;
+            let (zxid, outcome) = self.node.propose(Write::new(caller, id, op)).await?;
             let Outcome::Quota { record } = outcome else {
                 return Err(GroveError::internal(format!("unexpected outcome {outcome:?}")));
             };
@@ -67,11 +69,11 @@ impl Quotas for QuotasService {
         req: Request<pb::DeleteQuotaRequest>,
     ) -> Result<Response<pb::DeleteQuotaResponse>, Status> {
         metered("DeleteQuota", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let id = request_id(req.metadata())?;
             let r = req.into_inner();
             path::validate(&r.path)?;
-            let (zxid, _) = self.node.propose_request(who.wrap(Op::DeleteQuota { path: r.path }), id).await?;
+            let (zxid, _) = self.node.propose(Write::new(caller, id, Op::DeleteQuota { path: r.path })).await?;
             Ok(pb::DeleteQuotaResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await
@@ -79,15 +81,15 @@ impl Quotas for QuotasService {
 
     async fn get_quota(&self, req: Request<pb::GetQuotaRequest>) -> Result<Response<pb::GetQuotaResponse>, Status> {
         metered("GetQuota", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             path::validate(&r.path)?;
             let view = self.node.read(convert::consistency(r.consistency)?, r.min_zxid).await?;
-            view.tables.check(&who.caller, &r.path, READ)?;
+            view.tables.check(&caller, &r.path, READ)?;
             let found = view.tables.quota_over(&r.path)?;
             if let Some((root, _)) = &found {
                 // The quota's limits and usage describe its root's subtree: READ there too.
-                view.tables.check(&who.caller, root, READ)?;
+                view.tables.check(&caller, root, READ)?;
             }
             Ok(pb::GetQuotaResponse {
                 header: convert::header(self.node.header(view.zxid)),
@@ -102,13 +104,13 @@ impl Quotas for QuotasService {
         req: Request<pb::ListQuotasRequest>,
     ) -> Result<Response<pb::ListQuotasResponse>, Status> {
         metered("ListQuotas", async {
-            let who = who(&req, &self.node)?;
+            let caller = who(&req, &self.node)?;
             let r = req.into_inner();
             let view = self.node.read(convert::consistency(r.consistency)?, 0).await?;
             let mut quotas = Vec::new();
             for (p, q) in view.tables.quotas(usize::MAX)? {
                 // Only the quotas on paths the caller may read.
-                if view.tables.check(&who.caller, &p, READ).is_ok() {
+                if view.tables.check(&caller, &p, READ).is_ok() {
                     quotas.push(quota(p, &q));
                 }
                 if quotas.len() == self.node.config.max_page_size {

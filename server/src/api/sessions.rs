@@ -10,9 +10,10 @@ use rand::RngCore;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{convert, metered, status};
+use super::{convert, errors, metered};
 use crate::error::{GroveError, Limit};
-use crate::fsm::{Op, Outcome};
+use crate::fsm::acl::Caller;
+use crate::fsm::command::{Op, Outcome, Write};
 use crate::node::Node;
 
 pub struct SessionsService {
@@ -54,7 +55,11 @@ impl Sessions for SessionsService {
             rand::rng().fill_bytes(&mut secret);
             let (zxid, outcome) = self
                 .node
-                .propose_request(Op::OpenSession { timeout_ms: timeout.as_millis() as i64, secret }, id)
+                .propose(Write::new(
+                    Caller::default(),
+                    id,
+                    Op::OpenSession { timeout_ms: timeout.as_millis() as i64, secret },
+                ))
                 .await?;
             // A retried open is answered with the first attempt's session and secret.
             let Outcome::SessionOpened { session_id, timeout_ms, secret } = outcome else {
@@ -91,7 +96,7 @@ impl Sessions for SessionsService {
                     session_id: msg.session_id,
                     timeout_ms: timeout.as_millis() as i64,
                 }),
-                Err(e) => Err(status::to_status(&e)),
+                Err(e) => Err(errors::to_status(&e)),
             }
         });
         // Stop after the first error rather than keep answering a dead session.
@@ -109,7 +114,8 @@ impl Sessions for SessionsService {
             let r = req.into_inner();
             self.node.authenticate(r.session_id, &r.secret)?;
             super::record_session(r.session_id);
-            let (zxid, _) = self.node.propose(Op::CloseSession { session_id: r.session_id }).await?;
+            let caller = Caller { session: r.session_id, ..Caller::default() };
+            let (zxid, _) = self.node.propose(Write::new(caller, 0, Op::CloseSession)).await?;
             Ok(pb::CloseSessionResponse { header: convert::header(self.node.header(zxid)) })
         })
         .await

@@ -58,7 +58,7 @@ fn refused(node: &Node, watch_id: i64, e: &GroveError) -> pb::WatchResponse {
         header: convert::header(node.header(node.applied_zxid())),
         watch_id,
         canceled: true,
-        cancel_code: super::status::codes(e).1 as i32,
+        cancel_code: super::errors::codes(e).1 as i32,
         cancel_reason: e.to_string(),
         ..Default::default()
     }
@@ -122,7 +122,7 @@ impl Stream for Outbound {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(StreamItem::Terminated { reason })) => {
                 let e = GroveError::TooMany { limit: crate::error::Limit::Watches, message: reason, retry_after_ms: 0 };
-                Poll::Ready(Some(Err(super::status::to_status(&e))))
+                Poll::Ready(Some(Err(super::errors::to_status(&e))))
             }
             Poll::Ready(Some(item)) => {
                 let q = self.queue.clone();
@@ -145,9 +145,9 @@ impl Watch for WatchService {
 
     async fn watch(&self, req: Request<Streaming<pb::WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
         // Watches need read access like reads do; a session, when given, must be valid.
-        let session = caller_session(req.metadata(), &self.node).map_err(|e| super::status::to_status(&e))?;
+        let session = caller_session(req.metadata(), &self.node).map_err(|e| super::errors::to_status(&e))?;
         // The stream's identities, for the READ check each watch creation makes.
-        let caller = super::auth::identities(&req, &self.node.config).map_err(|e| super::status::to_status(&e))?;
+        let caller = super::auth::identities(&req, &self.node.config).map_err(|e| super::errors::to_status(&e))?;
         let node = self.node.clone();
         let (stream, queue) = node.hub.open_stream();
         // The stream's requests are handled in their own task: give it the request span's

@@ -69,10 +69,13 @@ pub fn perm_name(perm: u32) -> &'static str {
     }
 }
 
-/// Who a request acts as. Built by the server from the connection and the request's
+/// Who a request comes from. Built by the server from the connection and the request's
 /// metadata; carried in the log with each write.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Caller {
+    /// The session the request acts for, authenticated by the server that took it (0:
+    /// none). Ephemeral nodes and lock entries belong to it.
+    pub session: u64,
     /// (scheme, id) pairs: `digest`, `x509` and `ip` identities. `world:anyone` is implied.
     pub ids: Vec<(String, String)>,
     /// The configured super user: every check passes.
@@ -82,7 +85,7 @@ pub struct Caller {
 impl Caller {
     /// The server itself (session expiry, reaping): not subject to ACLs.
     pub fn server() -> Caller {
-        Caller { ids: Vec::new(), superuser: true }
+        Caller { session: 0, ids: Vec::new(), superuser: true }
     }
 
     /// Whether `acl` grants `perm` to this caller.
@@ -234,7 +237,7 @@ mod tests {
     use super::*;
 
     fn caller(ids: &[(&str, &str)]) -> Caller {
-        Caller { ids: ids.iter().map(|(s, i)| (s.to_string(), i.to_string())).collect(), superuser: false }
+        Caller { ids: ids.iter().map(|(s, i)| (s.to_string(), i.to_string())).collect(), ..Caller::default() }
     }
 
     #[test]
@@ -305,10 +308,10 @@ mod tests {
         // 64 entries with the longest ids: within what a node record holds.
         let acl: Acl = (0..MAX_ENTRIES).map(|i| AclEntry::new(ALL, "x509", &format!("{i:0>1024}"))).collect();
         let resolved = resolve(&acl, &caller(&[]), "/p").unwrap();
-        assert!(postcard::to_allocvec(&resolved).unwrap().len() <= crate::fsm::node::MAX_ACL_BYTES);
+        assert!(postcard::to_allocvec(&resolved).unwrap().len() <= crate::fsm::znode::MAX_ACL_BYTES);
         // `auth` entries count after they expand into the caller's ids.
         let many_ids: Vec<(String, String)> = (0..10).map(|i| ("x509".to_string(), format!("CN=u{i}"))).collect();
-        let who = Caller { ids: many_ids, superuser: false };
+        let who = Caller { ids: many_ids, ..Caller::default() };
         let auths: Acl = (1..=7).map(|p| AclEntry::new(p, "auth", "")).collect();
         let e = resolve(&auths, &who, "/p").unwrap_err();
         assert!(e.to_string().contains("once auth is expanded"), "{e}");

@@ -1,21 +1,33 @@
 //! What the log carries and what applying it returns.
 //!
-//! A log entry carries a batch of operations: the leader gathers the client requests that
+//! A log entry carries a batch of writes: the leader gathers the client requests that
 //! arrive while earlier entries are being written, so one fsync and one apply transaction
-//! serve many of them. The operations of an entry are applied in order, each on its own and
+//! serve many of them. The writes of an entry are applied in order, each on its own and
 //! all-or-nothing, and share the entry's zxid (as the operations of a ZooKeeper multi do).
+//!
+//! Each write travels in one envelope, `Write`: who asked (identities and session), the id
+//! that makes a retry recognisable, and the operation. Nothing about a write lives outside
+//! it, so a batch is a list of envelopes and an envelope can be shared, not copied, between
+//! the proposer and a forward to another leader.
 //!
 //! The leader stamps its wall-clock time in the entry: every replica applies the same time,
 //! so ctime/mtime, TTL expiry and session expiry are decided identically everywhere.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::acl::{Acl, Caller};
-use super::node::{CreateMode, Stat};
+use super::znode::{CreateMode, Stat};
 use crate::error::GroveError;
 
-/// Most operations in one entry. Session ids are `zxid << 10 | position`, so it must not
+/// The log format this build writes and reads. Entries of another format are refused with
+/// a message that says so, rather than decoded into something else: there is no migration
+/// between formats (no release has shipped another one).
+pub const LOG_FORMAT: u8 = 2;
+
+/// Most writes in one entry. Session ids are `zxid << 10 | position`, so it must not
 /// exceed 1024.
 pub const MAX_BATCH: usize = 1024;
 
@@ -32,19 +44,56 @@ pub fn new_request_id(now_ms: i64, random: u64) -> RequestId {
     ((now_ms.max(0) as u128) << 64) | random.max(1) as u128
 }
 
+/// One write as the log carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    /// Who asked: the identities ACL checks use and the session the write acts for.
+    pub caller: Caller,
+    /// Names the write across retries (0: not identified): applied once, and its retries
+    /// answered with the first result.
+    pub request_id: RequestId,
+    pub op: Op,
+}
+
+impl Write {
+    pub fn new(caller: Caller, request_id: RequestId, op: Op) -> Write {
+        Write { caller, request_id, op }
+    }
+
+    /// A write the server decides on its own (expiry, reaping): not subject to ACLs.
+    pub fn by_server(op: Op) -> Write {
+        Write { caller: Caller::server(), request_id: 0, op }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
+    /// `LOG_FORMAT` of the server that proposed it.
+    pub format: u8,
     /// Milliseconds since the Unix epoch on the proposing leader.
     pub time_ms: i64,
-    pub ops: Vec<Op>,
-    /// One per operation (or none at all): a retried request is applied once, and its
-    /// retries get the first result.
-    pub request_ids: Vec<RequestId>,
+    pub writes: Vec<Arc<Write>>,
 }
 
 impl Command {
-    pub fn single(time_ms: i64, op: Op) -> Command {
-        Command { time_ms, ops: vec![op], request_ids: Vec::new() }
+    pub fn new(time_ms: i64, writes: Vec<Arc<Write>>) -> Command {
+        Command { format: LOG_FORMAT, time_ms, writes }
+    }
+
+    pub fn single(time_ms: i64, write: Write) -> Command {
+        Command::new(time_ms, vec![Arc::new(write)])
+    }
+
+    /// Refuses an entry written in another log format, naming both.
+    pub fn check_format(&self) -> Result<(), GroveError> {
+        if self.format == LOG_FORMAT {
+            return Ok(());
+        }
+        Err(GroveError::internal(format!(
+            "a log entry is in format {}, this server reads only format {LOG_FORMAT}: the data directory was \
+             written by another Grove version, and there is no migration between them",
+            self.format
+        )))
     }
 }
 
@@ -65,9 +114,8 @@ pub enum Op {
         timeout_ms: i64,
         secret: [u8; 16],
     },
-    CloseSession {
-        session_id: u64,
-    },
+    /// Closes the caller's session.
+    CloseSession,
     /// Proposed by the leader for sessions it has not heard from within their timeout.
     ExpireSessions {
         session_ids: Vec<u64>,
@@ -81,16 +129,14 @@ pub enum Op {
     Noop,
     /// Queue for a lock (or several: a multi-lock); granted now or when it comes first.
     Lock(LockOp),
-    /// Release one hold of a lock node, or withdraw it if it waits.
+    /// Release one hold of a lock node of the caller's session, or withdraw it if it waits.
     Unlock {
         node: String,
-        session_id: u64,
     },
-    /// Set the data of a lock node the session holds (an election's leader value).
+    /// Set the data of a lock node the caller's session holds (an election's leader value).
     Proclaim {
         node: String,
         data: Bytes,
-        session_id: u64,
     },
     /// Replace a node's ACL (needs ADMIN); `version` is compared with its aversion.
     SetAcl {
@@ -107,13 +153,6 @@ pub enum Op {
     DeleteQuota {
         path: String,
     },
-    /// A client's operation with the identities its ACL checks use. Client writes are
-    /// always wrapped; an unwrapped one is checked as an anonymous caller, so a forgotten
-    /// wrap refuses rather than grants.
-    As {
-        caller: Caller,
-        op: Box<Op>,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +164,6 @@ pub struct LockOp {
     pub permits: u32,
     pub max_leases: u32,
     pub data: Bytes,
-    pub session_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,8 +173,6 @@ pub struct CreateOp {
     pub mode: CreateMode,
     pub ttl_ms: i64,
     pub create_parents: bool,
-    /// The session the request acted for; 0 for none. Ephemeral nodes need one.
-    pub session_id: u64,
     /// The new node's ACL as the client gave it (resolved and checked when applied).
     pub acl: Acl,
 }
@@ -253,9 +289,9 @@ pub enum SessionChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub zxid: u64,
-    /// One result per operation of the entry.
+    /// One result per write of the entry.
     pub results: Vec<CommandResult>,
-    /// The events of every operation, in order.
+    /// The events of every write, in order.
     pub events: Vec<Event>,
     pub sessions: Vec<SessionChange>,
     /// Lock nodes granted by this entry, with their tokens.

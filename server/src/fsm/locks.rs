@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::path;
+use crate::error::GroveError;
 
 /// What a lock node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,12 +69,33 @@ pub struct LockRecord {
     pub group: Vec<String>,
 }
 
+impl LockRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        // A plain struct into a Vec: postcard cannot fail here.
+        postcard::to_allocvec(self).expect("lock records encode")
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<LockRecord, GroveError> {
+        postcard::from_bytes(raw).map_err(|e| GroveError::internal(format!("corrupt lock record: {e}")))
+    }
+}
+
 /// A queue directory's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueRecord {
     pub family: u8,
     /// Semaphore size.
     pub max_leases: u32,
+}
+
+impl QueueRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("queue records encode")
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<QueueRecord, GroveError> {
+        postcard::from_bytes(raw).map_err(|e| GroveError::internal(format!("corrupt lock queue record: {e}")))
+    }
 }
 
 /// The fencing token of the `grant`-th grant made by the operation at `position` of the
@@ -85,6 +107,24 @@ pub fn token(zxid: u64, position: usize, grant: usize) -> u64 {
 /// The sequence number at the end of a lock node's name.
 pub fn sequence(name: &str) -> u64 {
     name.get(name.len().saturating_sub(path::SEQUENCE_DIGITS)..).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX)
+}
+
+/// A queue's lock nodes in line order (by sequence number), from its directory's child
+/// names and a lookup of each node's record; children without one are not lock nodes.
+pub fn in_line<E>(
+    dir: &str,
+    names: Vec<String>,
+    mut record: impl FnMut(&str) -> Result<Option<LockRecord>, E>,
+) -> Result<Vec<(String, LockRecord)>, E> {
+    let mut out = Vec::new();
+    for name in names {
+        let node = path::join(dir, &name);
+        if let Some(rec) = record(&node)? {
+            out.push((node, rec));
+        }
+    }
+    out.sort_by_key(|(n, _)| sequence(n));
+    Ok(out)
 }
 
 /// Which of a queue's nodes (in sequence order, `(name, record)`) hold, under FIFO rules.

@@ -1,28 +1,25 @@
-//! The deterministic state machine: ZooKeeper's tree, stats, sessions and ephemerals.
+//! The deterministic state machine: ZooKeeper's tree, stats, sessions and ephemerals,
+//! locks and quotas.
 //!
-//! Nothing here knows about tonic or openraft. `tree::apply` turns a command into changes
-//! on redb tables plus the events and session changes they produce; `tables::ReadTables`
-//! answers reads from one consistent read transaction. The Raft adapter in `raft/` decides
-//! when to apply and what to persist alongside (the applied log id).
+//! Nothing here knows about tonic or openraft. The records (`znode`, `session`, `locks`,
+//! `quota`, `acl`) say what is stored; `command` says what the log carries; `apply` turns
+//! a committed entry into changes of the state tables plus the events, session changes and
+//! grants they produce. The Raft adapter in `raft/` decides when to apply and what to
+//! persist alongside (the applied log id); `storage/` owns the tables.
 
 pub mod acl;
+pub mod apply;
 pub mod command;
 pub mod locks;
-pub mod node;
 pub mod path;
 pub mod quota;
-pub mod tables;
-pub mod tree;
+pub mod session;
+pub mod znode;
 
 #[cfg(test)]
 mod tests;
 
-pub use command::{
-    Applied, Command, CommandResult, CreateOp, DeleteOp, Event, EventKind, MultiOp, MultiOutcome, Op, Outcome,
-    SessionChange, SetOp,
-};
-pub use node::{CreateMode, NodeRecord, SessionRecord, Stat};
-pub use tables::{ChildrenPage, ReadTables, WriteTables};
+use command::Applied;
 
 /// Receives what each applied batch produced, in log order, after the batch is committed
 /// to the state database and before openraft hears it was applied: a client never sees its

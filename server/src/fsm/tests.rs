@@ -9,6 +9,37 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::*;
 use crate::error::GroveError;
+use crate::fsm::acl::Caller;
+use crate::fsm::command::{
+    self, Applied, Command, CommandResult, CreateOp, DeleteOp, Event, EventKind, MultiOp, MultiOutcome, Op, Outcome,
+    SessionChange, SetOp, Write,
+};
+use crate::fsm::znode::{CreateMode, Stat};
+use crate::storage::access::StateTables;
+use crate::storage::read::ReadTables;
+use crate::storage::write::WriteTables;
+
+/// A write in a test: an operation as an anonymous caller without a session, or a `Write`.
+trait IntoWrite {
+    fn into_write(self) -> Write;
+}
+
+impl IntoWrite for Op {
+    fn into_write(self) -> Write {
+        Write::new(Caller::default(), 0, self)
+    }
+}
+
+impl IntoWrite for Write {
+    fn into_write(self) -> Write {
+        self
+    }
+}
+
+/// An operation for a session.
+fn by(session: u64, op: Op) -> Write {
+    Write::new(Caller { session, ..Caller::default() }, 0, op)
+}
 
 /// What applying a one-operation entry produced.
 struct One {
@@ -34,29 +65,30 @@ impl Sm {
     }
 
     /// Applies an entry of several operations.
-    fn apply_batch(&mut self, ops: Vec<Op>) -> Applied {
+    fn apply_batch(&mut self, writes: Vec<Write>) -> Applied {
         self.zxid += 1;
         let txn = self.db.begin_write().unwrap();
         let applied = {
             let mut t = WriteTables::open(&txn).unwrap();
-            tree::apply(&mut t, self.zxid, &Command { time_ms: self.time, ops, request_ids: Vec::new() }).unwrap()
+            let cmd = Command::new(self.time, writes.into_iter().map(std::sync::Arc::new).collect());
+            apply::apply(&mut t, self.zxid, &cmd).unwrap()
         };
         txn.commit().unwrap();
         applied
     }
 
     /// Applies an entry of one operation.
-    fn apply(&mut self, op: Op) -> One {
-        let mut a = self.apply_batch(vec![op]);
+    fn apply(&mut self, op: impl IntoWrite) -> One {
+        let mut a = self.apply_batch(vec![op.into_write()]);
         One { result: a.results.pop().unwrap(), events: a.events, sessions: a.sessions }
     }
 
-    fn ok(&mut self, op: Op) -> Outcome {
+    fn ok(&mut self, op: impl IntoWrite) -> Outcome {
         let a = self.apply(op);
         a.result.unwrap_or_else(|e| panic!("unexpected error: {e}"))
     }
 
-    fn err(&mut self, op: Op) -> GroveError {
+    fn err(&mut self, op: impl IntoWrite) -> GroveError {
         let before = self.dump();
         let a = self.apply(op);
         assert!(a.events.is_empty(), "a failed command produced events");
@@ -88,29 +120,31 @@ impl Sm {
     }
 }
 
-fn create(path: &str, data: &str) -> Op {
+fn create(path: &str, data: &str) -> Write {
     create_mode(path, data, CreateMode::Persistent, 0)
 }
 
-fn create_mode(path: &str, data: &str, mode: CreateMode, session_id: u64) -> Op {
+fn create_mode(path: &str, data: &str, mode: CreateMode, session: u64) -> Write {
     let ttl_ms = if mode.is_ttl() { 1000 } else { 0 };
-    Op::Create(CreateOp {
-        acl: Vec::new(),
-        path: path.into(),
-        data: Bytes::copy_from_slice(data.as_bytes()),
-        mode,
-        ttl_ms,
-        create_parents: false,
-        session_id,
-    })
+    by(
+        session,
+        Op::Create(CreateOp {
+            acl: Vec::new(),
+            path: path.into(),
+            data: Bytes::copy_from_slice(data.as_bytes()),
+            mode,
+            ttl_ms,
+            create_parents: false,
+        }),
+    )
 }
 
-fn set(path: &str, data: &str, version: Option<i32>) -> Op {
-    Op::Set(SetOp { path: path.into(), data: Bytes::copy_from_slice(data.as_bytes()), version })
+fn set(path: &str, data: &str, version: Option<i32>) -> Write {
+    Op::Set(SetOp { path: path.into(), data: Bytes::copy_from_slice(data.as_bytes()), version }).into_write()
 }
 
-fn delete(path: &str, version: Option<i32>) -> Op {
-    Op::Delete(DeleteOp { path: path.into(), version })
+fn delete(path: &str, version: Option<i32>) -> Write {
+    Op::Delete(DeleteOp { path: path.into(), version }).into_write()
 }
 
 fn open_session(sm: &mut Sm) -> u64 {
@@ -191,8 +225,8 @@ fn an_entry_applies_its_operations_independently_at_one_zxid() {
     let a = sm.apply_batch(vec![
         create("/x", "1"),
         create("/x", "dup"),
-        Op::OpenSession { timeout_ms: 1000, secret: [1; 16] },
-        Op::OpenSession { timeout_ms: 1000, secret: [2; 16] },
+        Op::OpenSession { timeout_ms: 1000, secret: [1; 16] }.into_write(),
+        Op::OpenSession { timeout_ms: 1000, secret: [2; 16] }.into_write(),
         set("/x", "2", Some(0)),
     ]);
     let z = sm.zxid;
@@ -218,12 +252,13 @@ fn an_entry_applies_its_operations_independently_at_one_zxid() {
 fn a_retried_request_is_applied_once_and_answered_like_the_first_time() {
     let mut sm = Sm::new();
     let id = command::new_request_id(sm.time, 42);
-    let once = |sm: &mut Sm, op: Op| {
+    let once = |sm: &mut Sm, mut w: Write| {
         sm.zxid += 1;
+        w.request_id = id;
         let txn = sm.db.begin_write().unwrap();
         let a = {
             let mut t = WriteTables::open(&txn).unwrap();
-            tree::apply(&mut t, sm.zxid, &Command { time_ms: sm.time, ops: vec![op], request_ids: vec![id] }).unwrap()
+            apply::apply(&mut t, sm.zxid, &Command::single(sm.time, w)).unwrap()
         };
         txn.commit().unwrap();
         a
@@ -239,12 +274,8 @@ fn a_retried_request_is_applied_once_and_answered_like_the_first_time() {
     let txn = sm.db.begin_write().unwrap();
     {
         let mut t = WriteTables::open(&txn).unwrap();
-        tree::apply(
-            &mut t,
-            sm.zxid + 1,
-            &Command { time_ms: sm.time, ops: vec![Op::Noop], request_ids: vec![command::new_request_id(sm.time, 7)] },
-        )
-        .unwrap();
+        let noop = Write::new(Caller::default(), command::new_request_id(sm.time, 7), Op::Noop);
+        apply::apply(&mut t, sm.zxid + 1, &Command::single(sm.time, noop)).unwrap();
         assert!(t.requests.get(&id.to_be_bytes()[..]).unwrap().is_none(), "pruned");
     }
     txn.commit().unwrap();
@@ -283,7 +314,6 @@ fn structural_errors() {
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: 0,
         create_parents: false,
-        session_id: 0,
     });
     assert!(matches!(sm.err(bad_ttl), GroveError::BadArguments { .. }));
 }
@@ -298,7 +328,6 @@ fn create_parents_builds_the_chain() {
         mode: CreateMode::Persistent,
         ttl_ms: 0,
         create_parents: true,
-        session_id: 0,
     });
     let a = sm.apply(op);
     a.result.unwrap();
@@ -323,7 +352,7 @@ fn ephemerals_belong_to_their_session() {
         sm.err(create_mode("/app/x", "", CreateMode::Ephemeral, 999)),
         GroveError::SessionExpired { id: 999 }
     ));
-    let closed = sm.apply(Op::CloseSession { session_id: sid });
+    let closed = sm.apply(by(sid, Op::CloseSession));
     closed.result.unwrap();
     assert_eq!(closed.sessions, vec![SessionChange::Ended { id: sid }]);
     let deleted: Vec<_> =
@@ -332,8 +361,8 @@ fn ephemerals_belong_to_their_session() {
     assert!(sm.stat("/app/e").is_none());
     assert_eq!(sm.stat("/app").unwrap().num_children, 0);
     // Closing again: the session is known to have ended.
-    assert!(matches!(sm.err(Op::CloseSession { session_id: sid }), GroveError::SessionExpired { .. }));
-    assert!(matches!(sm.err(Op::CloseSession { session_id: 12345 }), GroveError::UnknownSession { .. }));
+    assert!(matches!(sm.err(by(sid, Op::CloseSession)), GroveError::SessionExpired { .. }));
+    assert!(matches!(sm.err(by(12345, Op::CloseSession)), GroveError::UnknownSession { .. }));
     assert!(matches!(sm.err(create_mode("/app/y", "", CreateMode::Ephemeral, sid)), GroveError::SessionExpired { .. }));
 }
 
@@ -363,7 +392,6 @@ fn multi_is_all_or_nothing() {
             mode: CreateMode::Persistent,
             ttl_ms: 0,
             create_parents: false,
-            session_id: 0,
         }),
         MultiOp::Set(SetOp { path: "/a".into(), data: Bytes::from_static(b"1"), version: Some(0) }),
         MultiOp::Check { path: "/a".into(), version: Some(0) },
@@ -585,7 +613,7 @@ proptest! {
                 }
                 MOp::Multi(items) => {
                     let ops: Vec<MultiOp> = items.iter().map(|(p, is_create)| if *is_create {
-                        MultiOp::Create(CreateOp { acl: Vec::new(), path: PATHS[*p].into(), data: Bytes::copy_from_slice(data.as_bytes()), mode: CreateMode::Persistent, ttl_ms: 0, create_parents: false, session_id: 0 })
+                        MultiOp::Create(CreateOp { acl: Vec::new(), path: PATHS[*p].into(), data: Bytes::copy_from_slice(data.as_bytes()), mode: CreateMode::Persistent, ttl_ms: 0, create_parents: false })
                     } else {
                         MultiOp::Delete(DeleteOp { path: PATHS[*p].into(), version: None })
                     }).collect();
@@ -633,7 +661,11 @@ mod lock_rules {
     use crate::fsm::command::LockOp;
     use crate::fsm::locks::LockKind;
 
-    fn lock(paths: &[&str], kind: LockKind, session_id: u64) -> LockOp {
+    fn lock(paths: &[&str], kind: LockKind, session: u64) -> Write {
+        by(session, Op::Lock(lock_op(paths, kind)))
+    }
+
+    fn lock_op(paths: &[&str], kind: LockKind) -> LockOp {
         LockOp {
             paths: paths.iter().map(|p| p.to_string()).collect(),
             kind,
@@ -642,13 +674,12 @@ mod lock_rules {
             permits: 1,
             max_leases: 0,
             data: Bytes::new(),
-            session_id,
         }
     }
 
     /// (nodes, granted, token) of a lock request.
-    fn acquire(sm: &mut Sm, op: LockOp) -> (Vec<String>, bool, u64) {
-        match sm.ok(Op::Lock(op)) {
+    fn acquire(sm: &mut Sm, w: Write) -> (Vec<String>, bool, u64) {
+        match sm.ok(w) {
             Outcome::Locked { nodes, granted, token } => (nodes, granted, token),
             o => panic!("{o:?}"),
         }
@@ -669,7 +700,7 @@ mod lock_rules {
         assert_eq!(na[0], "/l/lock-0000000000");
         assert_eq!(sm.stat(&na[0]).unwrap().ephemeral_owner, a, "holders are the session's ephemeral nodes");
         // Release: the next in line gets it in the same entry.
-        let released = sm.apply(Op::Unlock { node: na[0].clone(), session_id: a });
+        let released = sm.apply(by(a, Op::Unlock { node: na[0].clone() }));
         assert_eq!(released.result, Ok(Outcome::Unlocked { released: true }));
         let tb = granted(&sm, &nb[0]).expect("b holds");
         assert!(tb > ta, "tokens increase");
@@ -680,11 +711,11 @@ mod lock_rules {
         assert!(tc > tb);
         // A released node is gone; releasing again says so.
         assert_eq!(
-            sm.apply(Op::Unlock { node: na[0].clone(), session_id: a }).result,
+            sm.apply(by(a, Op::Unlock { node: na[0].clone() })).result,
             Ok(Outcome::Unlocked { released: false })
         );
         // The lock path is a container: emptied, it becomes reapable.
-        sm.ok(Op::Unlock { node: nc[0].clone(), session_id: c });
+        sm.ok(by(c, Op::Unlock { node: nc[0].clone() }));
         assert_eq!(sm.read().reapable(sm.time, 10).unwrap(), vec!["/l"]);
     }
 
@@ -721,27 +752,26 @@ mod lock_rules {
     fn reentrant_holds_count_and_readers_never_upgrade() {
         let mut sm = Sm::new();
         let a = open_session(&mut sm);
-        let mut op = lock(&["/r"], LockKind::Mutex, a);
-        op.reentrant = true;
+        let op = by(a, Op::Lock(LockOp { reentrant: true, ..lock_op(&["/r"], LockKind::Mutex) }));
         let (n1, g1, t1) = acquire(&mut sm, op.clone());
         let (n2, g2, t2) = acquire(&mut sm, op.clone());
         assert!(g1 && g2);
         assert_eq!((n1.clone(), t1), (n2, t2), "the same hold, counted");
-        sm.ok(Op::Unlock { node: n1[0].clone(), session_id: a });
+        sm.ok(by(a, Op::Unlock { node: n1[0].clone() }));
         assert!(granted(&sm, &n1[0]).is_some(), "one level released, still held");
-        sm.ok(Op::Unlock { node: n1[0].clone(), session_id: a });
+        sm.ok(by(a, Op::Unlock { node: n1[0].clone() }));
         assert!(sm.stat(&n1[0]).is_none());
         // Another session's node cannot be released.
         let b = open_session(&mut sm);
         let (nb, _, _) = acquire(&mut sm, lock(&["/r"], LockKind::Mutex, b));
-        assert!(matches!(sm.err(Op::Unlock { node: nb[0].clone(), session_id: a }), GroveError::BadArguments { .. }));
+        assert!(matches!(sm.err(by(a, Op::Unlock { node: nb[0].clone() })), GroveError::BadArguments { .. }));
 
         let (_, gr, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Read, a));
         assert!(gr);
-        let e = sm.err(Op::Lock(lock(&["/rw"], LockKind::Write, a)));
+        let e = sm.err(lock(&["/rw"], LockKind::Write, a));
         assert!(e.to_string().contains("cannot be upgraded"), "{e}");
         assert!(
-            matches!(sm.err(Op::Lock(lock(&["/rw"], LockKind::Mutex, a))), GroveError::BadArguments { .. }),
+            matches!(sm.err(lock(&["/rw"], LockKind::Mutex, a)), GroveError::BadArguments { .. }),
             "kinds do not mix"
         );
     }
@@ -756,14 +786,14 @@ mod lock_rules {
         assert!(gw && g_own, "a writer may take the read lock");
         assert!(!g_b, "others wait for the writer");
         assert!(w[0].contains("__WRIT__") && r_own[0].contains("__READ__"));
-        sm.ok(Op::Unlock { node: w[0].clone(), session_id: a });
+        sm.ok(by(a, Op::Unlock { node: w[0].clone() }));
         assert!(granted(&sm, &r_b[0]).is_some(), "readers share");
         // A writer waits for every reader, and later readers queue behind it.
         let (w_c, gwc, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Write, c));
         let (r_late, _, _) = acquire(&mut sm, lock(&["/rw"], LockKind::Read, b));
         assert!(!gwc && granted(&sm, &r_late[0]).is_none());
-        sm.ok(Op::Unlock { node: r_own[0].clone(), session_id: a });
-        sm.ok(Op::Unlock { node: r_b[0].clone(), session_id: b });
+        sm.ok(by(a, Op::Unlock { node: r_own[0].clone() }));
+        sm.ok(by(b, Op::Unlock { node: r_b[0].clone() }));
         assert!(granted(&sm, &w_c[0]).is_some());
         assert!(granted(&sm, &r_late[0]).is_none());
     }
@@ -772,16 +802,18 @@ mod lock_rules {
     fn semaphore_leases_and_multi_locks() {
         let mut sm = Sm::new();
         let (a, b, c) = (open_session(&mut sm), open_session(&mut sm), open_session(&mut sm));
-        let sem = |s, n, max| LockOp { permits: n, max_leases: max, ..lock(&["/sem"], LockKind::Semaphore, s) };
+        let sem = |s, n, max| {
+            by(s, Op::Lock(LockOp { permits: n, max_leases: max, ..lock_op(&["/sem"], LockKind::Semaphore) }))
+        };
         let (na, ga, _) = acquire(&mut sm, sem(a, 2, 3));
         assert!(ga);
         assert!(na[0].starts_with("/sem/leases/lease-"));
         let (nb, gb, _) = acquire(&mut sm, sem(b, 2, 3));
         let (_, gc, _) = acquire(&mut sm, sem(c, 1, 3));
         assert!(!gb && !gc, "c does not overtake b, though one lease is free");
-        assert!(matches!(sm.err(Op::Lock(sem(c, 1, 5))), GroveError::BadArguments { .. }), "sizes must agree");
-        assert!(matches!(sm.err(Op::Lock(sem(c, 9, 0))), GroveError::BadArguments { .. }));
-        sm.ok(Op::Unlock { node: na[0].clone(), session_id: a });
+        assert!(matches!(sm.err(sem(c, 1, 5)), GroveError::BadArguments { .. }), "sizes must agree");
+        assert!(matches!(sm.err(sem(c, 9, 0)), GroveError::BadArguments { .. }));
+        sm.ok(by(a, Op::Unlock { node: na[0].clone() }));
         assert!(granted(&sm, &nb[0]).is_some());
 
         // A multi-lock holds all its locks or none.
@@ -791,10 +823,10 @@ mod lock_rules {
         assert_eq!(granted(&sm, &m[1]), None, "not /m2 alone while /m1 is taken");
         let (y, gy, _) = acquire(&mut sm, lock(&["/m2"], LockKind::Mutex, c));
         assert!(!gy, "queued behind the multi-lock");
-        sm.ok(Op::Unlock { node: x[0].clone(), session_id: a });
+        sm.ok(by(a, Op::Unlock { node: x[0].clone() }));
         let (t1, t2) = (granted(&sm, &m[0]).unwrap(), granted(&sm, &m[1]).unwrap());
         assert_eq!(t1, t2, "granted together");
-        sm.ok(Op::Unlock { node: m[1].clone(), session_id: b });
+        sm.ok(by(b, Op::Unlock { node: m[1].clone() }));
         assert!(sm.stat(&m[0]).is_none(), "releasing one releases the set");
         assert!(granted(&sm, &y[0]).is_some());
     }
@@ -802,11 +834,11 @@ mod lock_rules {
     #[test]
     fn a_dead_session_cannot_queue() {
         let mut sm = Sm::new();
-        assert!(matches!(sm.err(Op::Lock(lock(&["/l"], LockKind::Mutex, 999))), GroveError::SessionExpired { .. }));
-        assert!(matches!(sm.err(Op::Lock(lock(&["/l"], LockKind::Mutex, 0))), GroveError::BadArguments { .. }));
+        assert!(matches!(sm.err(lock(&["/l"], LockKind::Mutex, 999)), GroveError::SessionExpired { .. }));
+        assert!(matches!(sm.err(lock(&["/l"], LockKind::Mutex, 0)), GroveError::BadArguments { .. }));
         let a = open_session(&mut sm);
-        assert!(matches!(sm.err(Op::Lock(lock(&["relative"], LockKind::Mutex, a))), GroveError::BadArguments { .. }));
-        assert!(matches!(sm.err(Op::Lock(lock(&["/a", "/a"], LockKind::Mutex, a))), GroveError::BadArguments { .. }));
+        assert!(matches!(sm.err(lock(&["relative"], LockKind::Mutex, a)), GroveError::BadArguments { .. }));
+        assert!(matches!(sm.err(lock(&["/a", "/a"], LockKind::Mutex, a)), GroveError::BadArguments { .. }));
     }
 }
 
@@ -896,7 +928,6 @@ mod quota_rules {
             mode: CreateMode::Persistent,
             ttl_ms: 0,
             create_parents: false,
-            session_id: 0,
         }
     }
 
@@ -940,20 +971,15 @@ mod quota_rules {
         let mut sm = Sm::new();
         sm.ok(create("/q", ""));
         let admin = digest_id("ops", "pw");
-        sm.ok(Op::As {
-            caller: Caller::server(),
-            op: Box::new(Op::SetAcl {
-                path: "/".into(),
-                acl: vec![AclEntry::new(crate::fsm::acl::ALL, "digest", &admin)],
-                version: None,
-            }),
-        });
-        let anonymous = Op::As { caller: Caller::default(), op: Box::new(set_quota("/q", hard_count(1))) };
-        assert!(matches!(sm.err(anonymous), GroveError::NoAuth { .. }));
-        let ops = Caller { ids: vec![("digest".into(), admin)], superuser: false };
-        sm.ok(Op::As { caller: ops.clone(), op: Box::new(set_quota("/q", hard_count(1))) });
-        let del = Op::As { caller: Caller::default(), op: Box::new(Op::DeleteQuota { path: "/q".into() }) };
-        assert!(matches!(sm.err(del), GroveError::NoAuth { .. }));
+        sm.ok(Write::by_server(Op::SetAcl {
+            path: "/".into(),
+            acl: vec![AclEntry::new(crate::fsm::acl::ALL, "digest", &admin)],
+            version: None,
+        }));
+        assert!(matches!(sm.err(set_quota("/q", hard_count(1))), GroveError::NoAuth { .. }), "anonymous");
+        let ops = Caller { ids: vec![("digest".into(), admin)], ..Caller::default() };
+        sm.ok(Write::new(ops.clone(), 0, set_quota("/q", hard_count(1))));
+        assert!(matches!(sm.err(Op::DeleteQuota { path: "/q".into() }), GroveError::NoAuth { .. }));
     }
 
     proptest! {

@@ -13,8 +13,7 @@ use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
 
 use super::Node;
 use crate::error::GroveError;
-use crate::fsm::command::RequestId;
-use crate::fsm::{CommandResult, Op};
+use crate::fsm::command::{CommandResult, Write};
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
 
 fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
@@ -37,12 +36,11 @@ impl Node {
         &self,
         leader_id: u64,
         leader: &PeerNode,
-        op: &Op,
-        request: RequestId,
+        write: &Write,
     ) -> Result<(u64, CommandResult), GroveError> {
         let mut client =
             self.channels.client(&self.peer_address_of(leader_id, leader)).map_err(GroveError::internal)?;
-        let command = postcard::to_allocvec(&(op, request)).map_err(GroveError::internal)?;
+        let command = postcard::to_allocvec(write).map_err(GroveError::internal)?;
         let reply = client
             .forward(ForwardRequest { command: command.into() })
             .await
@@ -83,15 +81,12 @@ pub struct PeerGateway {
 }
 
 impl PeerHandler for PeerGateway {
-    async fn forward(&self, op: Op, request: RequestId) -> Result<(u64, CommandResult), GroveError> {
+    async fn forward(&self, write: Write) -> Result<(u64, CommandResult), GroveError> {
         // Into the leader's own batches; the leader stamps the time.
-        match self.node.proposer.submit(op, request).await {
+        match self.node.proposer.submit(Arc::new(write)).await {
             Ok(r) => Ok(r),
             // Never forward twice: the sender retries with the leader it learns about.
-            Err(NotHere::NotLeader(_)) => Err(GroveError::NotReady {
-                message: "this server is no longer the leader".into(),
-                leader: self.node.leader_hint(),
-            }),
+            Err(NotHere::NotLeader(_)) => Err(GroveError::not_leader(self.node.leader_hint())),
             Err(NotHere::Failed(e)) => Err(e),
         }
     }
@@ -99,10 +94,7 @@ impl PeerHandler for PeerGateway {
     async fn read_index(&self) -> Result<u64, GroveError> {
         match self.node.consensus.read_index().await {
             Ok(i) => Ok(i),
-            Err(NotHere::NotLeader(_)) => Err(GroveError::NotReady {
-                message: "this server is no longer the leader".into(),
-                leader: self.node.leader_hint(),
-            }),
+            Err(NotHere::NotLeader(_)) => Err(GroveError::not_leader(self.node.leader_hint())),
             Err(NotHere::Failed(e)) => Err(e),
         }
     }

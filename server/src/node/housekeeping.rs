@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Node, now_ms};
-use crate::fsm::Op;
+use crate::fsm::command::Op;
 use crate::raft::{PeerNode, Role};
+use crate::storage::access::StateTables;
 
 /// Most paths reaped by one entry.
 const REAP_BATCH: usize = 1000;

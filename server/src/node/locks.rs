@@ -16,8 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Consistency, Node, ReadView};
 use crate::error::GroveError;
-use crate::fsm::command::{LockOp, RequestId};
-use crate::fsm::{Applied, Event, EventKind, Op, Outcome, ReadTables, path};
+use crate::fsm::acl::Caller;
+use crate::fsm::command::{Applied, Event, EventKind, LockOp, Op, Outcome, RequestId, Write};
+use crate::fsm::path;
+use crate::storage::access::StateTables;
+use crate::storage::read::ReadTables;
 
 type Waiter = oneshot::Sender<Result<u64, GroveError>>;
 
@@ -146,7 +149,8 @@ fn node_gone(node: &str) -> GroveError {
 struct Withdraw {
     node: Arc<Node>,
     lock_node: String,
-    session_id: u64,
+    /// Who queued it: the withdrawal acts for the same session.
+    caller: Caller,
     armed: bool,
 }
 
@@ -154,9 +158,10 @@ impl Drop for Withdraw {
     fn drop(&mut self) {
         if self.armed {
             self.node.lock_waiters.forget(&self.lock_node);
-            let (node, lock_node, session_id) = (self.node.clone(), self.lock_node.clone(), self.session_id);
+            let (node, lock_node, caller) = (self.node.clone(), self.lock_node.clone(), self.caller.clone());
             tokio::spawn(async move {
-                if let Err(e) = node.propose(Op::Unlock { node: lock_node.clone(), session_id }).await {
+                let write = Write::new(caller, 0, Op::Unlock { node: lock_node.clone() });
+                if let Err(e) = node.propose(write).await {
                     tracing::warn!("withdrawing lock node {lock_node}: {e}");
                 }
             });
@@ -169,17 +174,17 @@ impl Drop for Withdraw {
 struct Queueing {
     node: Arc<Node>,
     proposal: Option<tokio::task::JoinHandle<Result<(u64, Outcome), GroveError>>>,
-    session_id: u64,
+    caller: Caller,
 }
 
 impl Drop for Queueing {
     fn drop(&mut self) {
         let Some(proposal) = self.proposal.take() else { return };
-        let (node, session_id) = (self.node.clone(), self.session_id);
+        let (node, caller) = (self.node.clone(), self.caller.clone());
         tokio::spawn(async move {
             if let Ok(Ok((_, Outcome::Locked { nodes, .. }))) = proposal.await
                 && let Some(first) = nodes.into_iter().next()
-                && let Err(e) = node.propose(Op::Unlock { node: first.clone(), session_id }).await
+                && let Err(e) = node.propose(Write::new(caller, 0, Op::Unlock { node: first.clone() })).await
             {
                 tracing::warn!("withdrawing lock node {first}: {e}");
             }
@@ -203,23 +208,22 @@ impl Node {
     pub async fn acquire(
         self: &Arc<Self>,
         op: LockOp,
-        caller: crate::fsm::acl::Caller,
+        caller: Caller,
         request: RequestId,
         wait: Option<Duration>,
     ) -> Result<(u64, Vec<String>), GroveError> {
-        let session_id = op.session_id;
         let lock_path = op.paths.first().cloned().unwrap_or_default();
         // Held until this request is answered: bounds what one client can leave waiting.
-        let _slot = self.waiter_slots.take(session_id)?;
+        let _slot = self.waiter_slots.take(caller.session)?;
         // The holder node is created with the caller's rights: CREATE on the lock's path.
-        let op = Op::As { caller, op: Box::new(Op::Lock(op)) };
+        let write = Write::new(caller.clone(), request, Op::Lock(op));
         // The request is proposed in a task of its own: a caller that goes away while it is
         // being committed must not leave its node queued with nobody waiting for it.
         let proposal = tokio::spawn({
             let node = self.clone();
-            async move { node.propose_request(op, request).await }
+            async move { node.propose(write).await }
         });
-        let mut queueing = Queueing { node: self.clone(), proposal: Some(proposal), session_id };
+        let mut queueing = Queueing { node: self.clone(), proposal: Some(proposal), caller: caller.clone() };
         let proposed = queueing.proposal.as_mut().expect("just set").await;
         queueing.proposal = None;
         let (zxid, outcome) =
@@ -235,7 +239,8 @@ impl Node {
         // so its first node stands for all.
         let first = nodes[0].clone();
         let rx = self.lock_waiters.register(&first);
-        let mut withdraw = Withdraw { node: self.clone(), lock_node: first.clone(), session_id, armed: true };
+        let mut withdraw =
+            Withdraw { node: self.clone(), lock_node: first.clone(), caller: caller.clone(), armed: true };
         self.wait_applied(zxid, Instant::now() + self.config.request_timeout).await?;
         match self.view()?.tables.lock(&first)? {
             Some(rec) if rec.granted => {
@@ -270,7 +275,7 @@ impl Node {
                 // grant that lands first is released by the same operation.
                 withdraw.armed = false;
                 self.lock_waiters.forget(&first);
-                self.propose(Op::Unlock { node: first, session_id }).await?;
+                self.propose(Write::new(caller, 0, Op::Unlock { node: first })).await?;
                 Err(GroveError::LockTimeout { path: lock_path })
             }
         }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, ReadableDatabase};
 use tokio::sync::watch;
 
 use self::read_index::ReadIndexBatcher;
@@ -28,11 +27,12 @@ use self::sessions::{SessionCheck, SessionTracker};
 use self::watch_hub::{HubConfig, WatchHub};
 use crate::config::Config;
 use crate::error::{GroveError, LeaderHint};
-use crate::fsm::command::RequestId;
-use crate::fsm::tables::storage_err;
-use crate::fsm::{Applied, ApplyObserver, Command, Op, Outcome, ReadTables};
+use crate::fsm::ApplyObserver;
+use crate::fsm::command::{Applied, Command, CommandResult, Op, Outcome, Write, new_request_id};
 use crate::raft::{Consensus, LogStats, NotHere, PeerChannels, PeerNode, RaftStatus, Role};
-use crate::storage::tables::{APPLIED_INDEX_KEY, ENDED_SESSIONS, STATE_META};
+use crate::storage::access::StateTables;
+use crate::storage::read::ReadTables;
+use crate::storage::state::StateDb;
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub struct Node {
     pub client_addr: String,
     pub peer_addr: String,
     pub(crate) consensus: Consensus,
-    db: Arc<Database>,
+    state: StateDb,
     pub hub: Arc<WatchHub>,
     pub sessions: Arc<SessionTracker>,
     pub(crate) lock_waiters: Arc<locks::LockWaiters>,
@@ -114,7 +114,7 @@ struct Observer {
     sessions: Arc<SessionTracker>,
     lock_waiters: Arc<locks::LockWaiters>,
     applied: watch::Sender<u64>,
-    db: Arc<Database>,
+    state: StateDb,
 }
 
 impl ApplyObserver for Observer {
@@ -129,34 +129,16 @@ impl ApplyObserver for Observer {
 
     fn reset(&self, zxid: u64) {
         self.hub.reset(zxid);
-        match live_sessions(&self.db) {
+        match self.state.live_sessions() {
             Ok(live) => self.sessions.load(live),
             Err(e) => tracing::error!("reloading sessions after a snapshot: {e}"),
         }
-        match self.db.begin_read().map_err(storage_err).and_then(ReadTables::open) {
+        match self.state.read() {
             Ok(tables) => self.lock_waiters.reset(&tables),
             Err(e) => tracing::error!("settling lock waiters after a snapshot: {e}"),
         }
         self.applied.send_replace(zxid);
     }
-}
-
-fn live_sessions(db: &Database) -> Result<Vec<(u64, crate::fsm::SessionRecord)>, GroveError> {
-    let txn = db.begin_read().map_err(storage_err)?;
-    ReadTables::open(txn)?.sessions()
-}
-
-fn applied_index(db: &Database) -> Result<u64, GroveError> {
-    let txn = db.begin_read().map_err(storage_err)?;
-    read_applied_index(&txn)
-}
-
-fn read_applied_index(txn: &redb::ReadTransaction) -> Result<u64, GroveError> {
-    let meta = txn.open_table(STATE_META).map_err(storage_err)?;
-    Ok(match meta.get(APPLIED_INDEX_KEY).map_err(storage_err)? {
-        Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| GroveError::internal("corrupt applied index"))?),
-        None => 0,
-    })
 }
 
 pub fn now_ms() -> i64 {
@@ -172,19 +154,12 @@ impl Node {
         config: Config,
         client_addr: String,
         peer_addr: String,
-        peer_tls: Option<Arc<crate::tls::ServerTls>>,
+        peer_tls: Option<Arc<crate::transport::tls::ServerTls>>,
     ) -> anyhow::Result<Arc<Node>> {
         let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir)?;
-        let db = Arc::new(crate::raft::open_database(&config.data_dir.join("state.redb"), config.cache_bytes)?);
-        // The tables exist from the first start on; readers rely on it.
-        {
-            let txn = db.begin_write()?;
-            crate::fsm::WriteTables::open(&txn)?.ensure_root()?;
-            txn.open_table(STATE_META)?;
-            txn.commit()?;
-        }
-        let applied_at_start = applied_index(&db)?;
+        let state = StateDb::open(&config.data_dir.join("state.redb"), config.cache_bytes)?;
+        let applied_at_start = state.applied_index()?;
         let hub = Arc::new(WatchHub::new(
             HubConfig {
                 history_entries: config.watch_history_entries,
@@ -195,7 +170,7 @@ impl Node {
             },
             applied_at_start,
         ));
-        let sessions = Arc::new(SessionTracker::new(live_sessions(&db)?));
+        let sessions = Arc::new(SessionTracker::new(state.live_sessions()?));
         let (applied_tx, applied_rx) = watch::channel(applied_at_start);
         let lock_waiters = Arc::new(locks::LockWaiters::default());
         let observer = Arc::new(Observer {
@@ -203,10 +178,10 @@ impl Node {
             sessions: sessions.clone(),
             lock_waiters: lock_waiters.clone(),
             applied: applied_tx,
-            db: db.clone(),
+            state: state.clone(),
         });
         let channels = PeerChannels::new(peer_tls);
-        let consensus = Consensus::open(&config, db.clone(), observer, channels.clone()).await?;
+        let consensus = Consensus::open(&config, state.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
         let (stop, _) = watch::channel(false);
         let (proposer, proposals) = proposer::Proposer::new();
@@ -215,7 +190,7 @@ impl Node {
             client_addr,
             peer_addr,
             consensus,
-            db,
+            state,
             hub,
             sessions,
             lock_waiters,
@@ -363,17 +338,11 @@ impl Node {
 
     /// Proposes a write and returns its zxid and outcome. Forwards to the leader when this
     /// server is not it; fails with NO_QUORUM when nothing commits within the request
-    /// timeout (the write may then still be applied later: its outcome is unknown).
-    pub async fn propose(self: &Arc<Self>, op: Op) -> Result<(u64, Outcome), GroveError> {
-        self.propose_request(op, 0).await
-    }
-
-    /// Like `propose`, for a write the client identified (0: not identified): a retry with
-    /// the same id, here or on any server, is answered with the first result instead of
-    /// being applied again.
-    pub async fn propose_request(self: &Arc<Self>, op: Op, request: RequestId) -> Result<(u64, Outcome), GroveError> {
+    /// timeout (the write may then still be applied later: its outcome is unknown). A write
+    /// with a request id is applied once however often it is retried, here or elsewhere.
+    pub async fn propose(self: &Arc<Self>, write: Write) -> Result<(u64, Outcome), GroveError> {
         let timeout = self.config.request_timeout;
-        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_op(op, request)).await {
+        let (zxid, result) = match tokio::time::timeout(timeout, self.propose_write(write)).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(GroveError::NoQuorum {
@@ -392,35 +361,32 @@ impl Node {
     /// expiry and reaping are the leader's decisions, and a server that just lost
     /// leadership must not have its stale decision committed by the next leader.
     pub(crate) async fn propose_as_leader(self: &Arc<Self>, op: Op) -> Result<(), GroveError> {
-        let cmd = Command::single(now_ms(), op);
+        let cmd = Command::single(now_ms(), Write::by_server(op));
         match tokio::time::timeout(self.config.request_timeout, self.consensus.write(cmd)).await {
-            Ok(Ok((_, mut results))) => results.pop().unwrap_or(Ok(crate::fsm::Outcome::Done)).map(|_| ()),
+            Ok(Ok((_, mut results))) => results.pop().unwrap_or(Ok(Outcome::Done)).map(|_| ()),
             Ok(Err(NotHere::Failed(e))) => Err(e),
-            Ok(Err(NotHere::NotLeader(_))) => {
-                Err(GroveError::NotReady { message: "no longer the leader".into(), leader: None })
-            }
+            Ok(Err(NotHere::NotLeader(_))) => Err(GroveError::not_leader(None)),
             Err(_) => Err(GroveError::NoQuorum { message: "not committed in time".into(), leader: None }),
         }
     }
 
     /// Proposes on the leader (batched here, or forwarded), retrying while no leader is
     /// known.
-    pub(crate) async fn propose_op(
-        self: &Arc<Self>,
-        op: Op,
-        mut request: RequestId,
-    ) -> Result<(u64, crate::fsm::CommandResult), GroveError> {
+    async fn propose_write(self: &Arc<Self>, write: Write) -> Result<(u64, CommandResult), GroveError> {
+        let mut write = Arc::new(write);
         loop {
-            match self.proposer.submit(op.clone(), request).await {
+            match self.proposer.submit(write.clone()).await {
                 Ok(r) => return Ok(r),
                 Err(NotHere::Failed(e)) => return Err(e),
                 Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
                     // Forwarded writes carry an id, so a forward that failed in an unknown
                     // state can be sent again: the leader applies it once.
-                    if request == 0 {
-                        request = crate::fsm::command::new_request_id(now_ms(), rand::random());
+                    if write.request_id == 0 {
+                        let mut w = (*write).clone();
+                        w.request_id = new_request_id(now_ms(), rand::random());
+                        write = Arc::new(w);
                     }
-                    match self.forward_write(id, &node, &op, request).await {
+                    match self.forward_write(id, &node, &write).await {
                         Err(GroveError::NotReady { .. } | GroveError::NoQuorum { .. }) => {}
                         other => return other,
                     }
@@ -502,9 +468,8 @@ impl Node {
 
     /// The current local state.
     pub fn view(&self) -> Result<ReadView, GroveError> {
-        let txn = self.db.begin_read().map_err(storage_err)?;
-        let zxid = read_applied_index(&txn)?;
-        Ok(ReadView { tables: ReadTables::open(txn)?, zxid })
+        let tables = self.state.read()?;
+        Ok(ReadView { zxid: tables.applied_index()?, tables })
     }
 
     /// Checks a session id and secret, and counts the request as a sign of life.
@@ -520,9 +485,7 @@ impl Node {
     }
 
     fn session_ended(&self, id: u64) -> bool {
-        let Ok(txn) = self.db.begin_read() else { return false };
-        let Ok(table) = txn.open_table(ENDED_SESSIONS) else { return false };
-        matches!(table.get(&id.to_be_bytes()[..]), Ok(Some(_)))
+        self.state.read().and_then(|t| t.session_ended(id)).unwrap_or(false)
     }
 
     /// Whether this server is in touch with a quorum: a leader that heard from one within

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Node, now_ms};
-use crate::fsm::command::MAX_BATCH;
-use crate::fsm::command::RequestId;
-use crate::fsm::{Command, CommandResult, Op};
+use crate::fsm::command::{Command, CommandResult, MAX_BATCH, Op, Write};
 use crate::raft::NotHere;
 
 /// Entries proposed and not yet applied at any time. One at a time makes the largest
@@ -27,15 +25,20 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 
 type Reply = oneshot::Sender<Result<(u64, CommandResult), NotHere>>;
 
-/// A queued write: the operation, its request id (0: none), where to answer.
-type Queued = (Op, RequestId, Reply);
+/// A queued write and where to answer.
+type Queued = (Arc<Write>, Reply);
 
 pub(super) struct Proposer {
     tx: mpsc::UnboundedSender<Queued>,
 }
 
+/// About how many bytes a write adds to an entry: what the batch limit counts.
+fn write_bytes(w: &Write) -> usize {
+    w.caller.ids.iter().map(|(s, id)| s.len() + id.len()).sum::<usize>() + op_bytes(&w.op)
+}
+
 fn op_bytes(op: &Op) -> usize {
-    use crate::fsm::{CreateOp, MultiOp, SetOp};
+    use crate::fsm::command::{CreateOp, MultiOp, SetOp};
     let create = |c: &CreateOp| c.path.len() + c.data.len();
     let set = |s: &SetOp| s.path.len() + s.data.len();
     64 + match op {
@@ -56,8 +59,6 @@ fn op_bytes(op: &Op) -> usize {
         Op::Lock(l) => l.paths.iter().map(String::len).sum::<usize>() + l.data.len(),
         Op::Proclaim { node, data, .. } => node.len() + data.len(),
         Op::SetAcl { path, acl, .. } => path.len() + acl_bytes(acl),
-        // Every client write comes wrapped with its caller: count what it wraps.
-        Op::As { caller, op } => caller.ids.iter().map(|(s, id)| s.len() + id.len()).sum::<usize>() + op_bytes(op),
         _ => 0,
     }
 }
@@ -73,9 +74,9 @@ impl Proposer {
     }
 
     /// Queues a write; resolves once its entry is applied (or failed).
-    pub(super) async fn submit(&self, op: Op, request: RequestId) -> Result<(u64, CommandResult), NotHere> {
+    pub(super) async fn submit(&self, write: Arc<Write>) -> Result<(u64, CommandResult), NotHere> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send((op, request, reply)).is_err() {
+        if self.tx.send((write, reply)).is_err() {
             return Err(NotHere::Failed(crate::error::GroveError::internal("the server is shutting down")));
         }
         rx.await
@@ -102,30 +103,26 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         // Everything that queued up while the previous entries were busy joins this one.
-        let mut bytes = op_bytes(&first.0);
-        let mut ops = vec![first.0];
-        let mut ids = vec![first.1];
-        let mut replies = vec![first.2];
-        while ops.len() < MAX_BATCH {
+        let mut bytes = write_bytes(&first.0);
+        let mut writes = vec![first.0];
+        let mut replies = vec![first.1];
+        while writes.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((op, id, reply)) => {
-                    let b = op_bytes(&op);
+                Ok((write, reply)) => {
+                    let b = write_bytes(&write);
                     if bytes + b > MAX_BATCH_BYTES {
-                        carry = Some((op, id, reply));
+                        carry = Some((write, reply));
                         break;
                     }
                     bytes += b;
-                    ops.push(op);
-                    ids.push(id);
+                    writes.push(write);
                     replies.push(reply);
                 }
                 Err(_) => break,
             }
         }
-        metrics::histogram!("grove_batch_operations").record(ops.len() as f64);
-        // Ids cost a lookup per operation at apply time: send them only if one is set.
-        let request_ids = if ids.iter().any(|id| *id != 0) { ids } else { Vec::new() };
-        let cmd = Command { time_ms: now_ms(), ops, request_ids };
+        metrics::histogram!("grove_batch_operations").record(writes.len() as f64);
+        let cmd = Command::new(now_ms(), writes);
         match node.consensus.submit(cmd).await {
             Ok(applied) => {
                 tokio::spawn(async move {
@@ -158,22 +155,22 @@ pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>
 mod tests {
     use super::*;
     use crate::fsm::acl::{AclEntry, Caller};
-    use crate::fsm::{CreateMode, CreateOp};
+    use crate::fsm::command::CreateOp;
+    use crate::fsm::znode::CreateMode;
 
     #[test]
-    fn a_wrapped_write_counts_what_it_wraps() {
+    fn a_write_counts_its_data_and_its_caller() {
         let big = Op::Create(CreateOp {
             path: "/big".into(),
             data: bytes::Bytes::from(vec![0u8; 1 << 20]),
             mode: CreateMode::Persistent,
             ttl_ms: 0,
             create_parents: false,
-            session_id: 0,
             acl: vec![AclEntry::new(1, "x509", &"x".repeat(500))],
         });
         let plain = op_bytes(&big);
         assert!(plain > (1 << 20) + 500, "{plain}");
-        let wrapped = Op::As { caller: Caller::default(), op: Box::new(big) };
-        assert_eq!(op_bytes(&wrapped), plain + 64, "the batch limit sees the data inside Op::As");
+        let caller = Caller { session: 7, ids: vec![("x509".into(), "y".repeat(300))], superuser: false };
+        assert_eq!(write_bytes(&Write::new(caller, 0, big)), plain + 4 + 300, "the batch limit sees the caller too");
     }
 }

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::GroveError;
-use crate::fsm::{Applied, SessionChange, SessionRecord};
+use crate::fsm::command::{Applied, SessionChange};
+use crate::fsm::session::SessionRecord;
 
 struct Tracked {
     timeout: Duration,
@@ -175,7 +176,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fsm::Outcome;
+    use crate::fsm::command::Outcome;
 
     fn opened(id: u64, timeout_ms: i64) -> Applied {
         Applied {

@@ -45,10 +45,7 @@ impl Node {
     pub async fn transfer_leadership(self: &Arc<Self>, to: u64) -> Result<u64, GroveError> {
         let st = self.consensus.status();
         if st.role != Role::Leader {
-            return Err(GroveError::NotReady {
-                message: "leadership is handed over by the leader".into(),
-                leader: self.leader_hint_resolved().await,
-            });
+            return Err(GroveError::not_leader(self.leader_hint_resolved().await));
         }
         let others: Vec<_> = st.members.iter().filter(|m| m.voter && m.id != self.id).cloned().collect();
         let target = match to {

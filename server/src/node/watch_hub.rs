@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 
 use crate::error::{GroveError, Limit};
 use crate::fsm::acl::{Caller, READ};
+use crate::fsm::command::{Applied, Event, EventKind};
 use crate::fsm::path;
-use crate::fsm::{Applied, Event, EventKind};
 
 /// What a watch observes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,14 +608,20 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::fsm::Stat;
+    use crate::fsm::znode::Stat;
 
     fn ev(kind: EventKind, path: &str) -> Event {
         Event { kind, path: path.into(), stat: Stat::default(), data: Bytes::new(), acl: Vec::new() }
     }
 
     fn applied(zxid: u64, events: Vec<Event>) -> Applied {
-        Applied { zxid, results: vec![Ok(crate::fsm::Outcome::Done)], events, sessions: vec![], grants: vec![] }
+        Applied {
+            zxid,
+            results: vec![Ok(crate::fsm::command::Outcome::Done)],
+            events,
+            sessions: vec![],
+            grants: vec![],
+        }
     }
 
     fn spec(id: i64, path: &str, kind: WatchKind, start: u64) -> WatchSpec {

@@ -19,11 +19,15 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::oneshot;
 
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::fsm::command::LOG_FORMAT;
 use crate::storage::tables::{LOG, LOG_META};
+
+/// Key in `log_meta` of the log format (one byte, `LOG_FORMAT`).
+const FORMAT_KEY: &str = "format";
 
 /// Largest number of queued writes committed in one transaction.
 const MAX_GROUP: usize = 4096;
@@ -101,11 +105,27 @@ impl LogStore {
                 if let Some(raw) = get("last_purged")? {
                     meta.last_purged = Some(postcard::from_bytes(&raw).map_err(read_err)?);
                 }
+                let used = meta.vote.is_some() || meta.last_purged.is_some() || !log.is_empty().map_err(read_err)?;
+                match get(FORMAT_KEY)? {
+                    Some(raw) if raw == [LOG_FORMAT] => {}
+                    // A log from before formats were recorded is format 1.
+                    None if !used => {}
+                    found => {
+                        let found = found.and_then(|r| r.first().copied()).unwrap_or(1);
+                        return Err(read_err(format!(
+                            "raft-log.redb is in log format {found}, and this server reads only format {LOG_FORMAT}: \
+                             the data directory was written by another Grove version, and there is no migration \
+                             between formats. Start this server on an empty data directory (in an ensemble, \
+                             as a new member: docs/operations.md)"
+                        )));
+                    }
+                }
                 if let Some((_, raw)) = log.last().map_err(read_err)? {
                     let entry: Entry = postcard::from_bytes(raw.value()).map_err(read_err)?;
                     meta.last = Some(*entry.get_log_id());
                 }
             }
+            txn.open_table(LOG_META).map_err(write_err)?.insert(FORMAT_KEY, &[LOG_FORMAT][..]).map_err(write_err)?;
             txn.commit().map_err(write_err)?;
         }
         let (tx, rx) = mpsc::channel();

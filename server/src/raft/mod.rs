@@ -18,13 +18,11 @@ pub mod types;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config as RaftConfig, ServerState, SnapshotPolicy};
-use redb::Database;
 use tokio::sync::watch;
 
 pub use self::log_store::{LogStats, LogStore};
@@ -35,7 +33,10 @@ pub use self::types::{NodeId, PeerNode};
 use self::types::{Raft, RaftMetrics};
 use crate::config::Config;
 use crate::error::GroveError;
-use crate::fsm::{ApplyObserver, Command, CommandResult};
+use crate::fsm::ApplyObserver;
+use crate::fsm::command::{Command, CommandResult};
+use crate::storage::db::open_database;
+use crate::storage::state::StateDb;
 
 /// Why a proposal or read index did not happen here.
 #[derive(Debug, Clone)]
@@ -126,14 +127,14 @@ impl Consensus {
     /// starts Raft.
     pub async fn open(
         config: &Config,
-        state_db: Arc<Database>,
+        state: StateDb,
         observer: Arc<dyn ApplyObserver>,
         channels: PeerChannels,
     ) -> anyhow::Result<Consensus> {
         let dir = &config.data_dir;
         let log_db = open_database(&dir.join("raft-log.redb"), 8 << 20)?;
         let log = LogStore::open(log_db).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))?;
-        let sm = StateMachineStore::open(state_db, dir.join("snapshots"), observer)
+        let sm = StateMachineStore::open(state, dir.join("snapshots"), observer)
             .map_err(|e| anyhow::anyhow!("opening the state machine: {e}"))?;
         let raft_config = RaftConfig {
             cluster_name: "grove".into(),
@@ -381,26 +382,6 @@ fn status_of(m: &RaftMetrics, committed: u64) -> RaftStatus {
             Err(e) => Some(e.to_string()),
         },
     }
-}
-
-/// Opens (or creates) a redb database file with a page cache of `cache_bytes`.
-pub fn open_database(path: &Path, cache_bytes: usize) -> anyhow::Result<Database> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Every page's checksum is verified at open, not only after a crash: a file damaged or
-    // altered behind redb's back is refused with an error here, instead of being served.
-    let db = redb::Builder::new().set_cache_size(cache_bytes).set_check_integrity_on_open(true).create(path).map_err(
-        |e| match e {
-            redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => anyhow::anyhow!(
-                "{} is corrupted ({why}): refusing to start. Restore the data directory from a backup, or, \
-                 in an ensemble, empty it and add this server back (it copies a snapshot from the leader)",
-                path.display()
-            ),
-            e => anyhow::anyhow!("opening {}: {e}", path.display()),
-        },
-    )?;
-    Ok(db)
 }
 
 impl LogStore {

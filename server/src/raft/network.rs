@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use crate::tls::ServerTls;
+use crate::transport::tls::ServerTls;
 
 use super::types::{NodeId, PeerNode, TypeConfig};
 
@@ -59,7 +59,7 @@ impl PeerChannels {
             let generation = tls.generation();
             if inner.tls.as_ref().is_none_or(|(g, _)| *g != generation) {
                 let f = tls.files();
-                match crate::tls::client_tls_config(f.ca.as_deref(), Some((&f.cert, &f.key)), None) {
+                match crate::transport::tls::client_tls_config(f.ca.as_deref(), Some((&f.cert, &f.key)), None) {
                     Ok(config) => {
                         inner.by_addr.clear();
                         inner.tls = Some((generation, config));

@@ -14,17 +14,12 @@ use tonic::{Request, Response, Status};
 
 use super::types::Raft;
 use crate::error::GroveError;
-use crate::fsm::command::RequestId;
-use crate::fsm::{CommandResult, Op};
+use crate::fsm::command::{CommandResult, Write};
 
 /// What the node provides to peers beyond Raft itself.
 pub trait PeerHandler: Send + Sync + 'static {
-    /// Propose an operation forwarded by a follower; returns its entry's zxid and result.
-    fn forward(
-        &self,
-        op: Op,
-        request: RequestId,
-    ) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
+    /// Propose a write forwarded by a follower; returns its entry's zxid and result.
+    fn forward(&self, write: Write) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
     /// A read index confirmed by a quorum (this node must be the leader).
     fn read_index(&self) -> impl Future<Output = Result<u64, GroveError>> + Send;
     /// Sessions kept alive through a follower.
@@ -81,8 +76,8 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     }
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
-        let (op, request): (Op, RequestId) = decode(&req.into_inner().command)?;
-        let reply = match self.handler.forward(op, request).await {
+        let write: Write = decode(&req.into_inner().command)?;
+        let reply = match self.handler.forward(write).await {
             Ok((zxid, result)) => ForwardResponse {
                 result: postcard::to_allocvec(&result).map_err(|e| Status::internal(e.to_string()))?.into(),
                 zxid,

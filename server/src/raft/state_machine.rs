@@ -19,8 +19,11 @@ use redb::{Database, Durability};
 
 use super::snapshot;
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
-use crate::fsm::{self, Applied, ApplyObserver, CommandResult, WriteTables};
+use crate::fsm::command::{Applied, CommandResult};
+use crate::fsm::{self, ApplyObserver};
+use crate::storage::state::StateDb;
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META};
+use crate::storage::write::WriteTables;
 
 /// Longest time applied state may stay unsynced (it is re-applied from the log after a
 /// crash). A durable commit holds redb's write lock through its fsync and stalls applies
@@ -44,18 +47,11 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    /// `db` is the opened state database; snapshots live in `dir`.
-    pub fn open(db: Arc<Database>, dir: PathBuf, observer: Arc<dyn ApplyObserver>) -> Result<Self, StorageError> {
+    /// Snapshots live in `dir`. `state` is opened, its tables created.
+    pub fn open(state: StateDb, dir: PathBuf, observer: Arc<dyn ApplyObserver>) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&dir).map_err(sm_err)?;
-        let txn = db.begin_write().map_err(sm_err)?;
-        {
-            let mut tables = WriteTables::open(&txn).map_err(sm_err)?;
-            tables.ensure_root().map_err(sm_err)?;
-            txn.open_table(STATE_META).map_err(sm_err)?;
-        }
-        txn.commit().map_err(sm_err)?;
         Ok(StateMachineStore {
-            db,
+            db: state.database().clone(),
             dir,
             observer,
             last_sync: Arc::new(std::sync::Mutex::new(Instant::now())),
@@ -85,7 +81,7 @@ fn apply_blocking(
             let zxid = e.log_id.index;
             applied.push(match &e.payload {
                 EntryPayload::Blank => Applied::empty(zxid),
-                EntryPayload::Normal(cmd) => fsm::tree::apply(&mut tables, zxid, cmd).map_err(|err| {
+                EntryPayload::Normal(cmd) => fsm::apply::apply(&mut tables, zxid, cmd).map_err(|err| {
                     StorageError::from(StorageIOError::apply(e.log_id, openraft::AnyError::error(err)))
                 })?,
                 EntryPayload::Membership(m) => {

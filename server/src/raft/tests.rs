@@ -5,10 +5,12 @@ use std::sync::Arc;
 use openraft::testing::{StoreBuilder, Suite};
 
 use super::log_store::LogStore;
-use super::open_database;
 use super::state_machine::StateMachineStore;
 use super::types::{StorageError, TypeConfig};
-use crate::fsm::{Applied, ApplyObserver};
+use crate::fsm::ApplyObserver;
+use crate::fsm::command::Applied;
+use crate::storage::db::open_database;
+use crate::storage::state::StateDb;
 
 struct Quiet;
 
@@ -23,8 +25,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = LogStore::open(open_database(&dir.path().join("raft-log.redb"), 1 << 20).unwrap())?;
-        let db = Arc::new(open_database(&dir.path().join("state.redb"), 1 << 20).unwrap());
-        let sm = StateMachineStore::open(db, dir.path().join("snapshots"), Arc::new(Quiet))?;
+        let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
+        let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet))?;
         Ok((dir, log, sm))
     }
 }
@@ -42,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
 
-use crate::fsm::{Command, Op};
+use crate::fsm::command::{Command, Op, Write};
 
 /// A disk that loses everything written since the last `sync_data` when it "crashes", as
 /// redb's own crash-consistency tests model power loss.
@@ -99,7 +101,7 @@ impl redb::StorageBackend for CrashDisk {
 fn entry(term: u64, index: u64) -> super::types::Entry {
     openraft::Entry {
         log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-        payload: EntryPayload::Normal(Command::single(index as i64, Op::Noop)),
+        payload: EntryPayload::Normal(Command::single(index as i64, Write::by_server(Op::Noop))),
     }
 }
 
@@ -156,4 +158,44 @@ async fn a_crash_at_any_moment_loses_no_acknowledged_entry_or_vote() {
             "round {round}: voted in term {term}, recovered a vote of term {recovered_term}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_log_of_another_format_is_refused_with_a_message_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raft-log.redb");
+    // The log's writer thread lets go of the file shortly after the store is dropped.
+    let reopen = || {
+        for _ in 0..200 {
+            match open_database(&path, 1 << 20) {
+                Ok(db) => return db,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        panic!("the log file stayed locked");
+    };
+    {
+        let mut log = LogStore::open(reopen()).unwrap();
+        log.blocking_append([entry(1, 1)]).await.unwrap();
+    }
+    // Reopened as it was: fine.
+    drop(LogStore::open(reopen()).unwrap());
+    // As if written by a build with another format.
+    {
+        let db = reopen();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(crate::storage::tables::LOG_META).unwrap().insert("format", &[1u8][..]).unwrap();
+        txn.commit().unwrap();
+    }
+    let e = LogStore::open(reopen()).err().expect("refused").to_string();
+    assert!(e.contains("log format 1") && e.contains("reads only format 2"), "{e}");
+}
+
+#[test]
+fn an_entry_of_another_format_is_not_applied() {
+    let mut cmd = Command::single(1, Write::by_server(Op::Noop));
+    assert!(cmd.check_format().is_ok());
+    cmd.format = 9;
+    let e = cmd.check_format().unwrap_err().to_string();
+    assert!(e.contains("format 9") && e.contains("no migration"), "{e}");
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsm::{Command, CommandResult};
+use crate::fsm::command::{Command, CommandResult};
 
 /// A member as the Raft layer knows it: where peers reach it and where clients do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,11 @@
-//! On-disk layout: redb table definitions and key encodings shared by the state machine
-//! and the Raft log store.
+//! Everything on disk but the Raft log's own logic: the state database `state.redb`
+//! (opening, its tables, typed accessors), key encodings, and the table definitions of both
+//! database files.
 
+pub mod access;
+pub mod db;
 pub mod keys;
+pub mod read;
+pub mod state;
 pub mod tables;
+pub mod write;

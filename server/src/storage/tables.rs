@@ -7,7 +7,7 @@
 
 use redb::TableDefinition;
 
-/// Node key (see `keys::node_key`) → encoded `NodeRecord`.
+/// Node key (see `keys::node_key`) → encoded `Znode`.
 pub const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("nodes");
 /// Session id (big-endian) → encoded `SessionRecord`.
 pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");

@@ -150,3 +150,116 @@ fn interactive_shell_runs_commands_history_redo_and_prints_watch_events() {
     // The shell's session closed at quit: its ephemeral is gone.
     assert_eq!(s.grove_ok(&["ls", "/w"]), "[]\n");
 }
+
+/// Starts the shell against `server`, with its own HOME (for the history file).
+fn spawn_shell(server: &str, home: &std::path::Path) -> std::process::Child {
+    Command::new(grove_bin())
+        .args(["--server", server])
+        .env("HOME", home)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Types `lines` into the shell, 300 ms apart (watch events print in between).
+fn feed(child: &mut std::process::Child, lines: &[&str]) {
+    let stdin = child.stdin.as_mut().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn zkcli_flags_bundle_and_come_after_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    assert_eq!(s.grove_ok(&["create", "/p"]), "Created /p\n");
+
+    // `-es` is `-e -s`: an ephemeral sequential node, gone with the one-shot session.
+    assert_eq!(s.grove_ok(&["create", "-es", "/p/e-", "x"]), "Created /p/e-0000000000\n");
+    let v: serde_json::Value = serde_json::from_str(&s.grove_ok(&["--json", "create", "-se", "/p/j-", "x"])).unwrap();
+    assert_eq!(v["stat"]["mode"], "EPHEMERAL_SEQUENTIAL", "{v}");
+    assert_ne!(v["stat"]["ephemeralOwner"], 0, "{v}");
+    assert_eq!(s.grove_ok(&["ls", "/p"]), "[]\n");
+    let v: serde_json::Value = serde_json::from_str(&s.grove_ok(&["--json", "get", "-sw", "/p"])).unwrap();
+    assert_eq!(v["stat"]["numChildren"], 0);
+
+    // Flags after the path, as zkCli and the help put them.
+    for i in 0..12 {
+        s.grove_ok(&["create", &format!("/p/c{i:02}")]);
+    }
+    let tree = s.grove_ok(&["ls", "/p", "-R"]);
+    assert_eq!(tree, s.grove_ok(&["ls", "-R", "/p"]));
+    assert_eq!(lines(&tree).len(), 13, "/p and its 12 children: {tree}");
+    assert_eq!(lines(&tree)[..2], ["/p", "/p/c00"]);
+    // One-shot there are no watches to remove; the syntax is accepted.
+    let out = s.grove(&["removewatches", "/p", "-a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // 13 deletes in multis of 10.
+    assert_eq!(s.grove_ok(&["deleteall", "/p", "-b", "10"]), "");
+    assert_eq!(s.grove_ok(&["ls", "/"]), "[]\n");
+
+    // Usage errors still exit 2, and name what is wrong.
+    let u = s.grove(&["deleteall", "/p", "-b", "0"]);
+    assert_eq!(u.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&u.stderr);
+    assert_eq!(lines(&err), ["deleteall -b: the batch size must be positive", "Usage: deleteall path [-b batch size]"]);
+    let u = s.grove(&["ls", "/p", "-x"]);
+    assert_eq!(u.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&u.stderr).trim(), "Usage: ls [-s] [-w] [-R] path");
+}
+
+#[test]
+fn shell_removewatches_takes_its_flag_after_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = spawn_shell(&s.client, home.path());
+    feed(&mut child, &["create /rw x", "addWatch /rw", "removewatches /rw -a", "ls /", "removewatches /rw -a", "quit"]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("WatchedEvent state:SyncConnected type:PersistentWatchRemoved path:/rw"), "{stdout}");
+    // The second one found nothing left to remove; neither was a usage error.
+    assert!(stderr.contains("No watcher found for path: /rw"), "{stderr}");
+    assert!(!stderr.contains("Usage"), "{stderr}");
+}
+
+#[test]
+fn shell_server_and_timeout_options_open_a_new_session() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (s1, s2) = (Server::start(d1.path(), &[]), Server::start(d2.path(), &[]));
+    let home = tempfile::tempdir().unwrap();
+    let mut child = spawn_shell(&s1.client, home.path());
+    let to_s2 = format!("-server {}", s2.client);
+    // Back to s1 with a 4 s session (the server's minimum) and a command on the same line.
+    let back = format!("-server {} -timeout 4000 ls /", s1.client);
+    feed(&mut child, &["create -e /first x", &to_s2, "create /on2 x", "ls /", &back, "create -e /short x"]);
+
+    // The first session closed when the shell moved: its ephemeral went with it.
+    assert_eq!(s1.grove_ok(&["ls", "/"]), "[short]\n");
+    assert_eq!(s2.grove_ok(&["ls", "/"]), "[on2]\n");
+
+    // With the shell stopped, the new session expires after its 4 s, not the default 30 s.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let stopped = std::time::Instant::now();
+    while s1.grove_ok(&["ls", "/"]) != "[]\n" {
+        assert!(stopped.elapsed() < std::time::Duration::from_secs(15), "the 4 s session did not expire");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    feed(&mut child, &["-timeout", "quit"]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("[on2]"), "ls / ran on the second server: {stdout}");
+    assert!(!stderr.contains("Command not found"), "{stderr}");
+    assert!(stderr.contains("Usage: Grove -server host:port -timeout ms cmd args"), "-timeout needs a value: {stderr}");
+}

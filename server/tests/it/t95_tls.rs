@@ -136,7 +136,7 @@ async fn certificates_are_reloaded_without_a_restart() {
 
     // A broken file set (garbage in the certificate) is refused; the old certificate stays.
     std::fs::write(&live.cert, "not a certificate").unwrap();
-    tokio::time::sleep(grove_server::tls::RELOAD_EVERY * 2).await;
+    tokio::time::sleep(grove_server::transport::tls::RELOAD_EVERY * 2).await;
     let out = grove(&s.client, &old, &["get", "/a"]);
     assert!(out.status.success(), "a broken rotation took the port down: {}", text(&out));
 

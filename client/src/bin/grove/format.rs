@@ -1,7 +1,11 @@
-//! zkCli's output formats: the 11-line stat, Java-style dates, child lists.
+//! zkCli's output formats: the 11-line stat, Java-style dates, child lists; and the output
+//! several commands share (members, quotas, paths).
 
-use grove_client::Stat;
+use grove_client::proto::{Member, MemberRole};
+use grove_client::{Quota, Stat};
 use serde_json::{Value, json};
+
+use crate::context::Output;
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -75,6 +79,52 @@ pub fn data_json(data: &[u8]) -> (&'static str, Value) {
         Ok(s) => ("data", json!(s)),
         Err(_) => ("dataHex", json!(data.iter().map(|b| format!("{b:02x}")).collect::<String>())),
     }
+}
+
+/// The path of `parent`'s child `name`.
+pub fn join(parent: &str, name: &str) -> String {
+    if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") }
+}
+
+pub fn quota_json(q: &Quota) -> Value {
+    json!({
+        "count_soft": q.count_soft,
+        "bytes_soft": q.bytes_soft,
+        "count_hard": q.count_hard,
+        "bytes_hard": q.bytes_hard,
+        "count": q.count,
+        "bytes": q.bytes,
+    })
+}
+
+/// One line per member: `id role peer=... client=... [leader]`.
+pub fn members(members: &[Member]) -> Output {
+    let text = members
+        .iter()
+        .map(|m| {
+            let leader = if m.is_leader { " leader" } else { "" };
+            format!("{} {} peer={} client={}{leader}", m.id, role(m), m.peer_address, m.client_address)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Output::text(text, json!({"members": members.iter().map(member_json).collect::<Vec<_>>()}))
+}
+
+/// `voter` or `observer`.
+pub fn role(m: &Member) -> &'static str {
+    if m.role == MemberRole::Voter as i32 { "voter" } else { "observer" }
+}
+
+pub fn member_json(m: &Member) -> Value {
+    json!({
+        "id": m.id,
+        "role": role(m),
+        "peer_address": m.peer_address,
+        "client_address": m.client_address,
+        "is_leader": m.is_leader,
+        "matched_index": m.matched_index,
+        "lag": m.lag,
+    })
 }
 
 #[cfg(test)]

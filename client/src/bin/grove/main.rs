@@ -3,7 +3,8 @@
 //! Without a command, an interactive shell; with one, runs it and exits (non-zero on error):
 //! `grove --server 127.0.0.1:7181 create /app1 hehe`.
 
-mod commands;
+mod cmd;
+mod context;
 mod format;
 mod hold;
 mod shell;
@@ -13,16 +14,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use grove_client::TlsOptions;
 
 #[derive(Parser)]
-#[command(
-    name = "grove",
-    version,
-    about = "Grove command-line client (zkCli's commands)",
-    after_help = "Commands (run `grove help` for the list):\n  ls, create, get, set, delete, deleteall, stat, sync, getEphemerals,\n  getAllChildrenNumber, addWatch, removewatches, printwatches, history, redo,\n  getAcl, setAcl, addauth, whoami, digest, setquota, listquota, delquota,\n  connect, close, version, status, members, member add|remove, transfer-leader,\n  help, quit\n\nCoordination (they hold what they take until they end):\n  lock [-t ms] PATH [-- CMD ARGS...]   take the mutex at PATH, print token=N (its fencing\n                                       token), run CMD holding it (or hold until Ctrl-C),\n                                       release; CMD gets GROVE_LOCK_TOKEN in its environment\n  election [-t ms] NAME VALUE          campaign in NAME (a path, or a name under\n                                       /elections), print when elected, lead until Ctrl-C\n  election -l NAME                     print each change of NAME's leader\n\nExamples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  grove --server 127.0.0.1:7181 --json ls /\n  grove --server 127.0.0.1:7181 lock /locks/deploy -- ./deploy.sh"
-)]
+#[command(name = "grove", version, about = "Grove command-line client (zkCli's commands)")]
 struct Cli {
     /// Servers to connect to: host:port[,host:port...][/chroot]
     #[arg(long, short = 's', visible_alias = "server-list", env = "GROVE_SERVER", default_value = "127.0.0.1:7181")]
@@ -62,8 +58,39 @@ struct Cli {
     command: Vec<String>,
 }
 
+/// `grove --help`'s epilogue: the commands, from their declarations.
+fn after_help() -> String {
+    let mut names = Vec::new();
+    for entry in cmd::TABLE.iter().filter(|e| !e.one_shot_only) {
+        let declared = (entry.declare)();
+        let subs: Vec<&str> = declared.get_subcommands().map(|s| s.get_name()).collect();
+        names.push(if subs.is_empty() { entry.name() } else { format!("{} {}", entry.name(), subs.join("|")) });
+    }
+    let mut list = String::new();
+    let mut line = String::from(" ");
+    for (i, name) in names.iter().enumerate() {
+        let word = if i + 1 < names.len() { format!(" {name},") } else { format!(" {name}") };
+        if line.len() + word.len() > 80 {
+            list.push_str(line.trim_end());
+            list.push('\n');
+            line = String::from(" ");
+        }
+        line.push_str(&word);
+    }
+    list.push_str(&line);
+    format!(
+        "Commands (run `grove help` for their syntax, `grove help COMMAND` for one in full):\n{list}\n\n\
+         Coordination (they hold what they take until they end):\n{}\n{}\n\n\
+         Examples:\n  grove --server 127.0.0.1:7181 create /app1 hehe\n  grove --server 127.0.0.1:7181 get -s /app1\n  \
+         grove --server 127.0.0.1:7181 --json ls /\n  grove --server 127.0.0.1:7181 lock /locks/deploy -- ./deploy.sh",
+        cmd::lock::GUIDE,
+        cmd::election::GUIDE
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().after_help(after_help()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -79,8 +106,8 @@ fn main() -> ExitCode {
         key: cli.tls_key.clone(),
         server_name: cli.tls_server_name.clone(),
     });
-    let dial = commands::Dial { tls, auth: cli.auth.clone() };
-    let client = match commands::dial(&cli.server, &dial) {
+    let dial = context::Dial { tls, auth: cli.auth.clone() };
+    let client = match context::dial(&cli.server, &dial) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("grove: {e}");
@@ -91,8 +118,6 @@ fn main() -> ExitCode {
     let timeout = Duration::from_millis(cli.timeout);
     if cli.command.is_empty() {
         shell::run(rt, client, cli.server, dial, cli.json, timeout)
-    } else if let Some(code) = rt.block_on(hold::run(client.clone(), timeout, &cli.command)) {
-        code
     } else {
         rt.block_on(shell::one_shot(client, cli.server, dial, cli.json, timeout, cli.command))
     }

@@ -1,7 +1,6 @@
-//! The interactive shell (history, completion of commands and paths, a prompt with the
-//! server and session state) and one-shot mode.
+//! The interactive shell (history, completion of commands, flags and paths, a prompt with
+//! the server and session state) and one-shot mode.
 
-use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,11 +14,10 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context as RlContext, Editor, ExternalPrinter, Helper};
 
-use crate::commands::{self, Cmd, Context, Dial, Output};
+use crate::cmd::help::SHELL_USAGE;
+use crate::cmd::{self, Command, Usage, split_words};
+use crate::context::{Context, Dial, History, Output, error_json, error_text};
 use crate::watches::Watches;
-
-/// How many commands `history` lists, as zkCli.
-const HISTORY_SHOWN: usize = 11;
 
 fn print_output(out: &Output, json: bool) {
     if json {
@@ -31,13 +29,14 @@ fn print_output(out: &Output, json: bool) {
 
 fn print_error(e: &grove_client::Error, json: bool) {
     if json {
-        println!("{}", commands::error_json(e));
+        println!("{}", error_json(e));
     } else {
-        eprintln!("{}", commands::error_text(e));
+        eprintln!("{}", error_text(e));
     }
 }
 
-/// Runs one command and exits: 0 on success, 1 if the command failed, 2 on bad usage.
+/// Runs one command and exits: 0 on success, 1 if the command failed, 2 on bad usage
+/// (`lock` and `election` exit as they document).
 pub async fn one_shot(
     client: Client,
     server: String,
@@ -46,7 +45,9 @@ pub async fn one_shot(
     timeout: Duration,
     words: Vec<String>,
 ) -> ExitCode {
-    let cmd = match commands::parse(&words) {
+    let cmd = match cmd::parse(&words) {
+        Ok(Command::Lock(c)) => return c.run(client, timeout).await,
+        Ok(Command::Election(c)) => return c.run(client, timeout).await,
         Ok(c) => c,
         Err(u) => {
             eprintln!("{}", u.0);
@@ -58,10 +59,10 @@ pub async fn one_shot(
         server,
         dial,
         watches: None,
-        history: VecDeque::new(),
+        history: History::default(),
         session_timeout: timeout,
     };
-    let code = match commands::run(&mut ctx, cmd).await {
+    let code = match cmd.run(&mut ctx).await {
         Ok(out) => {
             print_output(&out, json);
             ExitCode::SUCCESS
@@ -78,30 +79,153 @@ pub async fn one_shot(
     code
 }
 
+/// What the shell takes before a command, as its help's first line shows.
+#[derive(Debug, Default, PartialEq)]
+struct LineOptions {
+    /// `-server host:port`: reconnect there (a new session, as `connect`).
+    server: Option<String>,
+    /// `-timeout ms`: the session timeout from now on; a session's timeout is fixed when
+    /// it opens, so this takes a new session (on the same servers unless `-server` says).
+    timeout: Option<Duration>,
+}
+
+/// Splits the shell's own options from the command after them.
+fn line_options(words: &[String]) -> Result<(LineOptions, &[String]), Usage> {
+    let mut opts = LineOptions::default();
+    let mut rest = words;
+    loop {
+        match rest {
+            [flag, server, more @ ..] if flag == "-server" => {
+                opts.server = Some(server.clone());
+                rest = more;
+            }
+            [flag, ms, more @ ..] if flag == "-timeout" => {
+                let ms: u64 =
+                    ms.parse().map_err(|_| Usage(format!("-timeout: {ms:?} is not a number\nUsage: {SHELL_USAGE}")))?;
+                opts.timeout = Some(Duration::from_millis(ms));
+                rest = more;
+            }
+            [flag] if flag == "-server" || flag == "-timeout" => return Err(Usage(format!("Usage: {SHELL_USAGE}"))),
+            _ => return Ok((opts, rest)),
+        }
+    }
+}
+
+/// `redo N` stands for line N of the history, by its number as `history` printed it.
+fn resolve_redo(history: &History, line: &str) -> Result<String, &'static str> {
+    match split_words(line).map(|w| cmd::parse(&w)) {
+        Ok(Ok(Command::Redo(r))) => history.get(r.n).map(str::to_string).ok_or("Command index out of range"),
+        _ => Ok(line.to_string()),
+    }
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+/// Runs one line of the shell: its options, then its command.
+async fn run_line(ctx: &mut Context, line: &str, json: bool) -> Flow {
+    let words = match split_words(line) {
+        Ok(w) => w,
+        Err(u) => {
+            eprintln!("{}", u.0);
+            return Flow::Continue;
+        }
+    };
+    let (opts, words) = match line_options(&words) {
+        Ok(split) => split,
+        Err(u) => {
+            eprintln!("{}", u.0);
+            return Flow::Continue;
+        }
+    };
+    if let Some(t) = opts.timeout {
+        ctx.session_timeout = t;
+    }
+    if opts.server.is_some() || opts.timeout.is_some() {
+        let server = opts.server.unwrap_or_else(|| ctx.server.clone());
+        if let Err(e) = ctx.connect(&server).await {
+            print_error(&e, json);
+            return Flow::Continue;
+        }
+    }
+    if words.is_empty() {
+        return Flow::Continue;
+    }
+    let cmd = match cmd::parse(words) {
+        Ok(c) => c,
+        Err(u) => {
+            if !u.0.is_empty() {
+                eprintln!("{}", u.0);
+            }
+            return Flow::Continue;
+        }
+    };
+    if let Command::Quit(_) = cmd {
+        return Flow::Quit;
+    }
+    match cmd.run(ctx).await {
+        Ok(out) => print_output(&out, json),
+        Err(e) => print_error(&e, json),
+    }
+    Flow::Continue
+}
+
+/// Completions of `word` after the words `before` it on the line (paths aside): the
+/// shell's options and command names first, then the command's subcommands, flags, or
+/// the values a positional takes, all from the declarations.
+fn candidates(before: &[&str], word: &str) -> Vec<String> {
+    let mut before = before;
+    while let [flag, _, more @ ..] = before
+        && (*flag == "-server" || *flag == "-timeout")
+    {
+        before = more;
+    }
+    let matching = |names: Vec<String>| names.into_iter().filter(|n| n.starts_with(word)).collect();
+    let command_names = || cmd::TABLE.iter().filter(|e| !e.one_shot_only).map(|e| e.name()).collect();
+    let Some((name, args)) = before.split_first() else {
+        if word.starts_with('-') {
+            return matching(vec!["-server".into(), "-timeout".into()]);
+        }
+        return matching(command_names());
+    };
+    let Some(entry) = cmd::find(name) else { return Vec::new() };
+    let mut declared = (entry.declare)();
+    if declared.has_subcommands() {
+        let Some(sub) = args.first() else {
+            return matching(declared.get_subcommands().map(|s| s.get_name().to_string()).collect());
+        };
+        let Some(sub) = declared.find_subcommand(sub).cloned() else { return Vec::new() };
+        declared = sub;
+    }
+    if word.starts_with('-') {
+        return matching(
+            declared
+                .get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .filter_map(|a| a.get_short())
+                .map(|c| format!("-{c}"))
+                .collect(),
+        );
+    }
+    if declared.get_name() == "help" {
+        return matching(command_names());
+    }
+    matching(
+        declared.get_positionals().flat_map(|a| a.get_possible_values()).map(|v| v.get_name().to_string()).collect(),
+    )
+}
+
 struct ShellHelper {
     rt: tokio::runtime::Handle,
     client: Arc<Mutex<Option<Client>>>,
 }
 
-impl Completer for ShellHelper {
-    type Candidate = Pair;
-
-    fn complete(&self, line: &str, pos: usize, _ctx: &RlContext<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let head = &line[..pos];
-        let start = head.rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
-        let word = &head[start..];
-        if start == 0 {
-            let pairs = commands::NAMES
-                .iter()
-                .filter(|n| n.starts_with(word))
-                .map(|n| Pair { display: n.to_string(), replacement: format!("{n} ") })
-                .collect();
-            return Ok((0, pairs));
-        }
-        if !word.starts_with('/') {
-            return Ok((pos, Vec::new()));
-        }
-        let Some(client) = self.client.lock().unwrap().clone() else { return Ok((pos, Vec::new())) };
+impl ShellHelper {
+    /// The children of `word`'s directory that complete it.
+    fn complete_path(&self, word: &str) -> Vec<Pair> {
+        let Some(client) = self.client.lock().unwrap().clone() else { return Vec::new() };
         let cut = word.rfind('/').unwrap();
         let (dir, prefix) = (if cut == 0 { "/" } else { &word[..cut] }, &word[cut + 1..]);
         let dir = dir.to_string();
@@ -113,10 +237,28 @@ impl Completer for ShellHelper {
             })
             .unwrap_or_default();
         let base = &word[..=cut];
-        let pairs = children
+        children
             .into_iter()
             .filter(|c| c.starts_with(prefix))
             .map(|c| Pair { display: c.clone(), replacement: format!("{base}{c}") })
+            .collect()
+    }
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _ctx: &RlContext<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let head = &line[..pos];
+        let start = head.rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
+        let word = &head[start..];
+        if start > 0 && word.starts_with('/') {
+            return Ok((start, self.complete_path(word)));
+        }
+        let before: Vec<&str> = head[..start].split_whitespace().collect();
+        let pairs = candidates(&before, word)
+            .into_iter()
+            .map(|c| Pair { display: c.clone(), replacement: format!("{c} ") })
             .collect();
         Ok((start, pairs))
     }
@@ -189,15 +331,14 @@ pub fn run(
         server,
         dial,
         watches: Some(watches),
-        history: VecDeque::new(),
+        history: History::default(),
         session_timeout: timeout,
     };
     if let Err(e) = rt.block_on(ctx.client.as_ref().unwrap().open_session(timeout)) {
-        eprintln!("{}", commands::error_text(&e));
+        eprintln!("{}", error_text(&e));
     }
-    let mut n = 0usize;
     loop {
-        let prompt = format!("[grove: {}({}) {n}] ", ctx.server, state_word(&ctx.client));
+        let prompt = format!("[grove: {}({}) {}] ", ctx.server, state_word(&ctx.client), ctx.history.next_number());
         let line = match editor.readline(&prompt) {
             Ok(l) => l,
             Err(ReadlineError::Interrupted) => continue,
@@ -212,46 +353,18 @@ pub fn run(
             continue;
         }
         let _ = editor.add_history_entry(&line);
-        let mut to_run = line.clone();
-        // `redo n` re-runs command n of the history.
-        if let Ok(Cmd::Redo { n: which }) = commands::split_words(&line).and_then(|w| commands::parse(&w)) {
-            match ctx.history.iter().find(|(i, _)| *i == which) {
-                Some((_, l)) => to_run = l.clone(),
-                None => {
-                    eprintln!("Command index out of range");
-                    continue;
-                }
-            }
-        }
-        ctx.history.push_back((n, to_run.clone()));
-        while ctx.history.len() > HISTORY_SHOWN {
-            ctx.history.pop_front();
-        }
-        n += 1;
-        let cmd = match commands::split_words(&to_run).and_then(|w| commands::parse(&w)) {
-            Ok(c) => c,
-            Err(u) => {
-                if !u.0.is_empty() {
-                    eprintln!("{}", u.0);
-                }
+        let to_run = match resolve_redo(&ctx.history, &line) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{e}");
                 continue;
             }
         };
-        match cmd {
-            Cmd::Quit => break,
-            Cmd::History => {
-                for (i, l) in &ctx.history {
-                    println!("{i} - {l}");
-                }
-            }
-            cmd => {
-                let result = rt.block_on(commands::run(&mut ctx, cmd));
-                *shared.lock().unwrap() = ctx.client.clone();
-                match result {
-                    Ok(out) => print_output(&out, json),
-                    Err(e) => print_error(&e, json),
-                }
-            }
+        ctx.history.push(to_run.clone());
+        let flow = rt.block_on(run_line(&mut ctx, &to_run, json));
+        *shared.lock().unwrap() = ctx.client.clone();
+        if let Flow::Quit = flow {
+            break;
         }
     }
     if let Some(f) = &history_file {
@@ -261,4 +374,71 @@ pub fn run(
         let _ = rt.block_on(c.close_session());
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        split_words(line).unwrap()
+    }
+
+    #[test]
+    fn shell_options_come_before_the_command() {
+        let w = words("-server 127.0.0.1:7182 -timeout 5000 ls /");
+        let (opts, rest) = line_options(&w).unwrap();
+        assert_eq!(
+            opts,
+            LineOptions { server: Some("127.0.0.1:7182".into()), timeout: Some(Duration::from_millis(5000)) }
+        );
+        assert_eq!(rest, ["ls", "/"]);
+        let w = words("-timeout 100");
+        let (opts, rest) = line_options(&w).unwrap();
+        assert_eq!(opts, LineOptions { server: None, timeout: Some(Duration::from_millis(100)) });
+        assert!(rest.is_empty());
+        // Not options: a command's own flags, or a word after the command.
+        let w = words("ls -s /");
+        assert_eq!(line_options(&w).unwrap(), (LineOptions::default(), &w[..]));
+        let w = words("get -server");
+        assert_eq!(line_options(&w).unwrap().1, &w[..]);
+        assert_eq!(line_options(&words("-server")).unwrap_err().0, format!("Usage: {SHELL_USAGE}"));
+        let e = line_options(&words("-timeout soon ls /")).unwrap_err().0;
+        assert!(e.starts_with("-timeout: \"soon\" is not a number\nUsage: Grove -server"), "{e}");
+    }
+
+    #[test]
+    fn redo_reaches_any_history_entry() {
+        let mut h = History::default();
+        for i in 0..40 {
+            h.push(format!("create /n{i}"));
+        }
+        // zkCli's history shows the last 11 (29..=39); redo reaches older ones too.
+        assert_eq!(resolve_redo(&h, "redo 3").unwrap(), "create /n3");
+        assert_eq!(resolve_redo(&h, "redo 12").unwrap(), "create /n12");
+        assert_eq!(resolve_redo(&h, "redo 39").unwrap(), "create /n39");
+        assert_eq!(resolve_redo(&h, "redo 40").unwrap_err(), "Command index out of range");
+        assert_eq!(resolve_redo(&h, "ls /").unwrap(), "ls /");
+        // A bad redo is left for the parser to explain.
+        assert_eq!(resolve_redo(&h, "redo x").unwrap(), "redo x");
+    }
+
+    #[test]
+    fn completion_comes_from_the_declarations() {
+        let c = |before: &[&str], word: &str| candidates(before, word);
+        assert_eq!(c(&[], "getA"), ["getAcl", "getAllChildrenNumber"]);
+        assert!(c(&[], "").contains(&"transfer-leader".to_string()));
+        assert!(!c(&[], "").contains(&"lock".to_string()), "one-shot only");
+        assert_eq!(c(&[], "-"), ["-server", "-timeout"]);
+        assert_eq!(c(&["-server", "h:1"], "del"), ["delete", "delquota", "deleteall"]);
+        assert_eq!(c(&["ls"], "-"), ["-s", "-w", "-R"]);
+        assert_eq!(c(&["create", "/x"], "-"), ["-s", "-e", "-c", "-t"]);
+        assert_eq!(c(&["removewatches", "/x"], "-"), ["-c", "-d", "-a"]);
+        assert_eq!(c(&["member"], ""), ["add", "remove"]);
+        assert_eq!(c(&["member", "add"], "-"), ["-o", "-c"]);
+        assert_eq!(c(&["printwatches"], ""), ["on", "off"]);
+        assert_eq!(c(&["help"], "se"), ["set", "setAcl", "setquota"]);
+        assert_eq!(c(&["rmr"], "-"), ["-b"]);
+        assert!(c(&["bogus"], "-").is_empty());
+    }
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
+use super::conn_info::ConnInfo;
 use crate::error::{GroveError, Limit};
-use crate::tls::ConnInfo;
 
 /// How long a refused connection stays open to carry its answers.
 pub const REFUSED_FOR: Duration = Duration::from_secs(1);
@@ -150,7 +150,7 @@ where
                 message: format!("connection refused: {reason}; close idle connections or retry later"),
                 retry_after_ms: REFUSED_FOR.as_millis() as u64,
             };
-            let status = crate::api::status::to_status(&e);
+            let status = crate::api::errors::to_status(&e);
             return Box::pin(async move { Ok(status.into_http()) });
         }
         Box::pin(self.inner.call(req))

@@ -1,4 +1,4 @@
-//! A node's stored form: ZooKeeper's stat plus its data, and a session's stored form.
+//! A znode's stored form: ZooKeeper's stat plus its ACL and data.
 //!
 //! Records use a fixed little-endian layout rather than a serde format: the read path
 //! decodes a stat without allocating, and the layout is versioned by its first byte.
@@ -82,9 +82,21 @@ pub struct Stat {
     pub ttl_ms: i64,
 }
 
+/// True if a container or TTL node with this stat may be deleted at `now_ms`.
+pub fn reapable(stat: &Stat, now_ms: i64) -> bool {
+    if stat.num_children != 0 {
+        return false;
+    }
+    if stat.mode.is_container() {
+        // ZooKeeper reaps containers that have had children and have none left.
+        return stat.cversion > 0;
+    }
+    stat.mode.is_ttl() && stat.mtime.saturating_add(stat.ttl_ms) <= now_ms
+}
+
 /// A node as stored: stat, ACL and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeRecord {
+pub struct Znode {
     pub stat: Stat,
     /// Empty: open to everyone (`world:anyone:cdrwa`), which costs no bytes.
     pub acl: Acl,
@@ -99,7 +111,7 @@ const NODE_HEADER: usize = 1 + 8 * 5 + 4 * 3 + 8 + 4 + 1 + 8 + 4;
 /// which encode within this.
 pub const MAX_ACL_BYTES: usize = 128 * 1024;
 
-impl NodeRecord {
+impl Znode {
     pub fn encode(&self) -> Vec<u8> {
         let s = &self.stat;
         let mut out = Vec::with_capacity(NODE_HEADER + self.data.len());
@@ -183,40 +195,15 @@ impl NodeRecord {
         })
     }
 
-    pub fn decode(raw: &[u8]) -> Result<NodeRecord, GroveError> {
+    pub fn decode(raw: &[u8]) -> Result<Znode, GroveError> {
         let stat = Self::decode_stat(raw)?;
         let start = Self::data_start(raw)?;
-        Ok(NodeRecord { stat, acl: Self::acl_of(raw)?, data: Bytes::copy_from_slice(&raw[start..]) })
+        Ok(Znode { stat, acl: Self::acl_of(raw)?, data: Bytes::copy_from_slice(&raw[start..]) })
     }
 
     /// The data part of an encoded record.
     pub fn data_of(raw: &[u8]) -> Result<&[u8], GroveError> {
         Ok(&raw[Self::data_start(raw)?..])
-    }
-}
-
-/// A live session as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub timeout_ms: i64,
-    pub secret: [u8; 16],
-}
-
-impl SessionRecord {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24);
-        out.extend_from_slice(&self.timeout_ms.to_le_bytes());
-        out.extend_from_slice(&self.secret);
-        out
-    }
-
-    pub fn decode(raw: &[u8]) -> Result<SessionRecord, GroveError> {
-        if raw.len() != 24 {
-            return Err(GroveError::internal("corrupt session record"));
-        }
-        let mut secret = [0u8; 16];
-        secret.copy_from_slice(&raw[8..24]);
-        Ok(SessionRecord { timeout_ms: i64::from_le_bytes(raw[..8].try_into().unwrap()), secret })
     }
 }
 
@@ -251,7 +238,7 @@ mod tests {
 
     #[test]
     fn node_record_round_trips() {
-        let rec = NodeRecord {
+        let rec = Znode {
             stat: Stat {
                 czxid: 3,
                 mzxid: 11,
@@ -271,11 +258,11 @@ mod tests {
             data: Bytes::from_static(b"hello"),
         };
         let raw = rec.encode();
-        assert_eq!(NodeRecord::decode(&raw).unwrap(), rec);
-        assert_eq!(NodeRecord::data_of(&raw).unwrap(), b"hello");
-        assert_eq!(NodeRecord::decode_stat(&raw).unwrap().data_length, 5);
+        assert_eq!(Znode::decode(&raw).unwrap(), rec);
+        assert_eq!(Znode::data_of(&raw).unwrap(), b"hello");
+        assert_eq!(Znode::decode_stat(&raw).unwrap().data_length, 5);
         // With an ACL between the header and the data.
-        let locked = NodeRecord {
+        let locked = Znode {
             acl: vec![
                 super::super::acl::AclEntry::new(1, "digest", "alice:D/InIHSb7yEEbrWz8b9l71RjZJU="),
                 super::super::acl::AclEntry::new(31, "ip", "10.0.0.0/8"),
@@ -283,25 +270,24 @@ mod tests {
             ..rec.clone()
         };
         let raw = locked.encode();
-        assert_eq!(NodeRecord::decode(&raw).unwrap(), locked);
-        assert_eq!(NodeRecord::data_of(&raw).unwrap(), b"hello");
-        assert_eq!(NodeRecord::decode_stat(&raw).unwrap().data_length, 5);
-        assert_eq!(NodeRecord::acl_of(&raw).unwrap(), locked.acl);
+        assert_eq!(Znode::decode(&raw).unwrap(), locked);
+        assert_eq!(Znode::data_of(&raw).unwrap(), b"hello");
+        assert_eq!(Znode::decode_stat(&raw).unwrap().data_length, 5);
+        assert_eq!(Znode::acl_of(&raw).unwrap(), locked.acl);
     }
 
     #[test]
     fn corrupt_records_are_errors_not_panics() {
-        assert!(NodeRecord::decode(&[]).is_err());
-        assert!(NodeRecord::decode(&[9; 100]).is_err());
-        let mut raw = NodeRecord { stat: Stat::default(), acl: Vec::new(), data: Bytes::new() }.encode();
+        assert!(Znode::decode(&[]).is_err());
+        assert!(Znode::decode(&[9; 100]).is_err());
+        let mut raw = Znode { stat: Stat::default(), acl: Vec::new(), data: Bytes::new() }.encode();
         raw[NODE_HEADER - 13] = 77; // mode byte
-        assert!(NodeRecord::decode(&raw).is_err());
+        assert!(Znode::decode(&raw).is_err());
         // An ACL length past the end of the record.
-        let mut raw = NodeRecord { stat: Stat::default(), acl: Vec::new(), data: Bytes::from_static(b"abc") }.encode();
+        let mut raw = Znode { stat: Stat::default(), acl: Vec::new(), data: Bytes::from_static(b"abc") }.encode();
         raw[NODE_HEADER - 4] = 9;
-        assert!(NodeRecord::decode_stat(&raw).is_err());
-        assert!(NodeRecord::data_of(&raw).is_err());
-        assert!(SessionRecord::decode(&[1, 2, 3]).is_err());
+        assert!(Znode::decode_stat(&raw).is_err());
+        assert!(Znode::data_of(&raw).is_err());
     }
 
     #[test]

@@ -1,0 +1,25 @@
+//! Opening a redb file: the one place that decides page cache and integrity checks.
+
+use std::path::Path;
+
+use redb::Database;
+
+/// Opens (or creates) a redb database file with a page cache of `cache_bytes`.
+pub fn open_database(path: &Path, cache_bytes: usize) -> anyhow::Result<Database> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Every page's checksum is verified at open, not only after a crash: a file damaged or
+    // altered behind redb's back is refused with an error here, instead of being served.
+    let db = redb::Builder::new().set_cache_size(cache_bytes).set_check_integrity_on_open(true).create(path).map_err(
+        |e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => anyhow::anyhow!(
+                "{} is corrupted ({why}): refusing to start. Restore the data directory from a backup, or, \
+                 in an ensemble, empty it and add this server back (it copies a snapshot from the leader)",
+                path.display()
+            ),
+            e => anyhow::anyhow!("opening {}: {e}", path.display()),
+        },
+    )?;
+    Ok(db)
+}
