@@ -11,6 +11,8 @@ if [ "${CI:-}" = "true" ]; then
     profile=ci
 fi
 
+# Layout rules: no source file over 600 lines (tests aside), no import cycles.
+python3 scripts/check-structure.py
 scripts/setup-python.sh
 scripts/setup-node.sh
 # The integration tests run both binaries (groved and grove): build the whole workspace.

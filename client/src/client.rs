@@ -7,274 +7,34 @@
 //! Every response's zxid is remembered and passed as `min_zxid` on later reads, so a client
 //! that moves between servers always reads its own writes.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use grove_proto::metadata;
 use grove_proto::v1 as pb;
-use grove_proto::v1::cluster_client::ClusterClient;
 use grove_proto::v1::nodes_client::NodesClient;
 use grove_proto::v1::sessions_client::SessionsClient;
 use tokio::sync::{broadcast, watch};
-use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use crate::connection::{Connection, Dial, TlsOptions, new_request_id};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
+use crate::session;
 use crate::watch::WatchStream;
 
-pub use pb::{Acl, CreateMode, Stat};
+pub use crate::types::{
+    Acl, Children, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session, SessionState, Stat,
+};
 
 /// Largest message the client accepts (a page of children with stats, a 1 MiB node).
 const MAX_MESSAGE: usize = 16 << 20;
 
-/// Servers and an optional chroot, from `host:port,host:port/chroot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectString {
-    pub servers: Vec<String>,
-    pub chroot: Option<String>,
-}
-
-impl ConnectString {
-    pub fn parse(s: &str) -> Result<ConnectString> {
-        let s = s.trim();
-        let (hosts, chroot) = match s.find('/') {
-            Some(i) if !s[..i].ends_with(':') && !s[..i].contains("://") => (&s[..i], Some(&s[i..])),
-            _ => (s, None),
-        };
-        let servers: Vec<String> = hosts
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(|h| if h.contains(':') { h.to_string() } else { format!("{h}:7181") })
-            .collect();
-        if servers.is_empty() {
-            return Err(Error::BadArguments { message: format!("no server in connect string {s:?}") });
-        }
-        let chroot = match chroot {
-            None | Some("/") => None,
-            Some(c) => {
-                let c = c.trim_end_matches('/');
-                if c.contains("//") {
-                    return Err(Error::BadArguments { message: format!("invalid chroot {c:?}") });
-                }
-                Some(c.to_string())
-            }
-        };
-        Ok(ConnectString { servers, chroot })
-    }
-}
-
-/// A session this client holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub id: u64,
-    pub secret: Bytes,
-    pub timeout: Duration,
-}
-
-impl Session {
-    pub fn secret_hex(&self) -> String {
-        self.secret.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// The life of the client's session, as a listener sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionState {
-    /// No session opened.
-    None,
-    Connected,
-    /// Keepalives are failing; the session may still be alive on the servers.
-    Suspended,
-    /// Keepalives work again after a suspension (possibly through another server).
-    Reconnected,
-    /// The servers expired or closed the session; its ephemerals are gone.
-    Lost,
-    Closed,
-}
-
-#[derive(Debug, Clone)]
-pub struct CreateOptions {
-    pub mode: CreateMode,
-    pub ttl: Option<Duration>,
-    pub create_parents: bool,
-    /// The new node's ACL; empty: open to everyone (`world:anyone:cdrwa`).
-    pub acl: Vec<Acl>,
-}
-
-impl Default for CreateOptions {
-    fn default() -> Self {
-        CreateOptions { mode: CreateMode::Persistent, ttl: None, create_parents: false, acl: Vec::new() }
-    }
-}
-
-impl CreateOptions {
-    pub fn mode(mode: CreateMode) -> Self {
-        CreateOptions { mode, ..Default::default() }
-    }
-
-    /// The same options with an ACL for the new node.
-    pub fn with_acl(mut self, acl: Vec<Acl>) -> Self {
-        self.acl = acl;
-        self
-    }
-}
-
-/// Read freshness.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Consistency {
-    #[default]
-    Linearizable,
-    Sequential,
-}
-
-/// One operation of a transaction.
-#[derive(Debug, Clone)]
-pub enum Op {
-    Create {
-        path: String,
-        data: Bytes,
-        options: CreateOptions,
-    },
-    Delete {
-        path: String,
-        version: Option<i32>,
-    },
-    Set {
-        path: String,
-        data: Bytes,
-        version: Option<i32>,
-    },
-    Check {
-        path: String,
-        version: Option<i32>,
-    },
-    /// Passes only while `token` is a current grant of the lock at `path`: put it first so
-    /// the transaction is refused (FENCED) if the caller lost the lock.
-    CheckFence {
-        path: String,
-        token: u64,
-    },
-}
-
-/// What a successful operation of a transaction returned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OpResult {
-    Created { path: String, stat: Stat },
-    Set { stat: Stat },
-    Deleted,
-    Checked,
-    Fenced,
-}
-
-/// A page of children.
-#[derive(Debug, Clone, Default)]
-pub struct Children {
-    pub names: Vec<String>,
-    pub stats: Vec<Stat>,
-    pub stat: Stat,
-    pub next_page_token: String,
-    pub zxid: u64,
-}
-
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    servers: Vec<String>,
-    channels: Vec<Channel>,
-    /// How to dial a server (timeouts, TLS): also used for a leader's address learned later.
-    dial: Dial,
-    chroot: Option<String>,
-    current: AtomicUsize,
-    last_zxid: AtomicU64,
-    request_timeout: Duration,
-    retry: RetryPolicy,
-    session: RwLock<Option<Session>>,
-    state: watch::Sender<SessionState>,
-    /// Every transition, for listeners that must not miss one (LOST then RECONNECTED).
-    transitions: broadcast::Sender<SessionState>,
-    /// Open a new session by itself after one is lost (set by `session_timeout`).
-    auto_session: Option<Duration>,
-    keepalive: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// `grove-auth` values sent with every request (`digest user:password`).
-    auth: RwLock<Vec<MetadataValue<Ascii>>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(task) = self.keepalive.lock().unwrap().take() {
-            task.abort();
-        }
-    }
-}
-
-/// TLS towards the servers: the CA to verify them with (none: the system's roots are not
-/// consulted, so give one), and a client certificate, which the server turns into the
-/// `x509:<subject>` identity.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    /// The name to verify the server's certificate against, when it is not the host in the
-    /// connect string (e.g. connecting by IP to a certificate issued for a DNS name).
-    pub server_name: Option<String>,
-}
-
-impl TlsOptions {
-    fn config(&self) -> Result<ClientTlsConfig> {
-        let read = |p: &PathBuf| {
-            std::fs::read(p).map_err(|e| Error::BadArguments { message: format!("TLS file {}: {e}", p.display()) })
-        };
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &self.ca {
-            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
-        }
-        match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?)),
-            (None, None) => {}
-            _ => {
-                return Err(Error::BadArguments {
-                    message: "a TLS client certificate needs its key, and the other way round".into(),
-                });
-            }
-        }
-        if let Some(name) = &self.server_name {
-            tls = tls.domain_name(name.clone());
-        }
-        Ok(tls)
-    }
-}
-
-/// How endpoints are built.
-#[derive(Debug, Clone)]
-struct Dial {
-    connect_timeout: Duration,
-    tls: Option<ClientTlsConfig>,
-}
-
-impl Dial {
-    fn endpoint(&self, addr: &str) -> Result<Endpoint> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let uri = if addr.contains("://") { addr.to_string() } else { format!("{scheme}://{addr}") };
-        let bad = |e: tonic::transport::Error| Error::BadArguments { message: format!("server address {addr:?}: {e}") };
-        let mut e = Endpoint::from_shared(uri).map_err(bad)?;
-        if let Some(tls) = &self.tls {
-            e = e.tls_config(tls.clone()).map_err(bad)?;
-        }
-        Ok(e.connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(10)))
-    }
+    pub(crate) conn: Arc<Connection>,
 }
 
 /// Configures a client.
@@ -347,7 +107,7 @@ impl ClientBuilder {
         let (state, _) = watch::channel(SessionState::None);
         let (transitions, _) = broadcast::channel(64);
         let client = Client {
-            inner: Arc::new(Inner {
+            conn: Arc::new(Connection {
                 servers: cs.servers,
                 channels,
                 dial,
@@ -371,10 +131,6 @@ impl ClientBuilder {
     }
 }
 
-fn status_err(s: Status) -> Error {
-    Error::from_status(&s)
-}
-
 impl Client {
     pub fn builder(connect: &str) -> ClientBuilder {
         ClientBuilder {
@@ -394,200 +150,106 @@ impl Client {
         Client::builder(connect).build()
     }
 
+    fn nodes(&self, ch: Channel) -> NodesClient<Channel> {
+        NodesClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
+    }
+
     /// The server currently in use.
     pub fn server(&self) -> &str {
-        let i = self.inner.current.load(Ordering::Relaxed) % self.inner.servers.len();
-        &self.inner.servers[i]
+        self.conn.server()
     }
 
     pub fn servers(&self) -> &[String] {
-        &self.inner.servers
+        self.conn.servers()
     }
 
     pub fn chroot(&self) -> Option<&str> {
-        self.inner.chroot.as_deref()
+        self.conn.chroot()
     }
 
-    /// The highest zxid this client has seen.
+    /// The highest zxid this client has seen (in a response header or a watch event).
     pub fn last_zxid(&self) -> u64 {
-        self.inner.last_zxid.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn saw(&self, header: &Option<pb::ResponseHeader>) {
-        if let Some(h) = header {
-            self.inner.last_zxid.fetch_max(h.zxid, Ordering::Relaxed);
-        }
+        self.conn.last_zxid()
     }
 
     /// The server-side path of a client path (chroot applied).
     pub fn full_path(&self, path: &str) -> String {
-        match &self.inner.chroot {
-            None => path.to_string(),
-            Some(root) if path == "/" => root.clone(),
-            Some(root) => format!("{root}{path}"),
-        }
+        self.conn.full_path(path)
     }
 
     /// The client path of a server-side path (chroot removed).
     pub fn client_path(&self, path: &str) -> String {
-        match &self.inner.chroot {
-            None => path.to_string(),
-            Some(root) => match path.strip_prefix(root.as_str()) {
-                Some("") => "/".to_string(),
-                Some(rest) if rest.starts_with('/') => rest.to_string(),
-                _ => path.to_string(),
-            },
-        }
-    }
-
-    /// Wraps a message with the session metadata. The request timeout is enforced here,
-    /// not sent as `grpc-timeout`: the server bounds its own waits, and a per-request
-    /// deadline header would cost it a timer on every call.
-    pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
-        let mut req = Request::new(msg);
-        self.decorate(req.metadata_mut());
-        req
-    }
-
-    /// Puts the session and the credentials on a request's metadata.
-    pub(crate) fn decorate(&self, md: &mut MetadataMap) {
-        if let Some(s) = self.inner.session.read().unwrap().as_ref() {
-            md.insert(metadata::SESSION_ID, s.id.to_string().parse().expect("digits"));
-            md.insert(metadata::SESSION_SECRET, s.secret_hex().parse().expect("hex"));
-        }
-        for value in self.inner.auth.read().unwrap().iter() {
-            md.append(metadata::AUTH, value.clone());
-        }
+        self.conn.client_path(path)
     }
 
     /// Adds credentials to every later request of this client and its clones (zkCli's
     /// `addauth`). Only `digest` with `user:password` exists; x509 identities come from
     /// the TLS client certificate. Nothing is checked until a request needs the rights.
     pub fn add_auth(&self, scheme: &str, credential: &str) -> Result<()> {
-        if scheme != "digest" {
-            return Err(Error::BadArguments {
-                message: format!(
-                    "auth scheme {scheme:?}: only digest (user:password) is sent; x509 comes from the TLS certificate"
-                ),
-            });
-        }
-        if credential.split_once(':').is_none_or(|(u, _)| u.is_empty()) {
-            return Err(Error::BadArguments { message: "digest credentials are user:password".into() });
-        }
-        let value: MetadataValue<Ascii> = format!("digest {credential}")
-            .parse()
-            .map_err(|_| Error::BadArguments { message: "credentials must be printable ASCII".into() })?;
-        let mut auth = self.inner.auth.write().unwrap();
-        if !auth.contains(&value) {
-            auth.push(value);
-        }
-        Ok(())
+        self.conn.add_auth(scheme, credential)
     }
 
-    /// A write request: the session metadata and a request id, so a retry of the same write
-    /// (on any server) is applied once.
+    pub(crate) fn saw(&self, header: &Option<pb::ResponseHeader>) {
+        self.conn.saw(header)
+    }
+
+    pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
+        self.conn.request(msg)
+    }
+
     pub(crate) fn write_request<T>(&self, msg: T, id: u128) -> Request<T> {
-        let mut req = self.request(msg);
-        req.metadata_mut().insert(metadata::REQUEST_ID, format!("{id:032x}").parse().expect("hex"));
-        req
+        self.conn.write_request(msg, id)
     }
 
-    /// Calls a request that is safe to repeat (a read, or a write carrying a request id,
-    /// which the servers apply once): failures of the connection or the ensemble are retried
-    /// as the retry policy allows, on the next server. Only then is a write's outcome
-    /// reported as unknown (`ConnectionLoss`).
     pub(crate) async fn call_retrying<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
-        let started = std::time::Instant::now();
-        let mut retries = 0;
-        loop {
-            let mut deadline = std::time::Instant::now() + self.inner.request_timeout;
-            if let RetryPolicy::UntilElapsed { max_elapsed } = self.inner.retry {
-                deadline = deadline.min(started + max_elapsed);
-            }
-            match self.call_until(true, deadline, &f).await {
-                Err(e) if e.is_transient() => match self.inner.retry.next_sleep(retries, started.elapsed()) {
-                    Some(pause) => {
-                        retries += 1;
-                        tokio::time::sleep(pause).await;
-                    }
-                    None => return Err(e),
-                },
-                r => return r,
-            }
-        }
+        self.conn.call_retrying(f).await
     }
 
-    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
-        &self.inner.retry
-    }
-
-    pub(crate) fn request_timeout(&self) -> Duration {
-        self.inner.request_timeout
-    }
-
-    /// Calls the current server; on failure that proves nothing was done (or on any
-    /// connection failure for a read), tries the other servers once each.
     pub(crate) async fn call<T, F, Fut>(&self, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
-        self.call_until(idempotent, std::time::Instant::now() + self.inner.request_timeout, f).await
+        self.conn.call(idempotent, f).await
     }
 
-    /// `call`, with every attempt bounded by one overall deadline.
-    async fn call_until<T, F, Fut>(&self, idempotent: bool, deadline: std::time::Instant, f: F) -> Result<T>
-    where
-        F: Fn(Channel) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
-    {
-        let n = self.inner.servers.len();
-        let start = self.inner.current.load(Ordering::Relaxed);
-        let mut last = None;
-        for attempt in 0..n {
-            let i = (start + attempt) % n;
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let outcome = match tokio::time::timeout(left, f(self.inner.channels[i].clone())).await {
-                Ok(r) => r,
-                Err(_) => Err(Status::deadline_exceeded(format!(
-                    "no answer within {} ms",
-                    self.inner.request_timeout.as_millis()
-                ))),
-            };
-            match outcome {
-                Ok(resp) => {
-                    if attempt > 0 {
-                        self.inner.current.store(i, Ordering::Relaxed);
-                    }
-                    return Ok(resp.into_inner());
-                }
-                Err(status) => {
-                    let e = status_err(status);
-                    let move_on = e.is_retryable() || (idempotent && matches!(e, Error::ConnectionLoss { .. }));
-                    if !move_on {
-                        return Err(e);
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or(Error::Unreachable { message: "no servers".into() }))
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        self.conn.retry_policy()
     }
 
-    fn nodes(&self, ch: Channel) -> NodesClient<Channel> {
-        NodesClient::new(ch).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE)
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.conn.request_timeout()
     }
 
     pub(crate) fn read_options(&self, c: Consistency) -> (i32, u64) {
-        let c = match c {
-            Consistency::Linearizable => pb::Consistency::Linearizable,
-            Consistency::Sequential => pb::Consistency::Sequential,
-        };
-        (c as i32, self.last_zxid())
+        self.conn.read_options(c)
+    }
+
+    pub(crate) fn channel_at(&self, attempt: usize) -> (usize, Channel) {
+        self.conn.channel_at(attempt)
+    }
+
+    pub(crate) fn use_server(&self, i: usize) {
+        self.conn.use_server(i)
+    }
+
+    /// Opens a session with the requested timeout and keeps it alive in the background.
+    pub async fn open_session(&self, timeout: Duration) -> Result<Session> {
+        session::open(&self.conn, timeout).await
+    }
+
+    /// Resumes a session (from another client or process) before it expires.
+    pub async fn resume_session(&self, id: u64, secret: Bytes) -> Result<Session> {
+        session::resume(&self.conn, id, secret).await
+    }
+
+    /// Closes the session: its ephemerals are deleted now.
+    pub async fn close_session(&self) -> Result<()> {
+        session::close(&self.conn).await
     }
 
     pub async fn create(&self, path: &str, data: impl Into<Bytes>, opts: &CreateOptions) -> Result<(String, Stat)> {
@@ -796,86 +458,16 @@ impl Client {
         Ok(resp.count)
     }
 
-    pub async fn status(&self) -> Result<pb::StatusResponse> {
-        self.call(true, |ch| async { ClusterClient::new(ch).status(self.request(pb::StatusRequest {})).await }).await
-    }
-
-    pub async fn members(&self) -> Result<Vec<pb::Member>> {
-        let r = self
-            .call(true, |ch| async { ClusterClient::new(ch).members(self.request(pb::MembersRequest {})).await })
-            .await?;
-        Ok(r.members)
-    }
-
-    /// Runs a cluster change on the leader: if the server asked is not the leader, once more
-    /// on the leader it names.
-    async fn on_leader<T, F, Fut>(&self, f: F) -> Result<T>
-    where
-        F: Fn(Channel) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
-    {
-        match self.call(false, &f).await {
-            Err(Error::NotReady { leader: Some(l), .. }) if !l.address.is_empty() => {
-                let ch = self
-                    .inner
-                    .dial
-                    .endpoint(&l.address)?
-                    .connect()
-                    .await
-                    .map_err(|e| Error::Unreachable { message: format!("leader {}: {e}", l.address) })?;
-                f(ch).await.map(|r| r.into_inner()).map_err(status_err)
-            }
-            other => other,
-        }
-    }
-
-    /// Adds a voter (or, with `observer`, a non-voting member) whose groved already runs.
-    pub async fn add_member(
-        &self,
-        id: u64,
-        peer_address: &str,
-        client_address: &str,
-        observer: bool,
-    ) -> Result<Vec<pb::Member>> {
-        let msg = pb::AddMemberRequest {
-            id,
-            role: if observer { pb::MemberRole::ObserverRole } else { pb::MemberRole::Voter } as i32,
-            peer_address: peer_address.to_string(),
-            client_address: client_address.to_string(),
-        };
-        let r =
-            self.on_leader(|ch| async { ClusterClient::new(ch).add_member(self.request(msg.clone())).await }).await?;
-        Ok(r.members)
-    }
-
-    pub async fn remove_member(&self, id: u64) -> Result<Vec<pb::Member>> {
-        let msg = pb::RemoveMemberRequest { id };
-        let r = self.on_leader(|ch| async { ClusterClient::new(ch).remove_member(self.request(msg)).await }).await?;
-        Ok(r.members)
-    }
-
-    /// Hands leadership to `to` (0: any up-to-date voter); returns the new leader's id.
-    pub async fn transfer_leader(&self, to: u64) -> Result<u64> {
-        let msg = pb::TransferLeaderRequest { to };
-        let r = self.on_leader(|ch| async { ClusterClient::new(ch).transfer_leader(self.request(msg)).await }).await?;
-        Ok(r.leader_id)
-    }
-
-    pub fn cluster_client(&self) -> ClusterClient<Channel> {
-        let i = self.inner.current.load(Ordering::Relaxed) % self.inner.channels.len();
-        ClusterClient::new(self.inner.channels[i].clone())
-    }
-
     /// Opens a watch stream on the current server.
     pub async fn watch_stream(&self) -> Result<WatchStream> {
-        let n = self.inner.servers.len();
-        let start = self.inner.current.load(Ordering::Relaxed);
+        let n = self.conn.servers.len();
+        let start = self.conn.current.load(Ordering::Relaxed);
         let mut last = None;
         for attempt in 0..n {
             let i = (start + attempt) % n;
-            match WatchStream::open(self.clone(), self.inner.channels[i].clone()).await {
+            match WatchStream::open(self.conn.clone(), self.conn.channels[i].clone()).await {
                 Ok(w) => {
-                    self.inner.current.store(i, Ordering::Relaxed);
+                    self.conn.current.store(i, Ordering::Relaxed);
                     return Ok(w);
                 }
                 Err(e) => last = Some(e),
@@ -912,146 +504,21 @@ impl Client {
             .await
     }
 
-    // ---- sessions ----
-
     pub fn session(&self) -> Option<Session> {
-        self.inner.session.read().unwrap().clone()
+        self.conn.session()
     }
 
     /// The session's current state (a watch: a slow reader sees the latest state only).
     pub fn session_state(&self) -> watch::Receiver<SessionState> {
-        self.inner.state.subscribe()
+        self.conn.state.subscribe()
     }
 
     /// Every state transition from now on (Curator's ConnectionStateListener): CONNECTED,
     /// SUSPENDED, RECONNECTED, LOST, CLOSED. A listener more than 64 transitions behind
     /// gets `Lagged`.
     pub fn state_listener(&self) -> broadcast::Receiver<SessionState> {
-        self.inner.transitions.subscribe()
+        self.conn.transitions.subscribe()
     }
-
-    /// Opens a session with the requested timeout and keeps it alive in the background.
-    pub async fn open_session(&self, timeout: Duration) -> Result<Session> {
-        let msg =
-            pb::OpenSessionRequest { timeout_ms: timeout.as_millis() as i64, session_id: 0, secret: Bytes::new() };
-        let id = new_request_id();
-        let resp = self
-            .call_retrying(|ch| async { SessionsClient::new(ch).open(self.write_request(msg.clone(), id)).await })
-            .await?;
-        self.saw(&resp.header);
-        let session = Session {
-            id: resp.session_id,
-            secret: resp.secret,
-            timeout: Duration::from_millis(resp.timeout_ms.max(0) as u64),
-        };
-        self.adopt_session(session.clone());
-        Ok(session)
-    }
-
-    /// Resumes a session (from another client or process) before it expires.
-    pub async fn resume_session(&self, id: u64, secret: Bytes) -> Result<Session> {
-        let msg = pb::OpenSessionRequest { timeout_ms: 0, session_id: id, secret };
-        let resp =
-            self.call_retrying(|ch| async { SessionsClient::new(ch).open(self.request(msg.clone())).await }).await?;
-        let session = Session {
-            id: resp.session_id,
-            secret: resp.secret,
-            timeout: Duration::from_millis(resp.timeout_ms.max(0) as u64),
-        };
-        self.adopt_session(session.clone());
-        Ok(session)
-    }
-
-    fn adopt_session(&self, session: Session) {
-        *self.inner.session.write().unwrap() = Some(session.clone());
-        self.set_state(SessionState::Connected);
-        let task = tokio::spawn(crate::session::keep_alive(Arc::downgrade(&self.inner), session));
-        if let Some(old) = self.inner.keepalive.lock().unwrap().replace(task) {
-            old.abort();
-        }
-    }
-
-    /// Closes the session: its ephemerals are deleted now.
-    pub async fn close_session(&self) -> Result<()> {
-        let Some(s) = self.inner.session.write().unwrap().take() else { return Ok(()) };
-        if let Some(task) = self.inner.keepalive.lock().unwrap().take() {
-            task.abort();
-        }
-        let msg = pb::CloseSessionRequest { session_id: s.id, secret: s.secret.clone() };
-        let r = self.call(false, |ch| async { SessionsClient::new(ch).close(self.request(msg.clone())).await }).await;
-        self.set_state(SessionState::Closed);
-        match r {
-            Ok(resp) => {
-                self.saw(&resp.header);
-                Ok(())
-            }
-            Err(Error::SessionExpired { .. }) | Err(Error::UnknownSession { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub(crate) fn set_state(&self, s: SessionState) {
-        self.inner.state.send_replace(s);
-        let _ = self.inner.transitions.send(s);
-    }
-
-    /// The servers ended the session: LOST, then, for a client started with a session
-    /// timeout, a new session in the background (RECONNECTED once it is open), as
-    /// Curator's client makes a new ZooKeeper session.
-    pub(crate) fn session_lost(&self, id: u64) {
-        self.drop_session(id);
-        self.set_state(SessionState::Lost);
-        let Some(timeout) = self.inner.auto_session else { return };
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut pause = Duration::from_millis(50);
-            loop {
-                let Some(inner) = weak.upgrade() else { return };
-                let c = Client { inner };
-                if c.session().is_some() {
-                    return;
-                }
-                match c.open_session(timeout).await {
-                    Ok(_) => {
-                        c.set_state(SessionState::Reconnected);
-                        return;
-                    }
-                    Err(e) => tracing::debug!("opening a new session after losing one: {e}"),
-                }
-                drop(c);
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-        });
-    }
-
-    pub(crate) fn drop_session(&self, id: u64) {
-        let mut guard = self.inner.session.write().unwrap();
-        if guard.as_ref().is_some_and(|s| s.id == id) {
-            *guard = None;
-        }
-    }
-
-    pub(crate) fn channel_at(&self, attempt: usize) -> (usize, Channel) {
-        let n = self.inner.channels.len();
-        let i = (self.inner.current.load(Ordering::Relaxed) + attempt) % n;
-        (i, self.inner.channels[i].clone())
-    }
-
-    pub(crate) fn use_server(&self, i: usize) {
-        self.inner.current.store(i, Ordering::Relaxed);
-    }
-
-    pub(crate) fn server_count(&self) -> usize {
-        self.inner.channels.len()
-    }
-}
-
-/// A fresh request id: the clock in the high half (so servers can forget old ones in
-/// order), random bits in the low half.
-pub(crate) fn new_request_id() -> u128 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    (now << 64) | u128::from(rand::random::<u64>().max(1))
 }
 
 fn create_request(path: &str, data: Bytes, opts: &CreateOptions) -> pb::CreateRequest {

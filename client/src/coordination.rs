@@ -14,7 +14,8 @@ use grove_proto::v1::locks_client::LocksClient;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::client::{Client, Consistency, new_request_id};
+use crate::client::{Client, Consistency};
+use crate::connection::new_request_id;
 use crate::error::{Error, Result};
 
 pub use pb::LockKind;

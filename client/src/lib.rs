@@ -14,6 +14,8 @@
 pub mod acl;
 pub mod cache;
 pub mod client;
+mod cluster;
+mod connection;
 pub mod coordination;
 pub mod error;
 pub mod framework;
@@ -21,17 +23,19 @@ pub mod quotas;
 pub mod recipes;
 pub mod retry;
 mod session;
+pub mod types;
 pub mod watch;
 
 pub use cache::{CacheEvent, ChildData, CuratorCache, NodeCache, PathChildrenCache, TreeCache};
-pub use client::{
-    Acl, Children, Client, ClientBuilder, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session,
-    SessionState, Stat, TlsOptions,
-};
+pub use client::{Client, ClientBuilder};
+pub use connection::TlsOptions;
 pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, LockRequest};
 pub use error::{Error, Result};
 pub use framework::Framework;
 pub use grove_proto::v1 as proto;
 pub use quotas::{Quota, QuotaChange};
 pub use retry::RetryPolicy;
+pub use types::{
+    Acl, Children, ConnectString, Consistency, CreateMode, CreateOptions, Op, OpResult, Session, SessionState, Stat,
+};
 pub use watch::{EventType, WatchEvent, WatchKind, WatchMessage, WatchSpec, WatchStream};

@@ -3,7 +3,8 @@
 use grove_proto::v1 as pb;
 use grove_proto::v1::quotas_client::QuotasClient;
 
-use crate::client::{Client, Consistency, new_request_id};
+use crate::client::{Client, Consistency};
+use crate::connection::new_request_id;
 use crate::error::Result;
 
 /// "No limit".

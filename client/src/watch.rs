@@ -8,8 +8,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
-use crate::client::{Client, Stat};
+use std::sync::Arc;
+
+use crate::connection::Connection;
 use crate::error::{Error, Result};
+use crate::types::Stat;
 
 pub use pb::{ErrorCode, EventType, WatchKind};
 
@@ -83,24 +86,24 @@ pub enum WatchMessage {
 }
 
 pub struct WatchStream {
-    client: Client,
+    conn: Arc<Connection>,
     tx: mpsc::Sender<pb::WatchRequest>,
     rx: Streaming<pb::WatchResponse>,
     next_id: i64,
 }
 
 impl WatchStream {
-    pub(crate) async fn open(client: Client, channel: Channel) -> Result<WatchStream> {
+    pub(crate) async fn open(conn: Arc<Connection>, channel: Channel) -> Result<WatchStream> {
         let (tx, rx) = mpsc::channel(64);
         let mut req = tonic::Request::new(ReceiverStream::new(rx));
-        client.decorate(req.metadata_mut());
+        conn.decorate(req.metadata_mut());
         let rx = WatchClient::new(channel)
             .max_decoding_message_size(64 << 20)
             .watch(req)
             .await
             .map_err(|s| Error::from_status(&s))?
             .into_inner();
-        Ok(WatchStream { client, tx, rx, next_id: 1 })
+        Ok(WatchStream { conn, tx, rx, next_id: 1 })
     }
 
     async fn send(&self, request: pb::watch_request::Request) -> Result<()> {
@@ -123,7 +126,7 @@ impl WatchStream {
         self.next_id = self.next_id.max(id + 1);
         self.send(pb::watch_request::Request::Create(pb::WatchCreateRequest {
             watch_id: id,
-            path: self.client.full_path(&spec.path),
+            path: self.conn.full_path(&spec.path),
             kind: spec.kind as i32,
             one_shot: spec.one_shot,
             start_zxid: spec.start_zxid,
@@ -167,7 +170,7 @@ impl WatchStream {
                     .into_iter()
                     .map(|e| WatchEvent {
                         kind: e.r#type(),
-                        path: self.client.client_path(&e.path),
+                        path: self.conn.client_path(&e.path),
                         zxid: e.zxid,
                         stat: e.stat.unwrap_or_default(),
                         data: e.data,

@@ -21,8 +21,8 @@ use grove_server::fsm::quota::{LimitsChange, QuotaRecord};
 use grove_server::fsm::session::SessionRecord;
 use grove_server::fsm::znode::{CreateMode, Znode};
 use grove_server::storage::keys;
-use grove_server::storage::write::WriteTables;
 use grove_server::storage::tables::{EPHEMERALS, LOCKS, NODES, QUOTAS, SESSIONS};
+use grove_server::storage::write::WriteTables;
 use libfuzzer_sys::fuzz_target;
 use redb::{Database, ReadableDatabase, ReadableTable};
 

@@ -4,9 +4,10 @@
 
 #![no_main]
 
-use grove_server::fsm::znode::{Znode, SessionRecord};
-use grove_server::fsm::quota::QuotaRecord;
 use grove_server::fsm::command::{Command, CommandResult};
+use grove_server::fsm::quota::QuotaRecord;
+use grove_server::fsm::session::SessionRecord;
+use grove_server::fsm::znode::Znode;
 use grove_server::raft::types::Entry;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

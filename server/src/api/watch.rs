@@ -20,7 +20,8 @@ use crate::error::GroveError;
 use crate::fsm::acl::{Caller, READ};
 use crate::fsm::path;
 use crate::node::Node;
-use crate::node::watch_hub::{CancelCode, StreamItem, StreamQueue, WatchKind, WatchSpec};
+use crate::node::watches::queue::StreamQueue;
+use crate::node::watches::{CancelCode, StreamItem, WatchKind, WatchSpec};
 use tracing::Instrument;
 
 pub struct WatchService {

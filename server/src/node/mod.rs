@@ -13,7 +13,7 @@ mod proposer;
 mod read_index;
 pub mod sessions;
 mod transfer;
-pub mod watch_hub;
+pub mod watches;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +24,8 @@ use tokio::sync::watch;
 
 use self::read_index::ReadIndexBatcher;
 use self::sessions::{SessionCheck, SessionTracker};
-use self::watch_hub::{HubConfig, WatchHub};
+use self::watches::HubConfig;
+use self::watches::hub::WatchHub;
 use crate::config::Config;
 use crate::error::{GroveError, LeaderHint};
 use crate::fsm::ApplyObserver;

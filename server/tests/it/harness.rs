@@ -1,6 +1,12 @@
-//! Real `groved` processes for integration tests: started on 127.0.0.1 with OS-assigned
-//! ports (or ports reserved for a cluster), each with its own data directory, stopped by
-//! PID when the test ends.
+//! Servers for integration tests, on 127.0.0.1 with OS-assigned ports (or ports reserved
+//! for a cluster), each with its own data directory.
+//!
+//! Two tiers. `Server::start` runs the server inside the test process, through the same
+//! `grove_server::run(listeners, shutdown)` that `groved` calls, on a runtime of its own:
+//! no process to spawn, and the client talks to it over real gRPC on TCP all the same.
+//! `Server::start_process` (and clusters) start real `groved` processes, stopped by PID
+//! when the test ends: for what needs a process (kill -9, SIGSTOP, restarts, namespaces,
+//! its log).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -55,6 +61,9 @@ pub fn free_port() -> u16 {
 
 pub struct Server {
     child: Option<Child>,
+    /// A server running inside this process (`Server::start`), instead of `child`.
+    inproc: Option<InProcess>,
+    in_process: bool,
     pub dir: PathBuf,
     pub client: String,
     pub peer: String,
@@ -68,9 +77,88 @@ pub struct Server {
     prefix: Vec<String>,
 }
 
+/// A server running on its own runtime and thread inside the test process.
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Parses the arguments as `groved` does and runs the server until stopped.
+    fn start(args: Vec<String>) -> (InProcess, grove_server::Bound) {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Groved {
+            #[command(flatten)]
+            settings: grove_server::config::Settings,
+        }
+        let settings = Groved::try_parse_from(std::iter::once("groved".to_string()).chain(args))
+            .unwrap_or_else(|e| panic!("groved arguments: {e}"))
+            .settings;
+        let config = grove_server::config::Config::resolve(settings, Default::default())
+            .unwrap_or_else(|e| panic!("groved configuration: {e}"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, bound) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listeners = grove_server::Listeners::bind(&config).await.expect("binding");
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                grove_server::run(config, listeners, shutdown, |b| {
+                    let _ = ready.send(b);
+                })
+                .await
+                .expect("the in-process server failed");
+            });
+        });
+        let bound = bound.recv_timeout(Duration::from_secs(30)).expect("the in-process server did not start");
+        (InProcess { stop: Some(stop), thread: Some(thread) }, bound)
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            // A panicking server thread has already failed the test through its output.
+            let _ = t.join();
+        }
+    }
+}
+
 impl Server {
-    /// Starts a standalone server in `dir` on OS-assigned ports.
+    /// Starts a standalone server in `dir` on OS-assigned ports, inside this process.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut args: Vec<String> = vec!["--data-dir".into(), dir.join("data").display().to_string()];
+        args.extend(
+            ["--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+                .map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (inproc, bound) = InProcess::start(args);
+        Server {
+            child: None,
+            inproc: Some(inproc),
+            in_process: true,
+            dir: dir.to_path_buf(),
+            client: bound.client.to_string(),
+            peer: bound.peer.to_string(),
+            admin: bound.admin.to_string(),
+            health: bound.health.map(|h| h.to_string()),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            ports: None,
+            rust_log: String::new(),
+            prefix: Vec::new(),
+        }
+    }
+
+    /// Starts a standalone `groved` process in `dir` on OS-assigned ports.
+    pub fn start_process(dir: &Path, extra: &[&str]) -> Server {
         Self::start_logging(dir, extra, "info,openraft=warn")
     }
 
@@ -83,6 +171,8 @@ impl Server {
     pub fn start_with_prefix(dir: &Path, extra: &[&str], rust_log: &str, prefix: Vec<String>) -> Server {
         let mut s = Server {
             child: None,
+            inproc: None,
+            in_process: false,
             dir: dir.to_path_buf(),
             client: String::new(),
             peer: String::new(),
@@ -101,6 +191,8 @@ impl Server {
     pub fn start_on(dir: &Path, ports: (u16, u16, u16), extra: &[String]) -> Server {
         let mut s = Server {
             child: None,
+            inproc: None,
+            in_process: false,
             dir: dir.to_path_buf(),
             client: String::new(),
             peer: String::new(),
@@ -170,15 +262,27 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
+        assert!(self.inproc.is_none(), "an in-process server has no pid of its own: start it with start_process");
         self.child.as_ref().expect("running").id()
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.inproc.is_some() || self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Stops an in-process server the way SIGTERM stops groved (graceful shutdown).
+    pub fn stop(&mut self) {
+        match self.inproc.take() {
+            Some(p) => drop(p),
+            None => {
+                self.terminate();
+            }
+        }
     }
 
     /// Kills the process with SIGKILL: no shutdown, no flush.
     pub fn kill9(&mut self) {
+        assert!(self.inproc.is_none(), "an in-process server cannot be killed: start it with start_process");
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -193,6 +297,7 @@ impl Server {
 
     /// SIGTERM, then waits (bounded) for a graceful exit.
     pub fn terminate(&mut self) -> ExitStatus {
+        assert!(self.inproc.is_none(), "an in-process server gets no signals: start it with start_process");
         self.signal("TERM");
         let mut c = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -208,9 +313,15 @@ impl Server {
         }
     }
 
-    /// Starts the process again with the same data directory and arguments.
+    /// Starts the server again (a process, or in this process) with the same data directory
+    /// and arguments, on new ports.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the server before restarting it");
+        assert!(self.child.is_none() && self.inproc.is_none(), "stop the server before restarting it");
+        if self.in_process {
+            let extra: Vec<&str> = self.args.iter().map(String::as_str).collect();
+            *self = Server::start(&self.dir.clone(), &extra.clone());
+            return;
+        }
         self.spawn();
     }
 
@@ -256,7 +367,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.kill9();
+        if let Some(p) = self.inproc.take() {
+            drop(p);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Integration tests over real gRPC against real `groved` processes. One test binary keeps
-//! link time low; files are numbered by theme (openraft's convention).
+//! Integration tests over real gRPC on TCP: against servers run inside the test process
+//! (`Server::start`) and real `groved` processes (`Server::start_process`, clusters) for
+//! what needs a process. One test binary keeps link time low.
 
 // Not every test file uses every helper.
 #[allow(dead_code)]
@@ -11,23 +12,26 @@ mod linearizability;
 mod pki;
 mod proxy;
 
-mod t10_cli;
-mod t20_sessions;
-mod t30_watch;
-mod t40_durability;
-mod t50_bad_input;
+// Numbered by theme (openraft's convention): t10 basics, t20 life cycle, t30 coordination,
+// t40 security and limits, t50 ensembles, t60 operations, t70 other languages and tools,
+// t90 faults.
+mod t11_sessions;
+mod t12_watch;
+mod t13_bad_input;
+mod t15_cli;
+mod t20_durability;
+mod t30_locks;
+mod t31_coordination_cli;
+mod t32_recipes;
+mod t40_tls;
+mod t41_acl;
+mod t42_quotas;
+mod t43_limits;
+mod t50_ensemble;
+mod t51_recipes_failover;
 mod t60_admin;
 mod t70_python;
-mod t71_node;
+mod t71_nodejs;
 mod t72_grpcurl;
-mod t80_ensemble;
-mod t85_locks;
-mod t86_coordination_cli;
-mod t87_recipes;
-mod t88_recipes_failover;
 mod t90_faults;
-mod t95_tls;
-mod t96_acl;
-mod t97_quotas;
-mod t98_abuse;
-mod t99_storage_faults;
+mod t91_storage_faults;

@@ -5,7 +5,7 @@ use crate::harness::Server;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_status_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &[]);
+    let mut s = Server::start_process(dir.path(), &[]);
     let c = s.connect();
     c.create("/m", "x", &grove_client::CreateOptions::default()).await.unwrap();
     c.get("/m").await.unwrap();

@@ -88,8 +88,35 @@ fn after_help() -> String {
     )
 }
 
+/// zkCli's own spelling of the options, `-server host:port` and `-timeout ms`, before the
+/// command: taken as `--server` and `--timeout` (clap would read `-server` as `-s erver`).
+fn zkcli_options(args: impl Iterator<Item = String>) -> Vec<String> {
+    const TAKE_VALUES: [&str; 9] =
+        ["-server", "-timeout", "--server", "-s", "--timeout", "--tls-ca", "--tls-cert", "--tls-key", "--auth"];
+    let mut out = Vec::new();
+    let mut args = args.enumerate();
+    while let Some((i, a)) = args.next() {
+        if i == 0 {
+            out.push(a);
+            continue;
+        }
+        if !a.starts_with('-') {
+            // The command: the rest are its own words.
+            out.push(a);
+            out.extend(args.map(|(_, a)| a));
+            break;
+        }
+        let takes_value = TAKE_VALUES.contains(&a.as_str()) || a == "--tls-server-name";
+        out.push(if a == "-server" || a == "-timeout" { format!("-{a}") } else { a });
+        if takes_value && let Some((_, v)) = args.next() {
+            out.push(v);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
-    let matches = Cli::command().after_help(after_help()).get_matches();
+    let matches = Cli::command().after_help(after_help()).get_matches_from(zkcli_options(std::env::args()));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -120,5 +147,26 @@ fn main() -> ExitCode {
         shell::run(rt, client, cli.server, dial, cli.json, timeout)
     } else {
         rt.block_on(shell::one_shot(client, cli.server, dial, cli.json, timeout, cli.command))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zkcli_options;
+
+    fn args(line: &str) -> Vec<String> {
+        zkcli_options(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn zkclis_single_dash_options_before_the_command() {
+        assert_eq!(args("grove -server h:1 ls /"), ["grove", "--server", "h:1", "ls", "/"]);
+        assert_eq!(
+            args("grove -server h:1 -timeout 5000 get /a"),
+            ["grove", "--server", "h:1", "--timeout", "5000", "get", "/a"]
+        );
+        // After the command they are the command's own words.
+        assert_eq!(args("grove create /a -server"), ["grove", "create", "/a", "-server"]);
+        assert_eq!(args("grove --json ls -server"), ["grove", "--json", "ls", "-server"]);
     }
 }

@@ -128,7 +128,8 @@ async fn certificates_are_reloaded_without_a_restart() {
     let new_ca = Ca::new(dir.path(), "new");
     let live = old_ca.leaf(dir.path(), "live", "grove-server");
     let rotated = new_ca.leaf(dir.path(), "rotated", "grove-server");
-    let mut s = Server::start(&dir.path().join("n"), &["--tls-cert", path(&live.cert), "--tls-key", path(&live.key)]);
+    let mut s =
+        Server::start_process(&dir.path().join("n"), &["--tls-cert", path(&live.cert), "--tls-key", path(&live.key)]);
     let pid = s.pid();
     let old = ["--tls-ca", path(&old_ca.pem)];
     let new = ["--tls-ca", path(&new_ca.pem)];

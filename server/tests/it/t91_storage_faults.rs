@@ -208,7 +208,7 @@ fn refused_start(data: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_data_files_are_refused_at_startup() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(&dir.path().join("n"), &[]);
+    let mut s = Server::start_process(&dir.path().join("n"), &[]);
     let c = s.connect();
     for i in 0..50 {
         c.create(&format!("/canary{i}"), format!("CORRUPTION-CANARY-{i:04}"), &CreateOptions::default()).await.unwrap();

@@ -11,7 +11,7 @@ use crate::harness::Server;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_keeps_every_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &[]);
+    let mut s = Server::start_process(dir.path(), &[]);
     s.connect().create("/d", "", &CreateOptions::default()).await.unwrap();
     // node path -> last acknowledged data
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
@@ -76,7 +76,7 @@ async fn kill_9_under_load_keeps_every_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_and_log_purge_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &["--snapshot-entries", "50", "--keep-log-entries", "10"]);
+    let mut s = Server::start_process(dir.path(), &["--snapshot-entries", "50", "--keep-log-entries", "10"]);
     let c = s.connect();
     c.create("/s", "", &CreateOptions::default()).await.unwrap();
     for i in 0..200 {

@@ -13,7 +13,7 @@ use grove_client::{Client, CreateOptions, Error, TreeCache};
 
 use crate::cluster::Cluster;
 use crate::harness::eventually;
-use crate::t87_recipes::tree;
+use crate::t32_recipes::tree;
 
 const LEADER_WAIT: Duration = Duration::from_secs(20);
 

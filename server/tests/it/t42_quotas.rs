@@ -10,7 +10,7 @@ use crate::harness::{Server, eventually};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hard_and_soft_quotas_with_the_cli_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &[]);
+    let mut s = Server::start_process(dir.path(), &[]);
     let c = s.connect();
     c.create("/app", "", &CreateOptions::default()).await.unwrap();
     c.create("/app/a", "12345", &CreateOptions::default()).await.unwrap();

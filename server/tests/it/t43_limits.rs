@@ -2,8 +2,8 @@
 //! address, thousands of watches, thousands of lock waiters, a session-open flood, a
 //! request flood from one session, streams nobody reads, oversized messages and metadata.
 //! After each: the server is alive, other clients are served, and no data was lost or
-//! half-applied. (Malformed requests of every kind are `t50_bad_input`; a slow watch
-//! consumer on its own is `t30_watch`.)
+//! half-applied. (Malformed requests of every kind are `t13_bad_input`; a slow watch
+//! consumer on its own is `t12_watch`.)
 
 use std::time::Duration;
 

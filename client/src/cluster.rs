@@ -1,0 +1,83 @@
+//! The ensemble: status, members, membership changes and leadership transfer.
+
+use std::sync::atomic::Ordering;
+
+use grove_proto::v1 as pb;
+use grove_proto::v1::cluster_client::ClusterClient;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+impl Client {
+    pub async fn status(&self) -> Result<pb::StatusResponse> {
+        self.call(true, |ch| async { ClusterClient::new(ch).status(self.request(pb::StatusRequest {})).await }).await
+    }
+
+    pub async fn members(&self) -> Result<Vec<pb::Member>> {
+        let r = self
+            .call(true, |ch| async { ClusterClient::new(ch).members(self.request(pb::MembersRequest {})).await })
+            .await?;
+        Ok(r.members)
+    }
+
+    /// Runs a cluster change on the leader: if the server asked is not the leader, once more
+    /// on the leader it names.
+    async fn on_leader<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        match self.call(false, &f).await {
+            Err(Error::NotReady { leader: Some(l), .. }) if !l.address.is_empty() => {
+                let ch = self
+                    .conn
+                    .dial
+                    .endpoint(&l.address)?
+                    .connect()
+                    .await
+                    .map_err(|e| Error::Unreachable { message: format!("leader {}: {e}", l.address) })?;
+                f(ch).await.map(|r| r.into_inner()).map_err(crate::connection::status_err)
+            }
+            other => other,
+        }
+    }
+
+    /// Adds a voter (or, with `observer`, a non-voting member) whose groved already runs.
+    pub async fn add_member(
+        &self,
+        id: u64,
+        peer_address: &str,
+        client_address: &str,
+        observer: bool,
+    ) -> Result<Vec<pb::Member>> {
+        let msg = pb::AddMemberRequest {
+            id,
+            role: if observer { pb::MemberRole::ObserverRole } else { pb::MemberRole::Voter } as i32,
+            peer_address: peer_address.to_string(),
+            client_address: client_address.to_string(),
+        };
+        let r =
+            self.on_leader(|ch| async { ClusterClient::new(ch).add_member(self.request(msg.clone())).await }).await?;
+        Ok(r.members)
+    }
+
+    pub async fn remove_member(&self, id: u64) -> Result<Vec<pb::Member>> {
+        let msg = pb::RemoveMemberRequest { id };
+        let r = self.on_leader(|ch| async { ClusterClient::new(ch).remove_member(self.request(msg)).await }).await?;
+        Ok(r.members)
+    }
+
+    /// Hands leadership to `to` (0: any up-to-date voter); returns the new leader's id.
+    pub async fn transfer_leader(&self, to: u64) -> Result<u64> {
+        let msg = pb::TransferLeaderRequest { to };
+        let r = self.on_leader(|ch| async { ClusterClient::new(ch).transfer_leader(self.request(msg)).await }).await?;
+        Ok(r.leader_id)
+    }
+
+    pub fn cluster_client(&self) -> ClusterClient<Channel> {
+        let i = self.conn.current.load(Ordering::Relaxed) % self.conn.channels.len();
+        ClusterClient::new(self.conn.channels[i].clone())
+    }
+}
