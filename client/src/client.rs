@@ -508,6 +508,28 @@ impl Client {
         self.conn.session()
     }
 
+    /// The current session's id (0: none).
+    pub fn session_id(&self) -> u64 {
+        self.conn.session().map(|s| s.id).unwrap_or(0)
+    }
+
+    /// Resolves once the session `id` is no longer this client's: LOST (by the servers'
+    /// word or by the client's own deadline, before the servers can expire it), closed, or
+    /// replaced. What a holder of a lock or a leadership waits on to stop in time.
+    pub async fn session_gone(&self, id: u64) {
+        let mut state = self.conn.state.subscribe();
+        loop {
+            let current = self.session_id();
+            let s = *state.borrow_and_update();
+            if current != id || matches!(s, SessionState::Lost | SessionState::Closed | SessionState::None) {
+                return;
+            }
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The session's current state (a watch: a slow reader sees the latest state only).
     pub fn session_state(&self) -> watch::Receiver<SessionState> {
         self.conn.state.subscribe()

@@ -73,11 +73,13 @@ impl LockRequest {
     }
 }
 
-/// A grant: its fencing token and the nodes that hold it.
+/// A grant: its fencing token, the nodes that hold it, and the session that owns them (the
+/// grant lasts as long as that session).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub token: u64,
     pub nodes: Vec<String>,
+    pub session: u64,
 }
 
 /// One holder or waiter of a lock.
@@ -143,7 +145,11 @@ impl Client {
             })
             .await?;
         self.saw(&resp.header);
-        Ok(Grant { token: resp.token, nodes: resp.nodes.iter().map(|n| self.client_path(n)).collect() })
+        Ok(Grant {
+            token: resp.token,
+            nodes: resp.nodes.iter().map(|n| self.client_path(n)).collect(),
+            session: self.session_id(),
+        })
     }
 
     /// Calls an RPC that waits on the server (Acquire, Campaign). The same request id is
@@ -247,7 +253,7 @@ impl Client {
             })
             .await?;
         self.saw(&resp.header);
-        Ok(Grant { token: resp.token, nodes: vec![self.client_path(&resp.node)] })
+        Ok(Grant { token: resp.token, nodes: vec![self.client_path(&resp.node)], session: self.session_id() })
     }
 
     /// Updates the leader's value; `Fenced` if `node` no longer leads.

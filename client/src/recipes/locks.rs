@@ -40,6 +40,21 @@ impl LockGuard {
         &self.grant.nodes
     }
 
+    /// True while the session that owns the grant is this client's and not LOST. A holder
+    /// checks it (or waits on `lost`) before acting on what the lock protects; fencing
+    /// tokens protect writes made through Grove, this protects everything else.
+    pub fn is_held(&self) -> bool {
+        self.client.session_id() == self.grant.session
+            && !matches!(*self.client.session_state().borrow(), crate::client::SessionState::Lost)
+    }
+
+    /// Resolves when the lock must be taken as lost: its session is LOST (declared by the
+    /// client before the servers could expire it and grant the lock to another), closed or
+    /// replaced. Stop using what the lock protects then.
+    pub async fn lost(&self) {
+        self.client.session_gone(self.grant.session).await
+    }
+
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         self.client.release(&self.grant.nodes[0]).await.map(|_| ())

@@ -27,8 +27,9 @@ impl Sessions for SessionsService {
             let id = super::request_id(req.metadata())?;
             let r = req.into_inner();
             if r.session_id != 0 {
-                // Resume: the session must be live and the secret its own.
-                let timeout = self.node.authenticate(r.session_id, &r.secret)?;
+                // Resume: the session must be live, the secret its own, and the renewal
+                // vouched for by the leader, like a keepalive.
+                let timeout = self.node.vouch(r.session_id, &r.secret).await?;
                 super::record_session(r.session_id);
                 return Ok(pb::OpenSessionResponse {
                     header: convert::header(self.node.header(self.node.applied_zxid())),
@@ -86,17 +87,22 @@ impl Sessions for SessionsService {
     ) -> Result<Response<Self::KeepAliveStream>, Status> {
         let node = self.node.clone();
         let inbound = req.into_inner();
-        // Each request renews the session; an unknown or expired session ends the stream
-        // with its error, so the client learns at once.
-        let out = inbound.map(move |msg| {
-            let msg = msg?;
-            match node.authenticate(msg.session_id, &msg.secret) {
-                Ok(timeout) => Ok(pb::KeepAliveResponse {
-                    header: convert::header(node.header(node.applied_zxid())),
-                    session_id: msg.session_id,
-                    timeout_ms: timeout.as_millis() as i64,
-                }),
-                Err(e) => Err(errors::to_status(&e)),
+        // Each request renews the session and is answered once the renewal holds (see
+        // `Node::vouch`), in order. An unknown or expired session, or a server that cannot
+        // vouch for it (UNAVAILABLE), ends the stream with its error: the client learns at
+        // once, and goes to another server.
+        let out = inbound.then(move |msg| {
+            let node = node.clone();
+            async move {
+                let msg = msg?;
+                match node.vouch(msg.session_id, &msg.secret).await {
+                    Ok(timeout) => Ok(pb::KeepAliveResponse {
+                        header: convert::header(node.header(node.applied_zxid())),
+                        session_id: msg.session_id,
+                        timeout_ms: timeout.as_millis() as i64,
+                    }),
+                    Err(e) => Err(errors::to_status(&e)),
+                }
             }
         });
         // Stop after the first error rather than keep answering a dead session.

@@ -67,10 +67,21 @@ impl Node {
         Ok(reply.index)
     }
 
+    /// Tells the leader of the sessions that made requests here (signs of life besides
+    /// keepalives, which are relayed as they come). A failed relay is retried with the next.
     pub(crate) async fn relay_touches(&self, leader_id: u64, leader: &PeerNode, ids: Vec<u64>) {
-        let Ok(mut client) = self.channels.client(&self.peer_address_of(leader_id, leader)) else { return };
-        if let Err(e) = client.touch_sessions(TouchSessionsRequest { session_ids: ids }).await {
-            tracing::debug!("relaying session keepalives to the leader: {}", e.message());
+        let Ok(mut client) = self.channels.client(&self.peer_address_of(leader_id, leader)) else {
+            self.sessions.retouch(ids);
+            return;
+        };
+        let call = client.touch_sessions(TouchSessionsRequest { session_ids: ids.clone(), confirm: false });
+        match tokio::time::timeout(self.config.request_timeout, call).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("relaying session touches to the leader: {}", e.message());
+                self.sessions.retouch(ids);
+            }
+            Err(_) => self.sessions.retouch(ids),
         }
     }
 }
@@ -99,8 +110,8 @@ impl PeerHandler for PeerGateway {
         }
     }
 
-    fn touch_sessions(&self, ids: &[u64]) {
-        self.node.sessions.touch_many(ids);
+    async fn touch_sessions(&self, ids: &[u64], confirm: bool) -> (Vec<u64>, Vec<u64>, Result<(), GroveError>) {
+        self.node.renew_relayed(ids, confirm).await
     }
 
     fn info(&self) -> (u64, String, String) {

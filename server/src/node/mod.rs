@@ -7,6 +7,7 @@
 mod forward;
 pub use forward::PeerGateway;
 mod housekeeping;
+mod keepalive;
 pub mod limits;
 pub mod locks;
 mod proposer;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use self::read_index::ReadIndexBatcher;
-use self::sessions::{SessionCheck, SessionTracker};
+use self::sessions::SessionTracker;
 use self::watches::HubConfig;
 use self::watches::hub::WatchHub;
 use crate::config::Config;
@@ -91,6 +92,10 @@ pub struct Node {
     pub(crate) request_rate: limits::RateLimiter,
     applied: watch::Receiver<u64>,
     reads: ReadIndexBatcher,
+    /// Leadership confirmations that vouch for session renewals.
+    leadership: ReadIndexBatcher,
+    /// Session renewals on their way to the leader.
+    relay: keepalive::SessionRelay,
     proposer: proposer::Proposer,
     pub(crate) channels: PeerChannels,
     log_stats: Arc<LogStats>,
@@ -198,7 +203,9 @@ impl Node {
             waiter_slots: limits::WaiterSlots::new(config.max_lock_waiters, config.max_lock_waiters_per_session),
             request_rate: limits::RateLimiter::new(config.max_session_request_rate),
             applied: applied_rx,
-            reads: ReadIndexBatcher::default(),
+            reads: ReadIndexBatcher::reads(),
+            leadership: ReadIndexBatcher::leadership(),
+            relay: Default::default(),
             proposer,
             channels,
             log_stats,
@@ -473,19 +480,19 @@ impl Node {
         Ok(ReadView { zxid: tables.applied_index()?, tables })
     }
 
-    /// Checks a session id and secret, and counts the request as a sign of life.
+    /// Checks a session id and secret, and counts the request as a sign of life (relayed
+    /// to the leader in the background; only `vouch` confirms a renewal).
     pub fn authenticate(&self, id: u64, secret: &[u8]) -> Result<Duration, GroveError> {
         match self.sessions.authenticate(id, secret) {
             Ok(timeout) => {
                 self.sessions.touch(id);
                 Ok(timeout)
             }
-            Err(SessionCheck::NotLive) if self.session_ended(id) => Err(GroveError::SessionExpired { id }),
-            Err(check) => Err(check.into_error(id)),
+            Err(check) => Err(self.session_error(id, check)),
         }
     }
 
-    fn session_ended(&self, id: u64) -> bool {
+    pub(super) fn session_ended(&self, id: u64) -> bool {
         self.state.read().and_then(|t| t.session_ended(id)).unwrap_or(false)
     }
 

@@ -1,10 +1,15 @@
-//! Batching linearizable reads: one ReadIndex round answers every read that arrived
-//! before the round started.
+//! Batching quorum rounds: one ReadIndex round answers every caller that arrived before
+//! the round started.
 //!
 //! A read may only use a read index obtained after it arrived (otherwise a write
-//! acknowledged before the read could be missed), so a read that arrives while a round is in
-//! flight waits for the next one. Under load that turns N quorum round trips into about one
-//! per round-trip time.
+//! acknowledged before the read could be missed), and a session renewal may only be
+//! vouched for by a leadership confirmed after the renewal was recorded, so a caller that
+//! arrives while a round is in flight waits for the next one. Under load that turns N
+//! quorum round trips into about one per round-trip time.
+//!
+//! Two kinds: linearizable reads (`Rounds::reads`) find the leader wherever it is, asking
+//! it through the peer port if need be, and wait out elections; leadership confirmations
+//! (`Rounds::leadership`) succeed only on the leader itself, within a bound, or fail.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +20,10 @@ use crate::error::GroveError;
 
 type Waiter = oneshot::Sender<Result<u64, GroveError>>;
 
-#[derive(Default)]
 pub(super) struct ReadIndexBatcher {
     state: Arc<Mutex<State>>,
+    /// Confirm this server's own leadership, without forwarding or waiting for a leader.
+    leadership: bool,
 }
 
 #[derive(Default)]
@@ -27,6 +33,16 @@ struct State {
 }
 
 impl ReadIndexBatcher {
+    /// Rounds for linearizable reads.
+    pub(super) fn reads() -> Self {
+        ReadIndexBatcher { state: Default::default(), leadership: false }
+    }
+
+    /// Rounds that confirm this server still leads.
+    pub(super) fn leadership() -> Self {
+        ReadIndexBatcher { state: Default::default(), leadership: true }
+    }
+
     pub(super) async fn read_index(&self, node: &Arc<Node>) -> Result<u64, GroveError> {
         let (tx, rx) = oneshot::channel();
         let start = {
@@ -37,6 +53,7 @@ impl ReadIndexBatcher {
         if start {
             let state = self.state.clone();
             let node = node.clone();
+            let leadership = self.leadership;
             tokio::spawn(async move {
                 loop {
                     let batch = {
@@ -47,7 +64,8 @@ impl ReadIndexBatcher {
                         }
                         std::mem::take(&mut st.waiting)
                     };
-                    let result = node.read_index_once().await;
+                    let result =
+                        if leadership { node.confirm_leadership_once().await } else { node.read_index_once().await };
                     for w in batch {
                         let _ = w.send(result.clone());
                     }

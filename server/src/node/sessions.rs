@@ -95,15 +95,25 @@ impl SessionTracker {
         true
     }
 
-    /// Renews sessions relayed by a follower.
-    pub fn touch_many(&self, ids: &[u64]) {
+    /// Renews sessions relayed by a follower; returns those it does not know.
+    pub fn touch_many(&self, ids: &[u64]) -> Vec<u64> {
         let mut inner = self.inner.lock().unwrap();
         let now = Instant::now();
+        let mut unknown = Vec::new();
         for id in ids {
-            if let Some(t) = inner.sessions.get_mut(id) {
-                t.deadline = now + t.timeout;
+            match inner.sessions.get_mut(id) {
+                Some(t) => t.deadline = now + t.timeout,
+                None => unknown.push(*id),
             }
         }
+        unknown
+    }
+
+    /// Puts back touches whose relay to the leader failed, for the next one.
+    pub fn retouch(&self, ids: Vec<u64>) {
+        let mut inner = self.inner.lock().unwrap();
+        let live: Vec<u64> = ids.into_iter().filter(|id| inner.sessions.contains_key(id)).collect();
+        inner.touched.extend(live);
     }
 
     /// Sessions touched since the last call, to relay to the leader.

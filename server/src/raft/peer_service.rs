@@ -22,8 +22,13 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn forward(&self, write: Write) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
     /// A read index confirmed by a quorum (this node must be the leader).
     fn read_index(&self) -> impl Future<Output = Result<u64, GroveError>> + Send;
-    /// Sessions kept alive through a follower.
-    fn touch_sessions(&self, ids: &[u64]);
+    /// Sessions kept alive through a follower: (unknown, of those ended, and with
+    /// `confirm` whether this server's leadership was confirmed after renewing them).
+    fn touch_sessions(
+        &self,
+        ids: &[u64],
+        confirm: bool,
+    ) -> impl Future<Output = (Vec<u64>, Vec<u64>, Result<(), GroveError>)> + Send;
     /// (id, peer address, client address).
     fn info(&self) -> (u64, String, String);
     /// Leadership hand-over: suspend the election timer, and/or campaign now.
@@ -107,8 +112,13 @@ impl<H: PeerHandler> Peer for PeerService<H> {
         &self,
         req: Request<TouchSessionsRequest>,
     ) -> Result<Response<TouchSessionsResponse>, Status> {
-        self.handler.touch_sessions(&req.into_inner().session_ids);
-        Ok(Response::new(TouchSessionsResponse {}))
+        let r = req.into_inner();
+        let (unknown, ended, verdict) = self.handler.touch_sessions(&r.session_ids, r.confirm).await;
+        let (confirmed, error) = match verdict {
+            Ok(()) => (r.confirm, Default::default()),
+            Err(e) => (false, postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into()),
+        };
+        Ok(Response::new(TouchSessionsResponse { confirmed, unknown, ended, error }))
     }
 
     async fn election(&self, req: Request<ElectionRequest>) -> Result<Response<ElectionResponse>, Status> {

@@ -200,7 +200,7 @@ impl Server {
             health: None,
             args: extra.to_vec(),
             ports: Some(ports),
-            rust_log: "info,openraft=warn".into(),
+            rust_log: std::env::var("GROVE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
             prefix: Vec::new(),
         };
         s.spawn();

@@ -35,3 +35,4 @@ mod t71_nodejs;
 mod t72_grpcurl;
 mod t90_faults;
 mod t91_storage_faults;
+mod t92_partitions;
