@@ -229,13 +229,17 @@ impl Connection {
                 deadline = deadline.min(started + max_elapsed);
             }
             match self.call_until(true, deadline, &f).await {
-                Err(e) if e.is_transient() => match self.retry.next_sleep(retries, started.elapsed()) {
-                    Some(pause) => {
-                        retries += 1;
-                        tokio::time::sleep(pause).await;
+                // NO_QUORUM is final: the server already waited its own request timeout for a
+                // quorum, and the write may yet be applied; asking again would double the wait.
+                Err(e) if e.is_transient() && !matches!(e, Error::NoQuorum { .. }) => {
+                    match self.retry.next_sleep(retries, started.elapsed()) {
+                        Some(pause) => {
+                            retries += 1;
+                            tokio::time::sleep(pause).await;
+                        }
+                        None => return Err(e),
                     }
-                    None => return Err(e),
-                },
+                }
                 r => return r,
             }
         }
@@ -286,7 +290,12 @@ impl Connection {
                 }
                 Err(status) => {
                     let e = status_err(status);
-                    let move_on = e.is_retryable() || (idempotent && matches!(e, Error::ConnectionLoss { .. }));
+                    // Another server may be in touch with a quorum when this one is not; a
+                    // request that may have been applied goes on only with its request id
+                    // (every write carries one).
+                    let move_on = e.is_retryable()
+                        || matches!(e, Error::NoQuorum { .. })
+                        || (idempotent && matches!(e, Error::ConnectionLoss { .. }));
                     if !move_on {
                         return Err(e);
                     }

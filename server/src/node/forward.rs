@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
 
 use super::Node;
+use super::proposer::Refused;
 use crate::error::GroveError;
 use crate::fsm::command::{CommandResult, Write};
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
@@ -97,8 +98,9 @@ impl PeerHandler for PeerGateway {
         match self.node.proposer.submit(Arc::new(write)).await {
             Ok(r) => Ok(r),
             // Never forward twice: the sender retries with the leader it learns about.
-            Err(NotHere::NotLeader(_)) => Err(GroveError::not_leader(self.node.leader_hint())),
-            Err(NotHere::Failed(e)) => Err(e),
+            Err(Refused::NotLeader(_)) => Err(GroveError::not_leader(self.node.leader_hint())),
+            // NO_QUORUM: the sender sends it again (it carries a request id).
+            Err(Refused::Unknown(e) | Refused::Failed(e)) => Err(e),
         }
     }
 

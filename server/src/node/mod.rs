@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use self::proposer::Refused;
 use self::read_index::ReadIndexBatcher;
 use self::sessions::SessionTracker;
 use self::watches::HubConfig;
@@ -96,7 +97,7 @@ pub struct Node {
     leadership: ReadIndexBatcher,
     /// Session renewals on their way to the leader.
     relay: keepalive::SessionRelay,
-    proposer: proposer::Proposer,
+    proposer: Arc<proposer::Proposer>,
     pub(crate) channels: PeerChannels,
     log_stats: Arc<LogStats>,
     /// The leader and term as last seen, for response headers: read on every request, so
@@ -190,7 +191,7 @@ impl Node {
         let consensus = Consensus::open(&config, state.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
         let (stop, _) = watch::channel(false);
-        let (proposer, proposals) = proposer::Proposer::new();
+        let proposer = proposer::Proposer::new();
         let node = Arc::new(Node {
             id: config.id,
             client_addr,
@@ -217,7 +218,7 @@ impl Node {
             stop,
             config,
         });
-        tokio::spawn(proposer::run(node.clone(), proposals));
+        tokio::spawn(proposer::run(node.clone(), node.proposer.clone()));
         Ok(node)
     }
 
@@ -385,8 +386,12 @@ impl Node {
         loop {
             match self.proposer.submit(write.clone()).await {
                 Ok(r) => return Ok(r),
-                Err(NotHere::Failed(e)) => return Err(e),
-                Err(NotHere::NotLeader(Some((id, node)))) if id != self.id => {
+                Err(Refused::Failed(e)) => return Err(e),
+                // Proposed here, fate unknown: with a request id it is safe to send again
+                // (to whoever leads now); without one, only the caller can decide.
+                Err(Refused::Unknown(e)) if write.request_id == 0 => return Err(e),
+                Err(Refused::Unknown(_)) => {}
+                Err(Refused::NotLeader(Some((id, node)))) if id != self.id => {
                     // Forwarded writes carry an id, so a forward that failed in an unknown
                     // state can be sent again: the leader applies it once.
                     if write.request_id == 0 {
@@ -399,7 +404,7 @@ impl Node {
                         other => return other,
                     }
                 }
-                Err(NotHere::NotLeader(_)) => {}
+                Err(Refused::NotLeader(_)) => {}
             }
             // No leader yet, or it just changed: wait a little for the election.
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,4 +1,4 @@
-//! Gathering client writes into log entries.
+//! Gathering client writes into log entries, and seeing each one answered.
 //!
 //! openraft 0.9 writes one entry at a time and waits for its fsync before the next, so one
 //! entry per client write would cost one fsync per write. Instead, writes queue here; a
@@ -6,14 +6,30 @@
 //! it to Raft, keeping up to `IN_FLIGHT` entries on their way through replication and apply.
 //! While those are busy, new writes pile up and form the next, larger entry: batches grow
 //! with load and a lone write is not delayed.
+//!
+//! The pipeline never waits on what may not come. Entries are proposed only while this
+//! server leads (otherwise the queue is answered at once, and the writes go to the leader).
+//! An entry in flight is answered, and its place in the pipeline freed, when it is applied,
+//! when this server stops leading that term, or when the request timeout passes, whichever
+//! comes first: openraft never answers an entry of a former leader that a snapshot from the
+//! new one covered, and such an entry must not hold every later write. Those writes learn
+//! that their outcome is unknown (`Refused::Unknown`): one with a request id is sent again,
+//! to whoever leads, and applied at most once.
+//!
+//! The queue is bounded (writes and bytes): past it, a write is refused with
+//! RESOURCE_EXHAUSTED rather than queued without end; and a write whose caller gave up
+//! before its entry was formed is dropped, never proposed.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 use super::{Node, now_ms};
+use crate::error::{GroveError, Limit};
 use crate::fsm::command::{Command, CommandResult, MAX_BATCH, Op, Write};
-use crate::raft::NotHere;
+use crate::raft::{NodeId, NotHere, PeerNode, Role};
 
 /// Entries proposed and not yet applied at any time. One at a time makes the largest
 /// batches, and per-entry work (two redb commits and an fsync on every server) dominates:
@@ -22,14 +38,40 @@ use crate::raft::NotHere;
 const IN_FLIGHT: usize = 1;
 /// Largest batch, in (approximate) bytes of operation data.
 const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Most writes waiting to be proposed.
+const MAX_QUEUED_WRITES: usize = 20_000;
+/// Most bytes of writes waiting to be proposed.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
 
-type Reply = oneshot::Sender<Result<(u64, CommandResult), NotHere>>;
+/// Why a write was not applied here.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// Never proposed: this server does not lead (the leader, if known).
+    NotLeader(Option<(NodeId, PeerNode)>),
+    /// Proposed, and not answered: leadership moved or the request timeout passed. It may
+    /// still be applied.
+    Unknown(GroveError),
+    /// Refused or failed for good.
+    Failed(GroveError),
+}
 
-/// A queued write and where to answer.
-type Queued = (Arc<Write>, Reply);
+type Reply = oneshot::Sender<Result<(u64, CommandResult), Refused>>;
+
+struct Queued {
+    write: Arc<Write>,
+    bytes: usize,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Queued>,
+    bytes: usize,
+}
 
 pub(super) struct Proposer {
-    tx: mpsc::UnboundedSender<Queued>,
+    queue: Mutex<Queue>,
+    ready: Notify,
 }
 
 /// About how many bytes a write adds to an entry: what the batch limit counts.
@@ -68,85 +110,177 @@ fn acl_bytes(acl: &[crate::fsm::acl::AclEntry]) -> usize {
 }
 
 impl Proposer {
-    pub(super) fn new() -> (Proposer, mpsc::UnboundedReceiver<Queued>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Proposer { tx }, rx)
+    pub(super) fn new() -> Arc<Proposer> {
+        Arc::new(Proposer { queue: Mutex::new(Queue::default()), ready: Notify::new() })
     }
 
-    /// Queues a write; resolves once its entry is applied (or failed).
-    pub(super) async fn submit(&self, write: Arc<Write>) -> Result<(u64, CommandResult), NotHere> {
+    /// Queues a write; resolves once its entry is applied, or it is refused.
+    pub(super) async fn submit(&self, write: Arc<Write>) -> Result<(u64, CommandResult), Refused> {
+        let bytes = write_bytes(&write);
         let (reply, rx) = oneshot::channel();
-        if self.tx.send((write, reply)).is_err() {
-            return Err(NotHere::Failed(crate::error::GroveError::internal("the server is shutting down")));
+        {
+            let mut q = self.queue.lock().unwrap();
+            if q.items.len() >= MAX_QUEUED_WRITES || q.bytes + bytes > MAX_QUEUED_BYTES {
+                return Err(Refused::Failed(GroveError::too_many(
+                    Limit::Requests,
+                    format!(
+                        "this server's write queue is full ({} writes, {} bytes waiting for the log)",
+                        q.items.len(),
+                        q.bytes
+                    ),
+                    100,
+                )));
+            }
+            q.bytes += bytes;
+            q.items.push_back(Queued { write, bytes, reply });
         }
-        rx.await
-            .unwrap_or_else(|_| Err(NotHere::Failed(crate::error::GroveError::internal("the server is shutting down"))))
+        self.ready.notify_one();
+        rx.await.unwrap_or_else(|_| Err(Refused::Failed(GroveError::internal("the server is shutting down"))))
+    }
+
+    /// Takes the next batch: everything queued, within the entry's bounds; writes whose
+    /// callers went away are dropped.
+    fn take_batch(&self) -> (Vec<Arc<Write>>, Vec<Reply>) {
+        let mut q = self.queue.lock().unwrap();
+        let (mut writes, mut replies, mut bytes) = (Vec::new(), Vec::new(), 0);
+        while writes.len() < MAX_BATCH {
+            let Some(next) = q.items.front() else { break };
+            if !writes.is_empty() && bytes + next.bytes > MAX_BATCH_BYTES {
+                break;
+            }
+            let item = q.items.pop_front().expect("just looked");
+            q.bytes -= item.bytes;
+            if item.reply.is_closed() {
+                continue;
+            }
+            bytes += item.bytes;
+            writes.push(item.write);
+            replies.push(item.reply);
+        }
+        (writes, replies)
+    }
+
+    /// Answers everything queued with `NotLeader`: the writes go to the leader.
+    fn refuse_all(&self, leader: Option<(NodeId, PeerNode)>) {
+        let items: Vec<Queued> = {
+            let mut q = self.queue.lock().unwrap();
+            q.bytes = 0;
+            q.items.drain(..).collect()
+        };
+        for item in items {
+            let _ = item.reply.send(Err(Refused::NotLeader(leader.clone())));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.lock().unwrap().items.is_empty()
     }
 }
 
 /// The batching loop; ends when the node stops.
-pub(super) async fn run(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<Queued>) {
+pub(super) async fn run(node: Arc<Node>, proposer: Arc<Proposer>) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut stop = node.stopped();
-    let mut carry: Option<Queued> = None;
+    let status = node.consensus.watch();
     loop {
-        let first = match carry.take() {
-            Some(p) => p,
-            None => tokio::select! {
-                p = rx.recv() => match p { Some(p) => p, None => return },
+        if proposer.is_empty() {
+            tokio::select! {
+                _ = proposer.ready.notified() => {}
                 _ = stop.changed() => return,
-            },
+            }
+            continue;
+        }
+        let st = status.status();
+        if st.role != Role::Leader {
+            // Writes go where the leader is; without one, the callers retry shortly.
+            proposer.refuse_all(st.leader_node().filter(|(id, _)| *id != node.id));
+            continue;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
         };
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
         // While leadership is handed over, nothing new may reach the followers.
         while node.holding.load(std::sync::atomic::Ordering::Relaxed) {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Everything that queued up while the previous entries were busy joins this one.
-        let mut bytes = write_bytes(&first.0);
-        let mut writes = vec![first.0];
-        let mut replies = vec![first.1];
-        while writes.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok((write, reply)) => {
-                    let b = write_bytes(&write);
-                    if bytes + b > MAX_BATCH_BYTES {
-                        carry = Some((write, reply));
-                        break;
-                    }
-                    bytes += b;
-                    writes.push(write);
-                    replies.push(reply);
-                }
-                Err(_) => break,
-            }
+        let (writes, replies) = proposer.take_batch();
+        if writes.is_empty() {
+            continue;
         }
         metrics::histogram!("grove_batch_operations").record(writes.len() as f64);
         let cmd = Command::new(now_ms(), writes);
-        match node.consensus.submit(cmd).await {
-            Ok(applied) => {
-                tokio::spawn(async move {
-                    let result = applied.await;
-                    drop(permit);
-                    match result {
-                        Ok((zxid, results)) => {
-                            for (reply, r) in replies.into_iter().zip(results) {
-                                let _ = reply.send(Ok((zxid, r)));
-                            }
-                        }
-                        Err(e) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(e.clone()));
-                            }
-                        }
-                    }
-                });
-            }
+        let applied = match node.consensus.submit(cmd).await {
+            Ok(applied) => applied,
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
+                    let _ = reply.send(Err(refused(e.clone())));
+                }
+                continue;
+            }
+        };
+        let term = st.term;
+        let mut leadership = node.consensus.watch();
+        let timeout = node.config.request_timeout;
+        tokio::spawn(async move {
+            let lost = async {
+                loop {
+                    let st = leadership.status();
+                    if st.role != Role::Leader || st.term != term {
+                        return;
+                    }
+                    if !leadership.changed().await {
+                        return;
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                r = applied => r.map_err(refused),
+                _ = lost => Err(Refused::Unknown(GroveError::NoQuorum {
+                    message: "this server stopped leading before the write was committed; it may still be applied"
+                        .into(),
+                    leader: None,
+                })),
+                _ = tokio::time::sleep(timeout) => Err(Refused::Unknown(GroveError::NoQuorum {
+                    message: format!(
+                        "the write was not committed within {} ms; it may still be applied",
+                        timeout.as_millis()
+                    ),
+                    leader: None,
+                })),
+            };
+            drop(permit);
+            match outcome {
+                Ok((zxid, results)) => {
+                    for (reply, r) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok((zxid, r)));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.duplicate()));
+                    }
                 }
             }
+        });
+    }
+}
+
+/// What a refusal from Raft means for the writes of an entry.
+fn refused(e: NotHere) -> Refused {
+    match e {
+        NotHere::NotLeader(leader) => Refused::NotLeader(leader),
+        NotHere::Failed(e) => Refused::Failed(e),
+    }
+}
+
+impl Refused {
+    /// The same refusal, for another write of the entry.
+    fn duplicate(&self) -> Refused {
+        match self {
+            Refused::NotLeader(l) => Refused::NotLeader(l.clone()),
+            Refused::Unknown(e) => Refused::Unknown(e.clone()),
+            Refused::Failed(e) => Refused::Failed(e.clone()),
         }
     }
 }

@@ -36,3 +36,4 @@ mod t72_grpcurl;
 mod t90_faults;
 mod t91_storage_faults;
 mod t92_partitions;
+mod t93_no_quorum;
