@@ -9,6 +9,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
     -r tests/helm/requirements.txt
+# The Python client with its test extras. Its build generates its stubs from proto/; without
+# build isolation that is done by the grpcio-tools pinned above, so the stubs match the grpcio
+# and protobuf installed here.
+.venv/bin/pip install --quiet --disable-pip-version-check --no-build-isolation './clients/python[test]'
 rm -rf tests/python/gen
 mkdir -p tests/python/gen
 .venv/bin/python -m grpc_tools.protoc -I proto \
