@@ -66,6 +66,12 @@ def parse_hosts(hosts: str) -> Tuple[List[str], Optional[str]]:
     return servers, chroot
 
 
+def backoff(retry: int) -> float:
+    """The pause before retry number `retry` (0-based) of a round over the servers: 50 ms,
+    doubling, at most 1 s."""
+    return min(0.05 * float(2 ** min(retry, 5)), 1.0)
+
+
 def new_request_id() -> str:
     """A `grove-request-id`: 32 hex digits, the issuer's millisecond clock in the first 16 (so
     servers can forget old ids in order), random bits in the rest. One id names one logical

@@ -75,6 +75,14 @@ class _SyncGrant:
     def lost_reason(self) -> Optional[str]:
         return self._a.lost_reason
 
+    def participants(self) -> List[LockEntry]:
+        """The holders (or leader) and the waiters, in line order."""
+        return self._client._run(self._a.participants())  # type: ignore[no-any-return]
+
+    def contenders(self) -> List[str]:
+        """Their identifiers (kazoo)."""
+        return self._client._run(self._a.contenders())  # type: ignore[no-any-return]
+
 
 class Lock(_SyncGrant):
     """A lock on the server (kazoo's Lock): FIFO, not reentrant, with a fencing token.
@@ -101,12 +109,6 @@ class Lock(_SyncGrant):
     def release(self) -> bool:
         """Releases it. SessionExpiredError if it was lost with its session."""
         return bool(self._client._run(self._a.release()))
-
-    def participants(self) -> List[LockEntry]:
-        return self._client._run(self._a.participants())  # type: ignore[no-any-return]
-
-    def contenders(self) -> List[str]:
-        return self._client._run(self._a.contenders())  # type: ignore[no-any-return]
 
     def __enter__(self) -> int:
         self.acquire()
@@ -198,9 +200,6 @@ class Election(_SyncGrant):
 
     def leader(self) -> Optional[LeaderInfo]:
         return self._client._run(self._a.leader())  # type: ignore[no-any-return]
-
-    def contenders(self) -> List[str]:
-        return self._client._run(self._a.contenders())  # type: ignore[no-any-return]
 
 
 class _SyncWatcher:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 import grpc
 
 from .. import _proto as pb
+from .._connect import backoff
 from ..errors import (
     ClientClosedError,
     CompactedError,
@@ -244,7 +245,7 @@ class WatchHub:
             log.debug("watch stream to %s ended: %s; resuming", c._servers[i].address, error)
             attempt += 1
             if attempt % n == 0:
-                await asyncio.sleep(min(0.05 * (2 ** min(attempt // n, 5)), 1.0))
+                await asyncio.sleep(backoff(attempt // n - 1))
 
     def _dispatch(self, resp: Any, gen: int) -> None:
         c = self.client

@@ -30,7 +30,7 @@ from typing import (
 import grpc
 
 from .. import _proto as pb
-from .._connect import TLSConfig, make_channel, new_request_id, parse_hosts
+from .._connect import TLSConfig, backoff, make_channel, new_request_id, parse_hosts
 from ..errors import (
     BadArgumentsError,
     ClientClosedError,
@@ -47,7 +47,6 @@ from ..errors import (
 from ..model import (
     Consistency,
     CreateMode,
-    EventType,
     SessionState,
     WatchedEvent,
     WatchKind,
@@ -473,8 +472,7 @@ class AsyncClient:
                 attempt += 1
                 if attempt % n == 0:
                     # Every server tried once: pause before the next round.
-                    pause = min(0.05 * (2 ** min(attempt // n - 1, 5)), 1.0, max(0.0, deadline - loop.time()))
-                    await asyncio.sleep(pause)
+                    await asyncio.sleep(min(backoff(attempt // n - 1), max(0.0, deadline - loop.time())))
                 continue
             if i != self._current:
                 self._current = i
@@ -506,8 +504,7 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         started = loop.time()
         rid = new_request_id()
-        retries = 0
-        attempt = 0
+        retries = 0  # also the offset of the server to ask, from the current one
         n = len(self._servers)
         while True:
             if session.lost:
@@ -515,7 +512,7 @@ class AsyncClient:
             remaining = None if timeout is None else max(0.0, timeout - (loop.time() - started))
             wait_ms = 0 if remaining is None else max(1, int(remaining * 1000))
             grpc_timeout = None if remaining is None else remaining + self.request_timeout
-            i = (self._current + attempt) % n
+            i = (self._current + retries) % n
             try:
                 resp = await rpc(self._servers[i])(
                     make_request(wait_ms), metadata=self._metadata(session, rid), timeout=grpc_timeout
@@ -532,9 +529,8 @@ class AsyncClient:
                     raise err from None
                 if remaining is not None and loop.time() - started >= timeout + self.request_timeout:  # type: ignore[operator]
                     raise ConnectionLossError(f"no answer in time: {err}") from err
+                await asyncio.sleep(backoff(retries))
                 retries += 1
-                attempt += 1
-                await asyncio.sleep(min(0.05 * (2 ** min(retries - 1, 5)), 1.0))
                 continue
             if i != self._current:
                 self._current = i
@@ -707,8 +703,7 @@ class AsyncClient:
 
     async def sync(self, path: str = "/") -> str:
         """Brings the server up to the leader's commit point (a quorum-confirmed barrier)."""
-        resp = await self._call(lambda s: s.nodes.Sync, pb.nodes_pb2.SyncRequest(path=self.full_path(path)), write=False)
-        del resp
+        await self._call(lambda s: s.nodes.Sync, pb.nodes_pb2.SyncRequest(path=self.full_path(path)), write=False)
         return path
 
     async def get_acls(self, path: str) -> Tuple[List[ACL], ZnodeStat]:
@@ -799,8 +794,7 @@ class AsyncClient:
         async def deliver() -> None:
             try:
                 async for ev in w:
-                    et = EventType.DELETED if ev.type == EventType.DELETED else ev.type
-                    r = fn(WatchedEvent(et, self._state or SessionState.CONNECTED, ev.path, ev.zxid))
+                    r = fn(WatchedEvent(ev.type, self._state or SessionState.CONNECTED, ev.path, ev.zxid))
                     if inspect.isawaitable(r):
                         await r
                     return

@@ -14,7 +14,7 @@ import inspect
 import logging
 import os
 import secrets
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, List, Optional
 
 from .. import _proto as pb
 from ..errors import GroveError, LockTimeoutError, NoNodeError, SessionExpiredError
@@ -156,6 +156,18 @@ class _Grant:
             )
         return s
 
+    async def participants(self) -> List[LockEntry]:
+        """The holders (or leader) and the waiters, in line order."""
+        req = pb.locks_pb2.DescribeLockRequest(
+            path=self.client.full_path(self.path), consistency=self.client.read_consistency.name
+        )
+        resp = await self.client._call(lambda srv: srv.locks.Describe, req, write=False)
+        return [_entry(self.client, e) for e in resp.entries]
+
+    async def contenders(self) -> List[str]:
+        """The identifiers of the holders (or leader) and the waiters, in line order (kazoo)."""
+        return [e.data.decode(errors="replace") for e in await self.participants()]
+
     def _clear(self) -> None:
         s = self._session
         if s is not None:
@@ -232,18 +244,6 @@ class AsyncLock(_Grant):
         resp = await self.client._call(lambda srv: srv.locks.Release, req, write=True, session=s)
         self._clear()
         return bool(resp.released)
-
-    async def participants(self) -> List[LockEntry]:
-        """The holders and waiters, in line order."""
-        req = pb.locks_pb2.DescribeLockRequest(
-            path=self.client.full_path(self.path), consistency=self.client.read_consistency.name
-        )
-        resp = await self.client._call(lambda srv: srv.locks.Describe, req, write=False)
-        return [_entry(self.client, e) for e in resp.entries]
-
-    async def contenders(self) -> List[str]:
-        """The identifiers of the holders and waiters, holders first (kazoo)."""
-        return [e.data.decode(errors="replace") for e in await self.participants()]
 
     async def __aenter__(self) -> int:
         await self.acquire()
@@ -371,14 +371,6 @@ class AsyncElection(_Grant):
         if not r.present:
             return None
         return LeaderInfo(node=self.client.client_path(r.node), value=bytes(r.value), token=r.token, session_id=r.session_id)
-
-    async def contenders(self) -> List[str]:
-        """The identifiers of the leader and the campaigners, the leader first (kazoo)."""
-        req = pb.locks_pb2.DescribeLockRequest(
-            path=self.client.full_path(self.path), consistency=self.client.read_consistency.name
-        )
-        resp = await self.client._call(lambda srv: srv.locks.Describe, req, write=False)
-        return [bytes(e.data).decode(errors="replace") for e in resp.entries]
 
 
 # ---- kazoo's watchers ----
@@ -539,5 +531,3 @@ class AsyncChildrenWatch(_Watcher):
             except GroveError as e:
                 log.info("ChildrenWatch on %s restarts after %s", self._path, e)
 
-
-DataWatchFunc = Union[Callable[[Optional[bytes], Optional[ZnodeStat]], Any], Callable[..., Any]]
