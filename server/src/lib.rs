@@ -111,11 +111,40 @@ pub async fn run(
         None => None,
     };
 
-    let node = Node::open(config, client_addr, peer_addr, peer_tls.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+
+    // Before Raft runs, the peers are asked whether this data directory is the one that
+    // last ran as this member (no amnesia: node::identity). They ask the same of this
+    // server meanwhile, so its peer port answers `Info` from its state already.
+    let storage = node::Storage::open(&config)?;
+    let channels = raft::PeerChannels::new(peer_tls.clone());
+    let peer_listener = listeners.peer.into_std()?;
+    let booting = {
+        let listener = TcpListener::from_std(peer_listener.try_clone()?)?;
+        let state = storage.state.clone();
+        let me = config.id;
+        let (peer_addr, client_addr) = (peer_addr.clone(), client_addr.clone());
+        let info = move |about| {
+            let mut info = node::forward_info(&state, about);
+            (info.id, info.peer_address, info.client_address) = (me, peer_addr.clone(), client_addr.clone());
+            info
+        };
+        let (done, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(PeerServer::new(raft::BootingPeer::new(info)))
+            .serve_with_incoming_shutdown(incoming(listener, peer_tls.clone(), None), async {
+                let _ = stop.await;
+            });
+        (done, tokio::spawn(server))
+    };
+    let checked = storage.preflight(&config, &channels).await;
+    let _ = booting.0.send(());
+    let _ = booting.1.await;
+    checked?;
+    let node = Node::open(config, client_addr, peer_addr, channels, storage).await?;
     for tls in client_tls.iter().chain(peer_tls.iter()) {
         tokio::spawn(tls.clone().reload_loop(stop_rx.clone()));
     }
@@ -130,7 +159,10 @@ pub async fn run(
                 .max_decoding_message_size(raft::MAX_PEER_MESSAGE)
                 .max_encoding_message_size(raft::MAX_PEER_MESSAGE),
         )
-        .serve_with_incoming_shutdown(incoming(listeners.peer, peer_tls, None), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            incoming(TcpListener::from_std(peer_listener)?, peer_tls, None),
+            stopped(stop_rx.clone()),
+        );
     let peer_task = tokio::spawn(peer_server);
 
     node.begin().await?;

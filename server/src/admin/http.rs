@@ -61,6 +61,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
     Json(json!({
         "mode": mode,
         "server_id": s.server_id,
+        "cluster_id": format!("{:016x}", s.cluster_id),
         "leader_id": s.leader_id,
         "leader_address": s.leader_address,
         "term": s.term,

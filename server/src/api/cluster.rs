@@ -67,6 +67,7 @@ pub fn status_response(node: &Node) -> pb::StatusResponse {
         watch_count: st.watch_count as u64,
         quorum: st.quorum,
         failure: st.raft.failure.clone().unwrap_or_default(),
+        cluster_id: st.cluster_id,
     }
 }
 

@@ -153,6 +153,22 @@ pub enum Op {
     DeleteQuota {
         path: String,
     },
+    /// A member records which data directory runs as it (proposed by the member itself,
+    /// through the peer port). The first registration of a cluster fixes its id.
+    RegisterMember {
+        id: u64,
+        incarnation: u64,
+        boot: u64,
+        cluster_id: u64,
+    },
+}
+
+impl Op {
+    /// Operations only servers propose (expiry, reaping, registration): never accepted from
+    /// a client, nor forwarded on a client's behalf.
+    pub fn is_servers_own(&self) -> bool {
+        matches!(self, Op::ExpireSessions { .. } | Op::Reap { .. } | Op::RegisterMember { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod acl;
 pub mod apply;
 pub mod command;
 pub mod locks;
+pub mod members;
 pub mod path;
 pub mod quota;
 pub mod session;

@@ -9,13 +9,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grove_proto::peer::{ForwardRequest, ReadIndexRequest, TouchSessionsRequest};
+use grove_proto::peer::{ForwardRequest, InfoResponse, ReadIndexRequest, TouchSessionsRequest};
 
 use super::Node;
 use super::proposer::Refused;
 use crate::error::GroveError;
 use crate::fsm::command::{CommandResult, Write};
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
+use crate::storage::access::StateTables;
+use crate::storage::state::StateDb;
 
 fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
     if grove_proto::transport::never_sent(&status) {
@@ -87,13 +89,36 @@ impl Node {
     }
 }
 
+/// What this server's state says of server `about`: the cluster id and its registration.
+pub(crate) fn info_from(state: &StateDb, about: u64) -> InfoResponse {
+    let mut info = InfoResponse::default();
+    if let Ok(tables) = state.read() {
+        info.cluster_id = tables.cluster_id().unwrap_or(0);
+        if let Ok(Some(rec)) = tables.member(about) {
+            info.registered = true;
+            info.incarnation = rec.incarnation;
+            info.boot = rec.boot;
+        }
+    }
+    info
+}
+
 /// Serves peers' requests with this node.
 pub struct PeerGateway {
     pub node: Arc<Node>,
 }
 
 impl PeerHandler for PeerGateway {
-    async fn forward(&self, write: Write) -> Result<(u64, CommandResult), GroveError> {
+    async fn forward(&self, mut write: Write) -> Result<(u64, CommandResult), GroveError> {
+        // Expiry and reaping are this leader's own decisions, never a peer's.
+        if matches!(write.op, crate::fsm::command::Op::ExpireSessions { .. } | crate::fsm::command::Op::Reap { .. }) {
+            return Err(GroveError::bad_args("", "expiry and reaping are the leader's own decisions"));
+        }
+        // Superuser is this server's judgement of the caller's credentials, never the
+        // forwarding peer's.
+        let super_digest = self.node.config.super_digest.as_deref();
+        write.caller.superuser =
+            super_digest.is_some_and(|s| write.caller.ids.iter().any(|(scheme, id)| scheme == "digest" && id == s));
         // Into the leader's own batches; the leader stamps the time.
         match self.node.proposer.submit(Arc::new(write)).await {
             Ok(r) => Ok(r),
@@ -116,8 +141,16 @@ impl PeerHandler for PeerGateway {
         self.node.renew_relayed(ids, confirm).await
     }
 
-    fn info(&self) -> (u64, String, String) {
-        (self.node.id, self.node.peer_addr.clone(), self.node.client_addr.clone())
+    fn info(&self, about: u64) -> InfoResponse {
+        let mut info = info_from(&self.node.state, about);
+        info.id = self.node.id;
+        info.peer_address = self.node.peer_addr.clone();
+        info.client_address = self.node.client_addr.clone();
+        let st = self.node.consensus.status();
+        if st.role == crate::raft::Role::Leader {
+            info.matched = st.members.iter().find(|m| m.id == about).and_then(|m| m.matched).unwrap_or(0);
+        }
+        info
     }
 
     fn election(&self, suspend: Duration, campaign: bool) {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{Node, now_ms};
 use crate::fsm::command::Op;
+use crate::fsm::members::MemberRecord;
 use crate::raft::{PeerNode, Role};
 use crate::storage::access::StateTables;
 
@@ -23,6 +24,42 @@ pub(super) fn spawn_all(node: &Arc<Node>) {
     tokio::spawn(expire_sessions(node.clone()));
     tokio::spawn(relay_keepalives(node.clone()));
     tokio::spawn(reap(node.clone()));
+    tokio::spawn(register(node.clone()));
+}
+
+/// Registers this data directory as this member (see `identity`), once per start, as soon
+/// as there is a leader to commit it; again if the registration is missing later (after
+/// a snapshot from before it, or a removal and re-addition).
+async fn register(node: Arc<Node>) {
+    let mut ticker = Ticker::new(&node, Duration::from_millis(500));
+    while ticker.tick().await {
+        let st = node.consensus.status();
+        if st.leader.is_none() || !st.members.iter().any(|m| m.id == node.id) {
+            continue;
+        }
+        let me = node.consensus.identity();
+        let Ok(view) = node.view() else { continue };
+        let known = view.tables.member(node.id).ok().flatten();
+        if known == Some(MemberRecord { incarnation: me.incarnation, boot: me.boot }) {
+            continue;
+        }
+        // The first registration fixes the cluster's id; later ones leave it alone.
+        let cluster_id = match view.tables.cluster_id() {
+            Ok(0) => rand::random::<u64>().max(1),
+            Ok(id) => id,
+            Err(_) => continue,
+        };
+        drop(view);
+        let op = Op::RegisterMember { id: node.id, incarnation: me.incarnation, boot: me.boot, cluster_id };
+        match node.propose(crate::fsm::command::Write::by_server(op)).await {
+            Ok(_) => tracing::info!(
+                incarnation = format_args!("{:016x}", me.incarnation),
+                boot = me.boot,
+                "registered as a member"
+            ),
+            Err(e) => tracing::debug!("registering as a member: {e}"),
+        }
+    }
 }
 
 /// Ticks at a fixed interval until the node stops.

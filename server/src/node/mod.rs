@@ -6,7 +6,9 @@
 
 mod forward;
 pub use forward::PeerGateway;
+pub(crate) use forward::info_from as forward_info;
 mod housekeeping;
+mod identity;
 mod keepalive;
 pub mod limits;
 pub mod locks;
@@ -32,7 +34,7 @@ use crate::config::Config;
 use crate::error::{GroveError, LeaderHint};
 use crate::fsm::ApplyObserver;
 use crate::fsm::command::{Applied, Command, CommandResult, Op, Outcome, Write, new_request_id};
-use crate::raft::{Consensus, LogStats, NotHere, PeerChannels, PeerNode, RaftStatus, Role};
+use crate::raft::{Consensus, LogStats, LogStore, NotHere, PeerChannels, PeerNode, RaftStatus, Role};
 use crate::storage::access::StateTables;
 use crate::storage::read::ReadTables;
 use crate::storage::state::StateDb;
@@ -74,6 +76,8 @@ pub struct NodeStatus {
     pub watch_count: usize,
     pub fsyncs: u64,
     pub entries_synced: u64,
+    /// The cluster's id (0 until it formed).
+    pub cluster_id: u64,
 }
 
 pub struct Node {
@@ -152,20 +156,47 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A server's data directory, opened, before Raft runs.
+pub struct Storage {
+    pub state: StateDb,
+    pub log: LogStore,
+}
+
+impl Storage {
+    /// Opens (or creates) `state.redb` and `raft-log.redb` in the data directory.
+    pub fn open(config: &Config) -> anyhow::Result<Storage> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let state = StateDb::open(&config.data_dir.join("state.redb"), config.cache_bytes)?;
+        let log = crate::raft::open_log(config)?;
+        Ok(Storage { state, log })
+    }
+
+    /// What this server's state says of server `about`, for peers asking while it starts.
+    pub fn info(&self, about: u64) -> grove_proto::peer::InfoResponse {
+        forward::info_from(&self.state, about)
+    }
+
+    /// Refuses to start a server whose data directory is not the one that last ran as its
+    /// member (see `identity`); asks the peers, which must be able to reach this server's
+    /// peer port meanwhile (`BootingPeer`).
+    pub async fn preflight(&self, config: &Config, channels: &PeerChannels) -> anyhow::Result<()> {
+        identity::preflight(config, channels, self.log.identity(), self.log.last_index()).await
+    }
+}
+
 impl Node {
-    /// Opens the data directory and starts Raft. `client_addr` and `peer_addr` are the
-    /// addresses others should use. Call `begin` once the peer service serves.
-    /// Opens the node's storage and Raft. `peer_tls`: the peer port's TLS, whose certificate
-    /// this server also presents when it connects to its peers.
+    /// Starts Raft over the opened storage. `client_addr` and `peer_addr` are the addresses
+    /// others should use; `channels` reach the peers (with the peer port's TLS identity).
+    /// Call `begin` once the peer service serves.
     pub async fn open(
         config: Config,
         client_addr: String,
         peer_addr: String,
-        peer_tls: Option<Arc<crate::transport::tls::ServerTls>>,
+        channels: PeerChannels,
+        storage: Storage,
     ) -> anyhow::Result<Arc<Node>> {
         let config = Arc::new(config);
-        std::fs::create_dir_all(&config.data_dir)?;
-        let state = StateDb::open(&config.data_dir.join("state.redb"), config.cache_bytes)?;
+        let Storage { state, log } = storage;
         let applied_at_start = state.applied_index()?;
         let hub = Arc::new(WatchHub::new(
             HubConfig {
@@ -187,8 +218,7 @@ impl Node {
             applied: applied_tx,
             state: state.clone(),
         });
-        let channels = PeerChannels::new(peer_tls);
-        let consensus = Consensus::open(&config, state.clone(), observer, channels.clone()).await?;
+        let consensus = Consensus::open(&config, log, state.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
         let (stop, _) = watch::channel(false);
         let proposer = proposer::Proposer::new();
@@ -324,7 +354,8 @@ impl Node {
             }
             let Ok(mut client) = self.channels.client(&self.peer_address_of(m.id, &m.node)) else { continue };
             let info =
-                tokio::time::timeout(Duration::from_secs(1), client.info(grove_proto::peer::InfoRequest {})).await;
+                tokio::time::timeout(Duration::from_secs(1), client.info(grove_proto::peer::InfoRequest { about: 0 }))
+                    .await;
             if let Ok(Ok(info)) = info {
                 let info = info.into_inner();
                 if info.id == m.id && !info.client_address.is_empty() {
@@ -540,7 +571,9 @@ impl Node {
 
     pub fn status(&self) -> NodeStatus {
         let raft = self.consensus.status();
-        let node_count = self.view().and_then(|v| v.tables.node_count()).unwrap_or(0);
+        let view = self.view();
+        let node_count = view.as_ref().ok().and_then(|v| v.tables.node_count().ok()).unwrap_or(0);
+        let cluster_id = view.as_ref().ok().and_then(|v| v.tables.cluster_id().ok()).unwrap_or(0);
         let (fsyncs, entries_synced, _) = crate::raft::fsync_figures(&self.log_stats);
         NodeStatus {
             standalone: raft.members.len() == 1 && raft.is_voter(self.id),
@@ -553,6 +586,7 @@ impl Node {
             watch_count: self.hub.watch_count(),
             fsyncs,
             entries_synced,
+            cluster_id,
             raft,
         }
     }

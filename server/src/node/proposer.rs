@@ -172,6 +172,18 @@ impl Proposer {
         }
     }
 
+    /// Answers everything queued with `e` (Raft stopped on a storage failure).
+    fn fail_all(&self, e: &GroveError) {
+        let items: Vec<Queued> = {
+            let mut q = self.queue.lock().unwrap();
+            q.bytes = 0;
+            q.items.drain(..).collect()
+        };
+        for item in items {
+            let _ = item.reply.send(Err(Refused::Failed(e.clone())));
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.queue.lock().unwrap().items.is_empty()
     }
@@ -188,6 +200,10 @@ pub(super) async fn run(node: Arc<Node>, proposer: Arc<Proposer>) {
                 _ = proposer.ready.notified() => {}
                 _ = stop.changed() => return,
             }
+            continue;
+        }
+        if let Some(e) = node.consensus.failure() {
+            proposer.fail_all(&e);
             continue;
         }
         let st = status.status();

@@ -28,6 +28,9 @@ use crate::storage::tables::{LOG, LOG_META};
 
 /// Key in `log_meta` of the log format (one byte, `LOG_FORMAT`).
 const FORMAT_KEY: &str = "format";
+/// Keys in `log_meta` of the data directory's incarnation and start count (u64 LE).
+const INCARNATION_KEY: &str = "incarnation";
+const BOOTS_KEY: &str = "boots";
 
 /// Largest number of queued writes committed in one transaction.
 const MAX_GROUP: usize = 4096;
@@ -56,6 +59,19 @@ struct Inner {
     pending: Mutex<BTreeMap<u64, (u64, Entry)>>,
     state: Mutex<LogMeta>,
     stats: Arc<LogStats>,
+    identity: Identity,
+}
+
+/// Which data directory this is, and how often it started: what the member registry
+/// records (see `fsm::members`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// Random, fixed when the log was created.
+    pub incarnation: u64,
+    /// This start's number (1 for the first).
+    pub boot: u64,
+    /// The log held nothing (no vote, no entry) before this start.
+    pub fresh: bool,
 }
 
 #[derive(Default)]
@@ -88,6 +104,7 @@ impl LogStore {
     pub fn open(db: Database) -> Result<LogStore, StorageError> {
         let db = Arc::new(db);
         let mut meta = LogMeta::default();
+        let identity;
         {
             let txn = db.begin_write().map_err(write_err)?;
             {
@@ -106,6 +123,14 @@ impl LogStore {
                     meta.last_purged = Some(postcard::from_bytes(&raw).map_err(read_err)?);
                 }
                 let used = meta.vote.is_some() || meta.last_purged.is_some() || !log.is_empty().map_err(read_err)?;
+                let number = |key: &str| -> Result<Option<u64>, StorageError> {
+                    Ok(get(key)?.and_then(|raw| raw.try_into().ok()).map(u64::from_le_bytes))
+                };
+                identity = Identity {
+                    incarnation: number(INCARNATION_KEY)?.unwrap_or_else(|| rand::random::<u64>().max(1)),
+                    boot: number(BOOTS_KEY)?.unwrap_or(0) + 1,
+                    fresh: !used,
+                };
                 match get(FORMAT_KEY)? {
                     Some(raw) if raw == [LOG_FORMAT] => {}
                     // A log from before formats were recorded is format 1.
@@ -125,7 +150,13 @@ impl LogStore {
                     meta.last = Some(*entry.get_log_id());
                 }
             }
-            txn.open_table(LOG_META).map_err(write_err)?.insert(FORMAT_KEY, &[LOG_FORMAT][..]).map_err(write_err)?;
+            {
+                let mut table = txn.open_table(LOG_META).map_err(write_err)?;
+                table.insert(FORMAT_KEY, &[LOG_FORMAT][..]).map_err(write_err)?;
+                table.insert(INCARNATION_KEY, &identity.incarnation.to_le_bytes()[..]).map_err(write_err)?;
+                table.insert(BOOTS_KEY, &identity.boot.to_le_bytes()[..]).map_err(write_err)?;
+            }
+            // Durable before Raft starts: the start is counted even if this run crashes.
             txn.commit().map_err(write_err)?;
         }
         let (tx, rx) = mpsc::channel();
@@ -136,6 +167,7 @@ impl LogStore {
             pending: Mutex::new(BTreeMap::new()),
             state: Mutex::new(meta),
             stats: stats.clone(),
+            identity,
         });
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -143,6 +175,15 @@ impl LogStore {
             .spawn(move || writer_loop(db, rx, weak, stats))
             .map_err(write_err)?;
         Ok(LogStore { inner })
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.inner.identity
+    }
+
+    /// The last log index at hand (appended, durable or about to be).
+    pub fn last_index(&self) -> u64 {
+        self.inner.state.lock().unwrap().last.map(|l| l.index).unwrap_or(0)
     }
 
     /// The last committed log id saved by openraft.

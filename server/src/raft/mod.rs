@@ -25,9 +25,9 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config as RaftConfig, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
-pub use self::log_store::{LogStats, LogStore};
+pub use self::log_store::{Identity, LogStats, LogStore};
 pub use self::network::{MAX_PEER_MESSAGE, PeerChannels, PeerNetwork};
-pub use self::peer_service::{PeerHandler, PeerService, decode_forward_reply};
+pub use self::peer_service::{BootingPeer, PeerHandler, PeerService, decode_forward_reply};
 use self::state_machine::StateMachineStore;
 pub use self::types::{NodeId, PeerNode};
 use self::types::{Raft, RaftMetrics};
@@ -123,17 +123,15 @@ fn stopped(metrics: &watch::Receiver<RaftMetrics>, e: impl std::fmt::Display) ->
 }
 
 impl Consensus {
-    /// Opens the log in `data_dir/raft-log.redb`, the state machine over `state_db`, and
-    /// starts Raft.
+    /// Starts Raft over the opened log and the state machine over `state`.
     pub async fn open(
         config: &Config,
+        log: LogStore,
         state: StateDb,
         observer: Arc<dyn ApplyObserver>,
         channels: PeerChannels,
     ) -> anyhow::Result<Consensus> {
         let dir = &config.data_dir;
-        let log_db = open_database(&dir.join("raft-log.redb"), 8 << 20)?;
-        let log = LogStore::open(log_db).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))?;
         let sm = StateMachineStore::open(state, dir.join("snapshots"), observer)
             .map_err(|e| anyhow::anyhow!("opening the state machine: {e}"))?;
         let raft_config = RaftConfig {
@@ -167,6 +165,19 @@ impl Consensus {
 
     pub fn log_stats(&self) -> Arc<LogStats> {
         self.log.stats()
+    }
+
+    /// The error every write gets once Raft stopped on a storage failure (None: running).
+    pub fn failure(&self) -> Option<GroveError> {
+        match &self.metrics.borrow().running_state {
+            Err(openraft::error::Fatal::Stopped) | Ok(()) => None,
+            Err(_) => Some(stopped(&self.metrics, "")),
+        }
+    }
+
+    /// Which data directory this is, and this start's number.
+    pub fn identity(&self) -> Identity {
+        self.log.identity()
     }
 
     /// Forms the ensemble on first start; a no-op once this server has Raft state.
@@ -328,6 +339,12 @@ impl Consensus {
             tracing::warn!("raft shutdown: {e}");
         }
     }
+}
+
+/// Opens the Raft log in `data_dir/raft-log.redb`.
+pub fn open_log(config: &Config) -> anyhow::Result<LogStore> {
+    let log_db = open_database(&config.data_dir.join("raft-log.redb"), 8 << 20)?;
+    LogStore::open(log_db).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))
 }
 
 /// Follows Raft status changes.

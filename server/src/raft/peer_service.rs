@@ -29,8 +29,8 @@ pub trait PeerHandler: Send + Sync + 'static {
         ids: &[u64],
         confirm: bool,
     ) -> impl Future<Output = (Vec<u64>, Vec<u64>, Result<(), GroveError>)> + Send;
-    /// (id, peer address, client address).
-    fn info(&self) -> (u64, String, String);
+    /// Who this server is, and what it knows of server `about`.
+    fn info(&self, about: u64) -> InfoResponse;
     /// Leadership hand-over: suspend the election timer, and/or campaign now.
     fn election(&self, suspend: std::time::Duration, campaign: bool);
 }
@@ -127,9 +127,62 @@ impl<H: PeerHandler> Peer for PeerService<H> {
         Ok(Response::new(ElectionResponse {}))
     }
 
-    async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        let (id, peer_address, client_address) = self.handler.info();
-        Ok(Response::new(InfoResponse { id, peer_address, client_address }))
+    async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(self.handler.info(req.into_inner().about)))
+    }
+}
+
+/// The peer port while a server starts, before Raft runs: it answers `Info` (what this
+/// server knows from its state, so starting peers can check one another) and nothing else.
+pub struct BootingPeer<F> {
+    info: F,
+}
+
+impl<F: Fn(u64) -> InfoResponse + Send + Sync + 'static> BootingPeer<F> {
+    pub fn new(info: F) -> Self {
+        BootingPeer { info }
+    }
+}
+
+fn starting() -> Status {
+    Status::unavailable("this server is starting")
+}
+
+#[tonic::async_trait]
+impl<F: Fn(u64) -> InfoResponse + Send + Sync + 'static> Peer for BootingPeer<F> {
+    async fn vote(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        Err(starting())
+    }
+
+    async fn append_entries(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        Err(starting())
+    }
+
+    async fn install_snapshot(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        Err(starting())
+    }
+
+    async fn forward(&self, _: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
+        Err(starting())
+    }
+
+    async fn read_index(&self, _: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        Err(starting())
+    }
+
+    async fn touch_sessions(
+        &self,
+        _: Request<TouchSessionsRequest>,
+    ) -> Result<Response<TouchSessionsResponse>, Status> {
+        Err(starting())
+    }
+
+    async fn election(&self, _: Request<ElectionRequest>) -> Result<Response<ElectionResponse>, Status> {
+        Err(starting())
+    }
+
+    async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new((self.info)(req.into_inner().about)))
     }
 }
 

@@ -86,6 +86,9 @@ fn apply_blocking(
                 })?,
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m.clone()));
+                    // A removed server may come back with a new data directory (--join).
+                    let ids: Vec<u64> = m.nodes().map(|(id, _)| *id).collect();
+                    fsm::apply::forget_members(&mut tables, &ids).map_err(sm_err)?;
                     Applied::empty(zxid)
                 }
             });

@@ -11,6 +11,7 @@ use super::keys;
 use crate::error::GroveError;
 use crate::fsm::acl::{self, Acl, Caller};
 use crate::fsm::locks::{self, LockRecord, QueueRecord};
+use crate::fsm::members::MemberRecord;
 use crate::fsm::path;
 use crate::fsm::quota::QuotaRecord;
 use crate::fsm::session::SessionRecord;
@@ -28,6 +29,7 @@ pub enum Table {
     Locks,
     Queues,
     Quotas,
+    Cluster,
 }
 
 /// A page of children.
@@ -267,6 +269,32 @@ pub trait StateTables {
             .into_iter()
             .map(|k| String::from_utf8_lossy(&k).into_owned())
             .collect())
+    }
+
+    /// The cluster's id (0: not formed yet).
+    fn cluster_id(&self) -> Result<u64, GroveError> {
+        Ok(self
+            .get(Table::Cluster, keys::cluster_key(), |raw| {
+                raw.try_into().map(u64::from_le_bytes).map_err(|_| GroveError::internal("corrupt cluster id"))
+            })?
+            .unwrap_or(0))
+    }
+
+    /// What the member registry knows of server `id`.
+    fn member(&self, id: u64) -> Result<Option<MemberRecord>, GroveError> {
+        self.get(Table::Cluster, &keys::member_key(id), MemberRecord::decode)
+    }
+
+    /// Every registered member: (id, record).
+    fn members(&self) -> Result<Vec<(u64, MemberRecord)>, GroveError> {
+        let mut out = Vec::new();
+        for item in self.table(Table::Cluster)?.range(&[1u8][..]..&[2u8][..]).map_err(GroveError::storage)? {
+            let (k, v) = item.map_err(GroveError::storage)?;
+            let id = k.value().get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let id = id.ok_or_else(|| GroveError::internal("corrupt member key"))?;
+            out.push((id, MemberRecord::decode(v.value())?));
+        }
+        Ok(out)
     }
 
     /// Every quota, by path, at most `limit`.

@@ -14,8 +14,10 @@ pub fn open_database(path: &Path, cache_bytes: usize) -> anyhow::Result<Database
     let db = redb::Builder::new().set_cache_size(cache_bytes).set_check_integrity_on_open(true).create(path).map_err(
         |e| match e {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => anyhow::anyhow!(
-                "{} is corrupted ({why}): refusing to start. Restore the data directory from a backup, or, \
-                 in an ensemble, empty it and add this server back (it copies a snapshot from the leader)",
+                "{} is corrupted ({why}): refusing to start. In an ensemble, replace this member: remove it \
+                 (grove member remove ID), empty its data directory, start it with --join and add it back \
+                 (grove member add); it copies a snapshot from the leader (docs/operations.md, \"Replacing a \
+                 member\"). A standalone server is restored from a backup",
                 path.display()
             ),
             e => anyhow::anyhow!("opening {}: {e}", path.display()),

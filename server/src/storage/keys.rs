@@ -5,6 +5,18 @@
 //! byte order: a child listing is one range scan with no filtering. The descendants of `P`
 //! are those children plus every key whose parent starts with `P/`, i.e. `[P/, P0)`.
 
+/// The key of the cluster id in the `cluster` table.
+pub fn cluster_key() -> &'static [u8] {
+    b"\x00id"
+}
+
+/// The key of a member's record in the `cluster` table.
+pub fn member_key(id: u64) -> Vec<u8> {
+    let mut k = vec![1u8];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
 /// The key of the node at a valid path.
 pub fn node_key(path: &str) -> Vec<u8> {
     if path == "/" {

@@ -6,8 +6,8 @@ use redb::ReadTransaction;
 
 use super::access::{StateTables, Table};
 use super::tables::{
-    APPLIED_INDEX_KEY, ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS, RawTableDef,
-    SESSIONS, STATE_META,
+    APPLIED_INDEX_KEY, CLUSTER, ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS,
+    RawTableDef, SESSIONS, STATE_META,
 };
 use crate::error::GroveError;
 
@@ -17,7 +17,7 @@ type RawReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 pub struct ReadTables {
     txn: ReadTransaction,
     nodes: RawReadTable,
-    lazy: [OnceLock<RawReadTable>; 8],
+    lazy: [OnceLock<RawReadTable>; 9],
 }
 
 impl ReadTables {
@@ -47,6 +47,7 @@ fn lazy_slot(which: Table) -> (usize, RawTableDef) {
         Table::Locks => (5, LOCKS),
         Table::Queues => (6, LOCK_QUEUES),
         Table::Quotas => (7, QUOTAS),
+        Table::Cluster => (8, CLUSTER),
         Table::Nodes => unreachable!("the node table is opened eagerly"),
     }
 }

@@ -27,6 +27,10 @@ pub const LOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("locks");
 pub const LOCK_QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("lock_queues");
 /// Quota root path → postcard-encoded `QuotaRecord`: its limits and its subtree's usage.
 pub const QUOTAS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("quotas");
+/// The cluster's identity and its member registry: `cluster_key()` → cluster id (u64 LE);
+/// `member_key(id)` → encoded `MemberRecord` (which data directory ran as that member, and
+/// how many times it started). Replicated, so every member knows who ran before.
+pub const CLUSTER: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cluster");
 /// Named values: the applied log id, the membership.
 pub const STATE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -36,7 +40,7 @@ pub const APPLIED_INDEX_KEY: &str = "applied_index";
 pub type RawTableDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// Every state table but `meta`, in snapshot order, with the tag used in snapshot files.
-pub const STATE_TABLES: [(u8, RawTableDef); 9] = [
+pub const STATE_TABLES: [(u8, RawTableDef); 10] = [
     (1, NODES),
     (2, SESSIONS),
     (3, EPHEMERALS),
@@ -46,6 +50,7 @@ pub const STATE_TABLES: [(u8, RawTableDef); 9] = [
     (7, LOCKS),
     (8, LOCK_QUEUES),
     (9, QUOTAS),
+    (10, CLUSTER),
 ];
 
 /// Raft log index → postcard-encoded openraft entry.

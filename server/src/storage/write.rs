@@ -4,7 +4,9 @@ use bytes::Bytes;
 use redb::WriteTransaction;
 
 use super::access::{StateTables, Table};
-use super::tables::{ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS, SESSIONS};
+use super::tables::{
+    CLUSTER, ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS, SESSIONS,
+};
 use crate::error::GroveError;
 use crate::fsm::znode::{Stat, Znode};
 
@@ -20,6 +22,7 @@ pub struct WriteTables<'t> {
     pub locks: RawTable<'t>,
     pub queues: RawTable<'t>,
     pub quotas: RawTable<'t>,
+    pub cluster: RawTable<'t>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -36,6 +39,7 @@ impl<'t> WriteTables<'t> {
             locks: open(LOCKS)?,
             queues: open(LOCK_QUEUES)?,
             quotas: open(QUOTAS)?,
+            cluster: open(CLUSTER)?,
         })
     }
 
@@ -50,6 +54,7 @@ impl<'t> WriteTables<'t> {
             Table::Locks => &mut self.locks,
             Table::Queues => &mut self.queues,
             Table::Quotas => &mut self.quotas,
+            Table::Cluster => &mut self.cluster,
         }
     }
 
@@ -87,6 +92,7 @@ impl<'t> StateTables for WriteTables<'t> {
             Table::Locks => &self.locks,
             Table::Queues => &self.queues,
             Table::Quotas => &self.quotas,
+            Table::Cluster => &self.cluster,
         })
     }
 }

@@ -193,6 +193,16 @@ impl Cluster {
         }
     }
 
+    /// Starts a stopped server again with `args` in place of its own; the end of its log if
+    /// it refuses to start.
+    pub fn try_restart_with(&mut self, id: u64, args: Vec<String>) -> Result<(), String> {
+        let m = &mut self.members[(id - 1) as usize];
+        assert!(m.server.is_none(), "server {id} is running");
+        m.server = Some(Server::try_start_on(&m.dir, m.ports, &args)?);
+        m.args = args;
+        Ok(())
+    }
+
     /// Starts a stopped server again with its data directory.
     pub fn restart(&mut self, id: u64) {
         let m = &mut self.members[(id - 1) as usize];

@@ -189,6 +189,11 @@ impl Server {
 
     /// Starts a server on fixed ports (a cluster member, whose address peers must know).
     pub fn start_on(dir: &Path, ports: (u16, u16, u16), extra: &[String]) -> Server {
+        Self::try_start_on(dir, ports, extra).unwrap_or_else(|log| panic!("groved did not start; its log:\n{log}"))
+    }
+
+    /// Like `start_on`; a server that refuses to start gives the end of its log.
+    pub fn try_start_on(dir: &Path, ports: (u16, u16, u16), extra: &[String]) -> Result<Server, String> {
         let mut s = Server {
             child: None,
             inproc: None,
@@ -203,11 +208,19 @@ impl Server {
             rust_log: std::env::var("GROVE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
             prefix: Vec::new(),
         };
-        s.spawn();
-        s
+        s.try_spawn()?;
+        Ok(s)
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("groved did not start; its log:\n{log}");
+        }
+    }
+
+    /// Starts the process; if it exits (or says nothing for 30 s) instead of listening,
+    /// the end of its log.
+    fn try_spawn(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).unwrap();
         let (c, p, a) = match self.ports {
             Some((c, p, a)) => (format!("127.0.0.1:{c}"), format!("127.0.0.1:{p}"), format!("127.0.0.1:{a}")),
@@ -246,7 +259,8 @@ impl Server {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("groved did not start; its log:\n{}", self.log_tail());
+                let _ = child.wait();
+                return Err(self.log_tail());
             }
         };
         let field = |name: &str| {
@@ -259,6 +273,7 @@ impl Server {
         self.admin = field("admin");
         self.health = line.split_whitespace().find_map(|w| w.strip_prefix("health=").map(str::to_string));
         self.child = Some(child);
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {

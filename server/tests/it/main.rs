@@ -37,3 +37,4 @@ mod t90_faults;
 mod t91_storage_faults;
 mod t92_partitions;
 mod t93_no_quorum;
+mod t94_amnesia;

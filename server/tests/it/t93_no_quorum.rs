@@ -66,8 +66,7 @@ async fn without_quorum_writes_and_reads_fail_in_time_and_the_cli_says_why() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_former_leader_caught_up_by_snapshot_takes_writes_again() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster =
-        Cluster::start_proxied(dir.path(), 3, &["--snapshot-entries", "50", "--keep-log-entries", "5"]).await;
+    let cluster = Cluster::start_proxied(dir.path(), 3, &["--snapshot-entries", "50", "--keep-log-entries", "5"]).await;
     let old = cluster.leader(Duration::from_secs(20)).await;
     cluster.isolate(old);
     // An entry the old leader appends and can never commit.

@@ -13,11 +13,13 @@
 //! them and answers retried requests from the results remembered for them.
 
 mod locks;
+mod members;
 mod quotas;
 mod sessions;
 mod staged;
 mod znodes;
 
+pub use self::members::forget_members;
 use self::staged::Staged;
 use super::command::{
     Applied, Command, CommandResult, MAX_BATCH, MultiOp, MultiOutcome, Op, Outcome, REQUEST_RETENTION_MS, Write,
@@ -135,6 +137,9 @@ fn run(t: &WriteTables<'_>, s: &mut Staged, write: &Write) -> CommandResult {
         Op::DeleteQuota { path } => {
             s.delete_quota(t, path)?;
             Ok(Outcome::Quota { record: None })
+        }
+        Op::RegisterMember { id, incarnation, boot, cluster_id } => {
+            s.register_member(t, *id, *incarnation, *boot, *cluster_id)
         }
     }
 }

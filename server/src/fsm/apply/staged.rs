@@ -46,6 +46,8 @@ pub(super) struct Staged {
     pub quotas: HashMap<String, Option<QuotaRecord>>,
     /// Soft quota limits this write went past, reported once it is applied.
     pub quota_warnings: Vec<String>,
+    /// Cluster table changes: (key, value; `None` removes).
+    pub cluster: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Staged {
@@ -68,6 +70,7 @@ impl Staged {
             grants: Vec::new(),
             quotas: HashMap::new(),
             quota_warnings: Vec::new(),
+            cluster: Vec::new(),
         }
     }
 
@@ -155,6 +158,9 @@ impl Staged {
         for id in &self.ended_sessions {
             writes.push((Table::Sessions, id.to_be_bytes().to_vec(), None));
             writes.push((Table::Ended, id.to_be_bytes().to_vec(), Some(self.time.to_le_bytes().to_vec())));
+        }
+        for (key, value) in self.cluster {
+            writes.push((Table::Cluster, key, value));
         }
         for (table, key, value) in &writes {
             t.put(*table, key, value.as_deref())?;

@@ -31,8 +31,9 @@ impl Status {
         let leader =
             if s.leader_id == 0 { "none".to_string() } else { format!("{} {}", s.leader_id, s.leader_address) };
         let mut text = format!(
-            "Mode: {mode}\nServer id: {}\nZxid: 0x{:x}\nTerm: {}\nLeader: {leader}\nQuorum: {}\nReady: {}\nNodes: {}\nSessions: {}\nWatches: {}\nMembers:",
+            "Mode: {mode}\nServer id: {}\nCluster: {:016x}\nZxid: 0x{:x}\nTerm: {}\nLeader: {leader}\nQuorum: {}\nReady: {}\nNodes: {}\nSessions: {}\nWatches: {}\nMembers:",
             s.server_id,
+            s.cluster_id,
             s.zxid,
             s.term,
             if s.quorum { "yes" } else { "no" },
@@ -51,6 +52,7 @@ impl Status {
         let j = json!({
             "mode": mode.split(' ').next().unwrap_or(mode),
             "server_id": s.server_id,
+            "cluster_id": format!("{:016x}", s.cluster_id),
             "zxid": s.zxid,
             "term": s.term,
             "leader_id": s.leader_id,

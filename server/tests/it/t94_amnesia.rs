@@ -1,0 +1,148 @@
+//! No amnesia: a voter that lost its state does not come back as the same member, and
+//! the documented way back keeps every acknowledged write.
+//!
+//! The danger, as reproduced from outside before the fix: stop C; write W (acknowledged,
+//! read back on B); restart B with an emptied data directory and the same --id/--peers;
+//! kill A; start C: B and C elected a leader and a linearizable read of W said NOT_FOUND.
+
+use std::time::Duration;
+
+use grove_client::{Client, Consistency, CreateOptions};
+
+use crate::cluster::Cluster;
+
+fn client(c: &Cluster, ids: &[u64]) -> Client {
+    let addrs: Vec<String> = ids.iter().map(|i| c.client_addr(*i)).collect();
+    Client::builder(&addrs.join(",")).request_timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+fn empty(dir: &std::path::Path) {
+    let data = dir.join("data");
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Waits until every running member has registered its data directory.
+async fn registered(c: &Cluster, ids: &[u64]) {
+    for id in ids {
+        crate::harness::eventually(Duration::from_secs(15), "members registered", async || {
+            c.status(*id).await.is_ok_and(|s| s.cluster_id != 0)
+        })
+        .await;
+    }
+    // Registrations are proposed every 500 ms; give the last one time to commit.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emptied_voter_refuses_to_come_back_and_the_documented_replacement_keeps_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, 0, &[]);
+    c.leader(Duration::from_secs(20)).await;
+    registered(&c, &[1, 2, 3]).await;
+    c.stop(3);
+    let w = client(&c, &[1, 2]);
+    w.create("/w", "acknowledged", &CreateOptions::default()).await.unwrap();
+    assert_eq!(&client(&c, &[2]).get_with("/w", Consistency::Linearizable).await.unwrap().0[..], b"acknowledged");
+
+    // B loses its disk and comes back with the same --id and --peers: refused, saying how.
+    c.stop(2);
+    empty(&c.member(2).dir);
+    let args = c.member(2).args.clone();
+    let log = c.try_restart_with(2, args.clone()).expect_err("an emptied voter must not rejoin as itself");
+    assert!(log.contains("lost the votes and log entries"), "{log}");
+    assert!(log.contains("grove member remove 2") && log.contains("--join"), "{log}");
+
+    // The documented procedure: with a quorum again (C back), remove B, start it empty
+    // with --join, add it back.
+    c.restart(3);
+    c.leader(Duration::from_secs(20)).await;
+    let leader = c.leader(Duration::from_secs(20)).await;
+    c.server(leader).grove_ok(&["member", "remove", "2"]);
+    let join: Vec<String> = ["--id", "2", "--join"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(crate::cluster::FAST_RAFT.iter().map(|s| s.to_string()))
+        .collect();
+    c.try_restart_with(2, join).unwrap();
+    let peer = c.peer_addr(2);
+    let client2 = c.client_addr(2);
+    c.server(leader).grove_ok(&["member", "add", "-c", &client2, "2", &peer]);
+    let zxid = w.sync("/").await.unwrap();
+    c.caught_up(2, zxid, Duration::from_secs(20)).await;
+
+    // Now A fails: B and C still have W, and take writes.
+    c.kill(1);
+    let bc = client(&c, &[2, 3]);
+    assert_eq!(&bc.get_with("/w", Consistency::Linearizable).await.unwrap().0[..], b"acknowledged");
+    bc.create("/after", "x", &CreateOptions::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_copy_of_a_voters_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, 0, &[]);
+    c.leader(Duration::from_secs(20)).await;
+    registered(&c, &[1, 2, 3]).await;
+    // A copy of B's data directory, as a backup would be, taken while B is stopped.
+    c.stop(2);
+    let backup = dir.path().join("b-backup");
+    copy_dir(&c.member(2).dir.join("data"), &backup);
+    c.restart(2);
+    registered(&c, &[2]).await;
+    let w = client(&c, &[1, 2, 3]);
+    for i in 0..20 {
+        w.create(&format!("/n{i}"), "v", &CreateOptions::default()).await.unwrap();
+    }
+    let zxid = w.sync("/").await.unwrap();
+    c.caught_up(2, zxid, Duration::from_secs(20)).await;
+    // B is restored from the copy: refused.
+    c.stop(2);
+    let data = c.member(2).dir.join("data");
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(&backup, &data);
+    let args = c.member(2).args.clone();
+    let log = c.try_restart_with(2, args).expect_err("an older copy must not run as the member");
+    assert!(log.contains("older copy") || log.contains("acknowledged log entries up to"), "{log}");
+    assert!(log.contains("grove member remove 2"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_restart_with_its_own_data_is_welcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, 0, &[]);
+    c.leader(Duration::from_secs(20)).await;
+    registered(&c, &[1, 2, 3]).await;
+    let w = client(&c, &[1, 2, 3]);
+    w.create("/kept", "v", &CreateOptions::default()).await.unwrap();
+    for round in 0..2 {
+        c.kill(2);
+        c.restart(2);
+        registered(&c, &[2]).await;
+        assert_eq!(
+            &client(&c, &[2]).get_with("/kept", Consistency::Linearizable).await.unwrap().0[..],
+            b"v",
+            "{round}"
+        );
+    }
+    // Every member knows the same cluster id.
+    let ids: Vec<u64> = futures::future::join_all((1..=3).map(|i| c.status(i)))
+        .await
+        .into_iter()
+        .map(|s| s.unwrap().cluster_id)
+        .collect();
+    assert!(ids[0] != 0 && ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+}
