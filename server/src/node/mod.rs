@@ -4,6 +4,7 @@
 //! Handlers call `propose` for writes and `read` for reads; the node decides where the work
 //! happens (here, or forwarded to the leader) and how fresh a read must be.
 
+mod addresses;
 mod forward;
 pub use forward::PeerGateway;
 pub(crate) use forward::info_from as forward_info;
@@ -13,6 +14,8 @@ mod keepalive;
 pub mod limits;
 pub mod locks;
 mod proposer;
+mod status;
+pub use status::NodeStatus;
 mod read_index;
 pub mod sessions;
 mod transfer;
@@ -31,7 +34,7 @@ use self::sessions::SessionTracker;
 use self::watches::HubConfig;
 use self::watches::hub::WatchHub;
 use crate::config::Config;
-use crate::error::{GroveError, LeaderHint};
+use crate::error::GroveError;
 use crate::fsm::ApplyObserver;
 use crate::fsm::command::{Applied, Command, CommandResult, Op, Outcome, Write, new_request_id};
 use crate::raft::{Consensus, LogStats, LogStore, NotHere, PeerChannels, PeerNode, RaftStatus, Role};
@@ -60,24 +63,6 @@ pub struct Header {
     pub server_id: u64,
     pub leader_id: u64,
     pub term: u64,
-}
-
-/// How this server sees itself, for `Cluster.Status`, `grove status` and `/status`.
-#[derive(Debug, Clone)]
-pub struct NodeStatus {
-    pub raft: RaftStatus,
-    pub standalone: bool,
-    pub ready: bool,
-    pub quorum: bool,
-    pub zxid: u64,
-    pub leader_client_address: String,
-    pub node_count: u64,
-    pub session_count: usize,
-    pub watch_count: usize,
-    pub fsyncs: u64,
-    pub entries_synced: u64,
-    /// The cluster's id (0 until it formed).
-    pub cluster_id: u64,
 }
 
 pub struct Node {
@@ -314,68 +299,6 @@ impl Node {
         self.term.store(term, Ordering::Relaxed);
     }
 
-    pub fn leader_hint(&self) -> Option<LeaderHint> {
-        let st = self.consensus.status();
-        let (id, node) = st.leader_node()?;
-        Some(LeaderHint { id, address: self.client_address_of(id, &node) })
-    }
-
-    /// Like `leader_hint`, asking the leader for its client address if it is not known yet.
-    pub async fn leader_hint_resolved(&self) -> Option<LeaderHint> {
-        let hint = self.leader_hint()?;
-        if hint.address.is_empty() {
-            self.discover_client_addresses().await;
-            return self.leader_hint();
-        }
-        Some(hint)
-    }
-
-    /// A member's client address: this server's own, the one in the membership, or the one
-    /// the member told us; empty if unknown yet.
-    pub fn client_address_of(&self, id: u64, node: &PeerNode) -> String {
-        if id == self.id {
-            return self.client_addr.clone();
-        }
-        if !node.client_addr.is_empty() {
-            return node.client_addr.clone();
-        }
-        self.client_addrs.lock().unwrap().get(&id).cloned().unwrap_or_default()
-    }
-
-    /// Asks members whose client address is unknown for it.
-    pub(crate) async fn discover_client_addresses(&self) {
-        let st = self.consensus.status();
-        for m in st.members {
-            if m.id == self.id
-                || !m.node.client_addr.is_empty()
-                || self.client_addrs.lock().unwrap().contains_key(&m.id)
-            {
-                continue;
-            }
-            let Ok(mut client) = self.channels.client(&self.peer_address_of(m.id, &m.node)) else { continue };
-            let info =
-                tokio::time::timeout(Duration::from_secs(1), client.info(grove_proto::peer::InfoRequest { about: 0 }))
-                    .await;
-            if let Ok(Ok(info)) = info {
-                let info = info.into_inner();
-                if info.id == m.id && !info.client_address.is_empty() {
-                    self.client_addrs.lock().unwrap().insert(m.id, info.client_address);
-                }
-            }
-        }
-    }
-
-    /// Where this server reaches a member's peer port (its configured address wins).
-    pub(crate) fn peer_address_of(&self, id: u64, node: &PeerNode) -> String {
-        self.config
-            .peers
-            .iter()
-            .chain(&self.config.observers)
-            .find(|(i, _)| *i == id)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| node.peer_addr.clone())
-    }
-
     /// Proposes a write and returns its zxid and outcome. Forwards to the leader when this
     /// server is not it; fails with NO_QUORUM when nothing commits within the request
     /// timeout (the write may then still be applied later: its outcome is unknown). A write
@@ -530,65 +453,6 @@ impl Node {
 
     pub(super) fn session_ended(&self, id: u64) -> bool {
         self.state.read().and_then(|t| t.session_ended(id)).unwrap_or(false)
-    }
-
-    /// Whether this server is in touch with a quorum: a leader that heard from one within
-    /// a lease, or a follower or observer that knows a leader. (An openraft 0.9 leader that
-    /// loses its quorum keeps its role until it hears of a higher term.)
-    pub fn has_quorum(&self) -> bool {
-        let st = self.consensus.status();
-        match st.role {
-            Role::Leader => {
-                st.members.iter().filter(|m| m.voter).count() <= 1
-                    || st
-                        .millis_since_quorum_ack
-                        .is_some_and(|ms| ms < self.consensus.leader_lease().as_millis() as u64)
-            }
-            Role::Follower | Role::Learner => st.leader.is_some() && st.leader != Some(self.id),
-            Role::Candidate | Role::Shutdown => false,
-        }
-    }
-
-    /// Ready: knows a leader, is in touch with a quorum, and has caught up in this term:
-    /// applied everything it knew to be committed, once. Latched per term, because under a
-    /// steady write load the commit index is always an entry or two ahead of the applied
-    /// one: comparing them at every probe would flap readiness exactly when the server is
-    /// busiest serving.
-    pub fn ready(&self) -> bool {
-        let st = self.consensus.status();
-        if st.leader.is_none() || !self.has_quorum() {
-            return false;
-        }
-        if self.caught_up_in_term.load(Ordering::Relaxed) == st.term {
-            return true;
-        }
-        let caught_up = self.applied_zxid() >= st.committed_index;
-        if caught_up {
-            self.caught_up_in_term.store(st.term, Ordering::Relaxed);
-        }
-        caught_up
-    }
-
-    pub fn status(&self) -> NodeStatus {
-        let raft = self.consensus.status();
-        let view = self.view();
-        let node_count = view.as_ref().ok().and_then(|v| v.tables.node_count().ok()).unwrap_or(0);
-        let cluster_id = view.as_ref().ok().and_then(|v| v.tables.cluster_id().ok()).unwrap_or(0);
-        let (fsyncs, entries_synced, _) = crate::raft::fsync_figures(&self.log_stats);
-        NodeStatus {
-            standalone: raft.members.len() == 1 && raft.is_voter(self.id),
-            ready: self.ready(),
-            quorum: self.has_quorum(),
-            zxid: self.applied_zxid(),
-            leader_client_address: self.leader_hint().map(|h| h.address).unwrap_or_default(),
-            node_count,
-            session_count: self.sessions.count(),
-            watch_count: self.hub.watch_count(),
-            fsyncs,
-            entries_synced,
-            cluster_id,
-            raft,
-        }
     }
 
     pub fn log_stats(&self) -> Arc<LogStats> {
