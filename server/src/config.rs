@@ -132,6 +132,10 @@ pub struct Settings {
     #[arg(long, env = "GROVE_WATCH_QUEUE")]
     pub watch_queue: Option<usize>,
 
+    /// Most bytes of events queued on one watch stream before its watches are cancelled.
+    #[arg(long, env = "GROVE_WATCH_QUEUE_BYTES")]
+    pub watch_queue_bytes: Option<usize>,
+
     /// Most watches on one watch stream.
     #[arg(long, env = "GROVE_MAX_WATCHES_PER_STREAM")]
     pub max_watches_per_stream: Option<usize>,
@@ -259,6 +263,7 @@ pub struct Config {
     pub watch_history_entries: usize,
     pub watch_history_bytes: usize,
     pub watch_queue: usize,
+    pub watch_queue_bytes: usize,
     pub max_watches_per_stream: usize,
     pub max_watches: usize,
     /// Connection limits; 0: none.
@@ -415,6 +420,7 @@ impl Config {
             watch_history_entries: pick!(watch_history_entries, 100_000),
             watch_history_bytes: pick!(watch_history_bytes, 32 << 20),
             watch_queue: pick!(watch_queue, 10_000),
+            watch_queue_bytes: pick!(watch_queue_bytes, 16 << 20),
             max_watches_per_stream: pick!(max_watches_per_stream, 10_000),
             max_watches: pick!(max_watches, 1_000_000),
             max_connections: pick!(max_connections, 10_000),
@@ -458,8 +464,10 @@ impl Config {
         if self.max_data_bytes + 64 * 1024 > self.max_request_bytes {
             return Err("limits: max-request-bytes must exceed max-data-bytes by at least 64 KiB".into());
         }
-        if self.max_multi_ops == 0 || self.max_page_size == 0 || self.watch_queue == 0 {
-            return Err("limits: max-multi-ops, max-page-size and watch-queue must be positive".into());
+        if self.max_multi_ops == 0 || self.max_page_size == 0 || self.watch_queue == 0 || self.watch_queue_bytes == 0 {
+            return Err(
+                "limits: max-multi-ops, max-page-size, watch-queue and watch-queue-bytes must be positive".into()
+            );
         }
         if self.request_timeout.is_zero() || self.reap_interval.is_zero() {
             return Err("request-timeout-ms and reap-interval-ms must be positive".into());

@@ -77,6 +77,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
         "node_count": s.node_count,
         "session_count": s.session_count,
         "watch_count": s.watch_count,
+        "request_records": node.status().request_records,
         "members": members,
     }))
 }

@@ -98,10 +98,14 @@ impl QueueRecord {
     }
 }
 
-/// The fencing token of the `grant`-th grant made by the operation at `position` of the
-/// entry at `zxid`: unique, and increasing along the log.
-pub fn token(zxid: u64, position: usize, grant: usize) -> u64 {
-    (zxid << 20) | ((position as u64 & 0x3ff) << 10) | (grant as u64).min(0x3ff)
+/// Grants one entry can make with distinct tokens (2^20): far above what the waiter
+/// limits allow (`--max-lock-waiters` on every server together).
+pub const MAX_GRANTS_PER_ENTRY: usize = 1 << 20;
+
+/// The fencing token of the `grant`-th grant made by the entry at `zxid` (counted across
+/// its writes): the zxid in the high bits, so tokens are unique and increase along the log.
+pub fn token(zxid: u64, grant: usize) -> u64 {
+    (zxid << 20) | (grant.min(MAX_GRANTS_PER_ENTRY - 1) as u64)
 }
 
 /// The sequence number at the end of a lock node's name.
@@ -220,9 +224,9 @@ mod tests {
 
     #[test]
     fn tokens_increase_along_the_log() {
-        assert!(token(10, 0, 0) < token(10, 0, 1));
-        assert!(token(10, 0, 1) < token(10, 1, 0));
-        assert!(token(10, 1023, 1023) < token(11, 0, 0));
+        assert!(token(10, 0) < token(10, 1));
+        assert!(token(10, 1023) < token(10, 1024), "more than 1023 grants in an entry still differ");
+        assert!(token(10, MAX_GRANTS_PER_ENTRY - 1) < token(11, 0));
         assert_eq!(sequence("lock-0000000042"), 42);
         assert_eq!(sequence("__WRIT__0000000007"), 7);
     }

@@ -1038,3 +1038,82 @@ mod quota_rules {
         }
     }
 }
+
+mod request_records {
+    use super::*;
+    use crate::fsm::apply::requests::MAX_PER_CALLER;
+
+    fn with_id(w: Write, id: command::RequestId) -> Write {
+        Write { request_id: id, ..w }
+    }
+
+    fn records(sm: &Sm) -> u64 {
+        sm.read().request_records().unwrap()
+    }
+
+    #[test]
+    fn refused_writes_leave_no_record_and_their_retry_is_applied() {
+        let mut sm = Sm::new();
+        let id = command::new_request_id(sm.time + 3_600_000, 1);
+        // Far-future ids, missing nodes: nothing to remember.
+        for _ in 0..100 {
+            sm.err(with_id(set("/missing", "x", None), id));
+        }
+        assert_eq!(records(&sm), 0);
+        // Once the node exists, the same id applies (the first attempts changed nothing).
+        sm.ok(create("/missing", ""));
+        sm.ok(with_id(set("/missing", "now", None), id));
+        assert_eq!(&sm.read().data("/missing").unwrap().unwrap()[..], b"now");
+        assert_eq!(records(&sm), 1);
+    }
+
+    #[test]
+    fn retention_follows_the_entry_clock_not_the_id() {
+        let mut sm = Sm::new();
+        sm.ok(create("/c", ""));
+        // A client whose clock is 20 minutes behind still gets its retry answered.
+        let behind = command::new_request_id(sm.time - 20 * 60 * 1000, 2);
+        let first = sm.apply(with_id(create("/c/s-", ""), behind)).result;
+        let retry = sm.apply(with_id(create("/c/s-", ""), behind)).result;
+        assert_eq!(first, retry, "answered as the first time");
+        assert_eq!(sm.read().children("/c", "", 10, None).unwrap().names.len(), 1);
+        // One whose clock is an hour ahead is forgotten after the retention all the same.
+        let ahead = command::new_request_id(sm.time + 3_600_000, 3);
+        sm.ok(with_id(set("/c", "1", None), ahead));
+        sm.time += command::REQUEST_RETENTION_MS + 1;
+        sm.ok(with_id(set("/c", "2", None), command::new_request_id(sm.time, 4)));
+        assert_eq!(records(&sm), 1, "both older records were pruned by the next identified write");
+        // And entry time never goes back, whichever leader stamps it.
+        let mtime = sm.stat("/c").unwrap().mtime;
+        sm.time -= 600_000;
+        sm.ok(set("/c", "3", None));
+        assert_eq!(sm.stat("/c").unwrap().mtime, mtime, "a leader whose clock is behind stamps the latest time");
+    }
+
+    #[test]
+    fn one_caller_evicts_only_its_own_records_and_the_total_is_bounded() {
+        let mut sm = Sm::new();
+        sm.ok(create("/p", ""));
+        let other = Caller { ids: vec![("ip".into(), "10.0.0.9".into())], ..Caller::default() };
+        let theirs = command::new_request_id(sm.time, 77);
+        sm.ok(Write::new(other.clone(), theirs, set("/p", "theirs", None).op));
+        let hostile = Caller { ids: vec![("ip".into(), "10.0.0.66".into())], ..Caller::default() };
+        let mut n = 0u64;
+        while n < MAX_PER_CALLER + 500 {
+            let batch: Vec<Write> = (0..1000)
+                .map(|_| {
+                    n += 1;
+                    Write::new(hostile.clone(), command::new_request_id(sm.time, n), set("/p", "x", None).op)
+                })
+                .collect();
+            for r in sm.apply_batch(batch).results {
+                r.unwrap();
+            }
+        }
+        assert_eq!(records(&sm), MAX_PER_CALLER + 1, "the hostile caller's cap, plus the other's record");
+        // The other caller's retry is still answered from its record (no second apply).
+        let v = sm.stat("/p").unwrap().version;
+        sm.ok(Write::new(other, theirs, set("/p", "theirs", None).op));
+        assert_eq!(sm.stat("/p").unwrap().version, v);
+    }
+}

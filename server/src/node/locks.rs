@@ -44,21 +44,39 @@ struct QueueObserver {
     tx: mpsc::Sender<QueueChange>,
 }
 
+/// Calls waiting for lock nodes: several may wait for one node (reentrant acquires of a
+/// node still queued), each under its own ticket.
 #[derive(Default)]
 pub struct LockWaiters {
-    waiting: Mutex<HashMap<String, Waiter>>,
+    waiting: Mutex<HashMap<String, Vec<(u64, Waiter)>>>,
+    next_ticket: std::sync::atomic::AtomicU64,
     observers: Mutex<Vec<QueueObserver>>,
 }
 
 impl LockWaiters {
-    fn register(&self, node: &str) -> oneshot::Receiver<Result<u64, GroveError>> {
+    fn register(&self, node: &str) -> (u64, oneshot::Receiver<Result<u64, GroveError>>) {
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().unwrap().insert(node.to_string(), tx);
-        rx
+        let ticket = self.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.waiting.lock().unwrap().entry(node.to_string()).or_default().push((ticket, tx));
+        (ticket, rx)
     }
 
-    fn forget(&self, node: &str) {
-        self.waiting.lock().unwrap().remove(node);
+    /// Forgets one waiter, leaving others waiting for the same node.
+    fn forget(&self, node: &str, ticket: u64) {
+        let mut waiting = self.waiting.lock().unwrap();
+        if let Some(list) = waiting.get_mut(node) {
+            list.retain(|(t, _)| *t != ticket);
+            if list.is_empty() {
+                waiting.remove(node);
+            }
+        }
+    }
+
+    /// Answers every waiter of a node.
+    fn settle(waiting: &mut HashMap<String, Vec<(u64, Waiter)>>, node: &str, outcome: Result<u64, GroveError>) {
+        for (_, tx) in waiting.remove(node).unwrap_or_default() {
+            let _ = tx.send(outcome.clone());
+        }
     }
 
     fn observe(&self, dir: String) -> mpsc::Receiver<QueueChange> {
@@ -98,13 +116,11 @@ impl LockWaiters {
         }
         for a in batch {
             for (node, token) in &a.grants {
-                if let Some(tx) = waiting.remove(node) {
-                    let _ = tx.send(Ok(*token));
-                }
+                Self::settle(&mut waiting, node, Ok(*token));
             }
             for e in a.events.iter().filter(|e| e.kind == EventKind::Deleted) {
-                if let Some(tx) = waiting.remove(&e.path) {
-                    let _ = tx.send(Err(node_gone(&e.path)));
+                if waiting.contains_key(&e.path) {
+                    Self::settle(&mut waiting, &e.path, Err(node_gone(&e.path)));
                 }
             }
         }
@@ -122,10 +138,8 @@ impl LockWaiters {
                 Ok(None) => Some(Err(node_gone(&node))),
                 Err(e) => Some(Err(e)),
             };
-            if let Some(outcome) = outcome
-                && let Some(tx) = waiting.remove(&node)
-            {
-                let _ = tx.send(outcome);
+            if let Some(outcome) = outcome {
+                Self::settle(&mut waiting, &node, outcome);
             }
         }
         drop(waiting);
@@ -149,6 +163,7 @@ fn node_gone(node: &str) -> GroveError {
 struct Withdraw {
     node: Arc<Node>,
     lock_node: String,
+    ticket: u64,
     /// Who queued it: the withdrawal acts for the same session.
     caller: Caller,
     armed: bool,
@@ -157,16 +172,40 @@ struct Withdraw {
 impl Drop for Withdraw {
     fn drop(&mut self) {
         if self.armed {
-            self.node.lock_waiters.forget(&self.lock_node);
-            let (node, lock_node, caller) = (self.node.clone(), self.lock_node.clone(), self.caller.clone());
-            tokio::spawn(async move {
-                let write = Write::new(caller, 0, Op::Unlock { node: lock_node.clone() });
-                if let Err(e) = node.propose(write).await {
-                    tracing::warn!("withdrawing lock node {lock_node}: {e}");
-                }
-            });
+            self.node.lock_waiters.forget(&self.lock_node, self.ticket);
+            withdraw_later(self.node.clone(), self.lock_node.clone(), self.caller.clone());
         }
     }
+}
+
+/// Withdraws (releases one hold of) a lock node in the background, retrying until it is
+/// done or its session is gone (which takes the node with it): a withdrawal that failed
+/// once (no leader for a moment) must not leave a node queued that nobody waits for.
+fn withdraw_later(node: Arc<Node>, lock_node: String, caller: Caller) {
+    tokio::spawn(async move {
+        let id = crate::fsm::command::new_request_id(super::now_ms(), rand::random());
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            // One request id for every attempt: the hold is released once.
+            let write = Write::new(caller.clone(), id, Op::Unlock { node: lock_node.clone() });
+            match node.propose(write).await {
+                Ok(_) => return,
+                Err(GroveError::SessionExpired { .. } | GroveError::UnknownSession { .. }) => return,
+                Err(e) if *node.stopped().borrow() => {
+                    tracing::warn!("withdrawing lock node {lock_node}: {e}");
+                    return;
+                }
+                Err(e) => {
+                    if !node.sessions.is_live(caller.session) {
+                        return; // the session ended: its nodes went with it
+                    }
+                    tracing::debug!("withdrawing lock node {lock_node} (will retry): {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+    });
 }
 
 /// A lock request still being committed when its caller went away: once it is applied,
@@ -184,9 +223,8 @@ impl Drop for Queueing {
         tokio::spawn(async move {
             if let Ok(Ok((_, Outcome::Locked { nodes, .. }))) = proposal.await
                 && let Some(first) = nodes.into_iter().next()
-                && let Err(e) = node.propose(Write::new(caller, 0, Op::Unlock { node: first.clone() })).await
             {
-                tracing::warn!("withdrawing lock node {first}: {e}");
+                withdraw_later(node, first, caller);
             }
         });
     }
@@ -238,19 +276,19 @@ impl Node {
         // between is seen one way or the other. A multi-lock's nodes are granted together,
         // so its first node stands for all.
         let first = nodes[0].clone();
-        let rx = self.lock_waiters.register(&first);
+        let (ticket, rx) = self.lock_waiters.register(&first);
         let mut withdraw =
-            Withdraw { node: self.clone(), lock_node: first.clone(), caller: caller.clone(), armed: true };
+            Withdraw { node: self.clone(), lock_node: first.clone(), ticket, caller: caller.clone(), armed: true };
         self.wait_applied(zxid, Instant::now() + self.config.request_timeout).await?;
         match self.view()?.tables.lock(&first)? {
             Some(rec) if rec.granted => {
-                self.lock_waiters.forget(&first);
+                self.lock_waiters.forget(&first, ticket);
                 withdraw.armed = false;
                 return Ok((rec.token, nodes));
             }
             Some(_) => {}
             None => {
-                self.lock_waiters.forget(&first);
+                self.lock_waiters.forget(&first, ticket);
                 withdraw.armed = false;
                 return Err(node_gone(&first));
             }
@@ -274,8 +312,14 @@ impl Node {
                 // Withdraw before answering, so the caller finds nothing left behind. A
                 // grant that lands first is released by the same operation.
                 withdraw.armed = false;
-                self.lock_waiters.forget(&first);
-                self.propose(Write::new(caller, 0, Op::Unlock { node: first })).await?;
+                self.lock_waiters.forget(&first, ticket);
+                let id = crate::fsm::command::new_request_id(super::now_ms(), rand::random());
+                if let Err(e) = self.propose(Write::new(caller.clone(), id, Op::Unlock { node: first.clone() })).await {
+                    // Not withdrawn yet: keep trying in the background, and tell the caller
+                    // that its request may still be queued.
+                    withdraw_later(self.clone(), first, caller);
+                    return Err(e);
+                }
                 Err(GroveError::LockTimeout { path: lock_path })
             }
         }

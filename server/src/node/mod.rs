@@ -188,6 +188,7 @@ impl Node {
                 history_entries: config.watch_history_entries,
                 history_bytes: config.watch_history_bytes,
                 queue_capacity: config.watch_queue,
+                queue_bytes: config.watch_queue_bytes,
                 max_watches_per_stream: config.max_watches_per_stream,
                 max_watches: if config.max_watches == 0 { usize::MAX } else { config.max_watches },
             },

@@ -75,6 +75,11 @@ impl SessionTracker {
         }
     }
 
+    /// Whether the session is live (as this server has applied).
+    pub fn is_live(&self, id: u64) -> bool {
+        self.inner.lock().unwrap().sessions.contains_key(&id)
+    }
+
     /// Checks that a session is live and the secret is its own.
     pub fn authenticate(&self, id: u64, secret: &[u8]) -> Result<Duration, SessionCheck> {
         let inner = self.inner.lock().unwrap();

@@ -23,6 +23,8 @@ pub struct NodeStatus {
     pub entries_synced: u64,
     /// The cluster's id (0 until it formed).
     pub cluster_id: u64,
+    /// Results of identified writes remembered for their retries (bounded).
+    pub request_records: u64,
 }
 
 impl Node {
@@ -68,6 +70,8 @@ impl Node {
         let view = self.view();
         let node_count = view.as_ref().ok().and_then(|v| v.tables.node_count().ok()).unwrap_or(0);
         let cluster_id = view.as_ref().ok().and_then(|v| v.tables.cluster_id().ok()).unwrap_or(0);
+        let request_records = view.as_ref().ok().and_then(|v| v.tables.request_records().ok()).unwrap_or(0);
+        metrics::gauge!("grove_request_records").set(request_records as f64);
         let (fsyncs, entries_synced, _) = crate::raft::fsync_figures(&self.log_stats);
         NodeStatus {
             standalone: raft.members.len() == 1 && raft.is_voter(self.id),
@@ -81,6 +85,7 @@ impl Node {
             fsyncs,
             entries_synced,
             cluster_id,
+            request_records,
             raft,
         }
     }

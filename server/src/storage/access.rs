@@ -30,6 +30,8 @@ pub enum Table {
     Queues,
     Quotas,
     Cluster,
+    RequestsByAge,
+    RequestsByCaller,
 }
 
 /// A page of children.
@@ -278,6 +280,20 @@ pub trait StateTables {
                 raw.try_into().map(u64::from_le_bytes).map_err(|_| GroveError::internal("corrupt cluster id"))
             })?
             .unwrap_or(0))
+    }
+
+    /// The latest entry time applied (ms since the epoch; 0: none yet).
+    fn clock(&self) -> Result<i64, GroveError> {
+        Ok(self
+            .get(Table::Cluster, keys::clock_key(), |raw| {
+                raw.try_into().map(i64::from_le_bytes).map_err(|_| GroveError::internal("corrupt entry clock"))
+            })?
+            .unwrap_or(0))
+    }
+
+    /// How many request results are remembered.
+    fn request_records(&self) -> Result<u64, GroveError> {
+        self.table(Table::Requests)?.len().map_err(GroveError::storage)
     }
 
     /// What the member registry knows of server `id`.

@@ -10,6 +10,11 @@ pub fn cluster_key() -> &'static [u8] {
     b"\x00id"
 }
 
+/// The key of the entry clock in the `cluster` table.
+pub fn clock_key() -> &'static [u8] {
+    b"\x00clock"
+}
+
 /// The key of a member's record in the `cluster` table.
 pub fn member_key(id: u64) -> Vec<u8> {
     let mut k = vec![1u8];

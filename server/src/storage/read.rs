@@ -7,7 +7,7 @@ use redb::ReadTransaction;
 use super::access::{StateTables, Table};
 use super::tables::{
     APPLIED_INDEX_KEY, CLUSTER, ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS,
-    RawTableDef, SESSIONS, STATE_META,
+    REQUESTS_BY_AGE, REQUESTS_BY_CALLER, RawTableDef, SESSIONS, STATE_META,
 };
 use crate::error::GroveError;
 
@@ -17,7 +17,7 @@ type RawReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 pub struct ReadTables {
     txn: ReadTransaction,
     nodes: RawReadTable,
-    lazy: [OnceLock<RawReadTable>; 9],
+    lazy: [OnceLock<RawReadTable>; 11],
 }
 
 impl ReadTables {
@@ -48,6 +48,8 @@ fn lazy_slot(which: Table) -> (usize, RawTableDef) {
         Table::Queues => (6, LOCK_QUEUES),
         Table::Quotas => (7, QUOTAS),
         Table::Cluster => (8, CLUSTER),
+        Table::RequestsByAge => (9, REQUESTS_BY_AGE),
+        Table::RequestsByCaller => (10, REQUESTS_BY_CALLER),
         Table::Nodes => unreachable!("the node table is opened eagerly"),
     }
 }

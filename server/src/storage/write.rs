@@ -5,7 +5,8 @@ use redb::WriteTransaction;
 
 use super::access::{StateTables, Table};
 use super::tables::{
-    CLUSTER, ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS, SESSIONS,
+    CLUSTER, ENDED_SESSIONS, EPHEMERALS, EXPIRING, LOCK_QUEUES, LOCKS, NODES, QUOTAS, REQUESTS, REQUESTS_BY_AGE,
+    REQUESTS_BY_CALLER, SESSIONS,
 };
 use crate::error::GroveError;
 use crate::fsm::znode::{Stat, Znode};
@@ -23,6 +24,8 @@ pub struct WriteTables<'t> {
     pub queues: RawTable<'t>,
     pub quotas: RawTable<'t>,
     pub cluster: RawTable<'t>,
+    pub requests_by_age: RawTable<'t>,
+    pub requests_by_caller: RawTable<'t>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -40,6 +43,8 @@ impl<'t> WriteTables<'t> {
             queues: open(LOCK_QUEUES)?,
             quotas: open(QUOTAS)?,
             cluster: open(CLUSTER)?,
+            requests_by_age: open(REQUESTS_BY_AGE)?,
+            requests_by_caller: open(REQUESTS_BY_CALLER)?,
         })
     }
 
@@ -55,6 +60,8 @@ impl<'t> WriteTables<'t> {
             Table::Queues => &mut self.queues,
             Table::Quotas => &mut self.quotas,
             Table::Cluster => &mut self.cluster,
+            Table::RequestsByAge => &mut self.requests_by_age,
+            Table::RequestsByCaller => &mut self.requests_by_caller,
         }
     }
 
@@ -93,6 +100,8 @@ impl<'t> StateTables for WriteTables<'t> {
             Table::Queues => &self.queues,
             Table::Quotas => &self.quotas,
             Table::Cluster => &self.cluster,
+            Table::RequestsByAge => &self.requests_by_age,
+            Table::RequestsByCaller => &self.requests_by_caller,
         })
     }
 }

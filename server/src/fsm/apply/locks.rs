@@ -223,7 +223,7 @@ impl Staged {
             let held = locks::holders(&queue, max_leases, |_| ready);
             for ((node, rec), held) in queue.into_iter().zip(held) {
                 if held && !rec.granted {
-                    let token = locks::token(self.zxid, self.position, self.grants.len());
+                    let token = locks::token(self.zxid, self.grant_base + self.grants.len());
                     for n in std::iter::once(node).chain(rec.group.iter().cloned()) {
                         if let Some(mut r) = self.get_lock(t, &n)? {
                             r.granted = true;

@@ -15,6 +15,7 @@
 mod locks;
 mod members;
 mod quotas;
+pub mod requests;
 mod sessions;
 mod staged;
 mod znodes;
@@ -22,11 +23,11 @@ mod znodes;
 pub use self::members::forget_members;
 use self::staged::Staged;
 use super::command::{
-    Applied, Command, CommandResult, MAX_BATCH, MultiOp, MultiOutcome, Op, Outcome, REQUEST_RETENTION_MS, Write,
-    session_id,
+    Applied, Command, CommandResult, MAX_BATCH, MultiOp, MultiOutcome, Op, Outcome, Write, session_id,
 };
 use crate::error::GroveError;
 use crate::storage::access::{StateTables, Table};
+use crate::storage::keys;
 use crate::storage::write::WriteTables;
 
 /// Applies the writes of one entry at `zxid`, each on its own and all-or-nothing.
@@ -36,25 +37,30 @@ use crate::storage::write::WriteTables;
 /// failures (no node, bad version...) are committed results inside `Applied`.
 pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<Applied, GroveError> {
     cmd.check_format()?;
+    // The entry's time never goes back, whatever the clocks of successive leaders: TTLs,
+    // ctime/mtime and request retention only ever see time move forward (a leader whose
+    // clock is behind stamps the latest time applied until its clock catches up).
+    let clock = tables.clock()?;
+    let time = cmd.time_ms.max(clock);
+    if time > clock {
+        tables.put(Table::Cluster, keys::clock_key(), Some(&time.to_le_bytes()))?;
+    }
     let mut applied = Applied::empty(zxid);
-    let mut identified = false;
     for (position, write) in cmd.writes.iter().enumerate() {
         if position >= MAX_BATCH {
             applied.results.push(Err(GroveError::bad_args("", format!("an entry holds at most {MAX_BATCH} writes"))));
             continue;
         }
         let request = write.request_id;
-        if request != 0 {
-            identified = true;
-            if let Some(first) = tables.get(Table::Requests, &request.to_be_bytes(), |raw| {
-                postcard::from_bytes::<CommandResult>(raw).map_err(GroveError::internal)
-            })? {
-                // A retry of a request already applied: answer as the first time did.
-                applied.results.push(first);
-                continue;
-            }
+        if request != 0
+            && let Some(first) = requests::recall(tables, request)?
+        {
+            // A retry of a request already applied: answer as the first time did.
+            applied.results.push(first);
+            continue;
         }
-        let mut staged = Staged::new(zxid, cmd.time_ms, position, write.caller.clone());
+        let mut staged = Staged::new(zxid, time, position, write.caller.clone());
+        staged.grant_base = applied.grants.len();
         let result = match run(tables, &mut staged, write).and_then(|outcome| staged.settle(tables).map(|_| outcome)) {
             Ok(outcome) => {
                 staged.flush(tables, &mut applied)?;
@@ -66,30 +72,17 @@ pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<A
             }
             Err(e) => Err(e),
         };
-        if request != 0 {
-            let encoded = postcard::to_allocvec(&result).map_err(GroveError::internal)?;
-            tables.put(Table::Requests, &request.to_be_bytes(), Some(&encoded))?;
+        // Only what took effect is remembered: a refused write changed nothing, and its
+        // retry may as well be applied.
+        if request != 0 && result.is_ok() {
+            requests::remember(tables, request, &write.caller, time, &result)?;
         }
         applied.results.push(result);
         if matches!(write.op, Op::CloseSession | Op::ExpireSessions { .. }) {
-            sessions::prune_ended_sessions(tables, cmd.time_ms)?;
+            sessions::prune_ended_sessions(tables, time)?;
         }
     }
-    if identified {
-        prune_requests(tables, cmd.time_ms)?;
-    }
     Ok(applied)
-}
-
-/// Forgets request results older than the retention, oldest first, a bounded number per
-/// entry. Request ids begin with their issuer's clock, so the oldest come first.
-fn prune_requests(t: &mut WriteTables<'_>, now_ms: i64) -> Result<(), GroveError> {
-    let horizon = (now_ms - REQUEST_RETENTION_MS).max(0) as u128;
-    let end = (horizon << 64).to_be_bytes();
-    for k in t.keys_in(Table::Requests, &[], &end, 64)? {
-        t.put(Table::Requests, &k, None)?;
-    }
-    Ok(())
 }
 
 /// Runs one write against the overlay.

@@ -21,7 +21,7 @@ use crate::storage::write::WriteTables;
 pub(super) struct Staged {
     pub zxid: u64,
     pub time: i64,
-    /// The write's position in its entry (session ids, fencing tokens).
+    /// The write's position in its entry (session ids).
     pub position: usize,
     /// Whose rights the write uses, and the session it acts for.
     pub caller: Caller,
@@ -42,6 +42,8 @@ pub(super) struct Staged {
     pub dirty: BTreeSet<String>,
     /// Lock nodes granted by this write, with their tokens.
     pub grants: Vec<(String, u64)>,
+    /// Grants the entry's earlier writes made: this write's count on from there.
+    pub grant_base: usize,
     /// Quotas changed by this write (`None`: removed).
     pub quotas: HashMap<String, Option<QuotaRecord>>,
     /// Soft quota limits this write went past, reported once it is applied.
@@ -68,6 +70,7 @@ impl Staged {
             queues: HashMap::new(),
             dirty: BTreeSet::new(),
             grants: Vec::new(),
+            grant_base: 0,
             quotas: HashMap::new(),
             quota_warnings: Vec::new(),
             cluster: Vec::new(),

@@ -1,18 +1,21 @@
 //! The watch hub: matches applied events to watches and queues them per stream.
 //!
-//! Events enter here from the apply path, in zxid order, under one lock; watches are
-//! created, replayed from history and registered under the same lock. That single lock is
-//! what makes a resume exact: a watch created with `start_zxid` gets the history from
-//! there up to the last applied zxid, then every later event, with nothing in between
-//! missed or sent twice.
+//! Events enter here from the apply path, in zxid order, under one lock, and are sent to
+//! the live watches that match them.
 //!
 //! History keeps the events of the most recent zxids (bounded by count and bytes).
 //! `history_start` is the oldest zxid from which it is complete; a resume from before it
-//! is answered with an explicit COMPACTED cancel.
+//! is answered with an explicit COMPACTED cancel. A watch created with `start_zxid` is
+//! replayed outside the lock, by a task of its own that reads the history a chunk at a
+//! time from a cursor and queues what matches as fast as the stream's reader takes it (the
+//! replay is charged to the stream's queue like any event). When a chunk comes back empty,
+//! the cursor has reached the last zxid published, and in that same hold of the lock the
+//! watch turns live: every later event reaches it from `publish`. So a resume misses
+//! nothing and sends nothing twice, and neither apply nor other watches wait for it.
 //!
-//! Each stream has a bounded queue. A consumer that lets it fill has all its watches
-//! cancelled with SLOW_CONSUMER, after the events already queued: it knows exactly the last
-//! zxid it received and can resume from the next one.
+//! Each stream has a queue bounded in messages and bytes. A consumer that lets it fill has
+//! all its live watches cancelled with SLOW_CONSUMER, after the events already queued: it
+//! knows exactly the last zxid it received and can resume from the next one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,6 +31,9 @@ struct Watch {
     stream: u64,
     spec: WatchSpec,
 }
+
+/// History entries handed to a replay per hold of the lock.
+const REPLAY_CHUNK: usize = 64;
 
 struct StreamEntry {
     queue: Arc<StreamQueue>,
@@ -62,6 +68,18 @@ pub struct WatchHub {
 
 fn event_bytes(e: &Event) -> usize {
     e.path.len() + e.data.len() + 128
+}
+
+/// The cancel of a watch that asked to resume from before the history.
+fn compacted(watch_id: i64, history_start: u64, requested: u64) -> StreamItem {
+    StreamItem::Canceled {
+        watch_id,
+        code: CancelCode::Compacted,
+        reason: format!(
+            "history starts at zxid {history_start}, after the requested {requested}; re-read and watch from now"
+        ),
+        compact_zxid: history_start,
+    }
 }
 
 /// Does a watch on `path` of `kind` see this event?
@@ -104,7 +122,7 @@ impl WatchHub {
         let mut hub = self.inner.lock().unwrap();
         let id = hub.next_stream;
         hub.next_stream += 1;
-        let queue = Arc::new(StreamQueue::new(self.config.queue_capacity));
+        let queue = Arc::new(StreamQueue::new(self.config.queue_capacity, self.config.queue_bytes));
         hub.streams.insert(id, StreamEntry { queue: queue.clone(), watches: HashMap::new(), next_watch_id: 1 });
         (id, queue)
     }
@@ -115,6 +133,7 @@ impl WatchHub {
             for w in entry.watches.values() {
                 hub.unindex(w);
             }
+            hub.watch_count -= entry.watches.len();
             entry.queue.close();
         }
     }
@@ -127,9 +146,9 @@ impl WatchHub {
         }
     }
 
-    /// Creates a watch on a stream; its `Created` message (and any replay) are queued.
-    /// Returns the watch id.
-    pub fn create(&self, stream: u64, mut spec: WatchSpec) -> Result<i64, GroveError> {
+    /// Creates a watch on a stream; its `Created` message is queued, and its replay, if it
+    /// resumes, runs in the background. Returns the watch id.
+    pub fn create(self: &Arc<Self>, stream: u64, mut spec: WatchSpec) -> Result<i64, GroveError> {
         let mut hub = self.inner.lock().unwrap();
         let hub = &mut *hub;
         let entry = hub.streams.get_mut(&stream).ok_or_else(|| GroveError::internal("watch stream is closed"))?;
@@ -172,41 +191,71 @@ impl WatchHub {
             return Err(GroveError::too_many(Limit::Watches, "this watch stream is not being read; it was ended", 0));
         }
         if spec.start_zxid > 0 && spec.start_zxid < hub.history_start {
-            queue.push(
-                StreamItem::Canceled {
-                    watch_id: id,
-                    code: CancelCode::Compacted,
-                    reason: format!(
-                        "history starts at zxid {}, after the requested {}; re-read and watch from now",
-                        hub.history_start, spec.start_zxid
-                    ),
-                    compact_zxid: hub.history_start,
-                },
-                Push::Control,
-            );
+            queue.push(compacted(id, hub.history_start, spec.start_zxid), Push::Control);
             return Ok(id);
         }
         let watch = Arc::new(Watch { stream, spec });
-        // Replay what history holds from start_zxid on. These events are already held by
-        // the history, so the queue is granted room for them.
-        if watch.spec.start_zxid > 0 {
-            for h in hub.history.iter().filter(|h| h.zxid >= watch.spec.start_zxid) {
-                let events: Vec<Arc<Event>> = h.events.iter().filter(|e| sees(&watch.spec, e)).cloned().collect();
+        hub.streams.get_mut(&stream).unwrap().watches.insert(id, watch.clone());
+        hub.watch_count += 1;
+        if watch.spec.start_zxid > 0 && watch.spec.start_zxid <= hub.last_zxid {
+            tokio::spawn(self.clone().replay(watch, queue));
+        } else {
+            hub.index(watch);
+        }
+        Ok(id)
+    }
+
+    /// Replays a resuming watch's history from its `start_zxid`, then makes it live (see
+    /// the module's comment).
+    async fn replay(self: Arc<Self>, watch: Arc<Watch>, queue: Arc<StreamQueue>) {
+        let id = watch.spec.watch_id;
+        let mut cursor = watch.spec.start_zxid;
+        loop {
+            let chunk: Vec<(u64, Vec<Arc<Event>>)> = {
+                let mut hub = self.inner.lock().unwrap();
+                let registered = hub
+                    .streams
+                    .get(&watch.stream)
+                    .and_then(|e| e.watches.get(&id))
+                    .is_some_and(|w| Arc::ptr_eq(w, &watch));
+                if !registered {
+                    return; // cancelled, or its stream closed, meanwhile
+                }
+                if cursor < hub.history_start {
+                    let start = hub.history_start;
+                    hub.remove_watch(watch.stream, id);
+                    queue.push(compacted(id, start, cursor), Push::Control);
+                    return;
+                }
+                let from = hub.history.partition_point(|h| h.zxid < cursor);
+                let chunk: Vec<_> = hub
+                    .history
+                    .range(from..)
+                    .take(REPLAY_CHUNK)
+                    .map(|h| (h.zxid, h.events.iter().filter(|e| sees(&watch.spec, e)).cloned().collect()))
+                    .collect();
+                if chunk.is_empty() {
+                    // Caught up with the last zxid published: live from the next one.
+                    hub.index(watch);
+                    return;
+                }
+                chunk
+            };
+            for (zxid, events) in chunk {
+                cursor = zxid + 1;
                 if events.is_empty() {
                     continue;
                 }
-                queue.push(
-                    StreamItem::Events { watch_id: id, zxid: h.zxid, include_data: watch.spec.include_data, events },
-                    Push::Replay,
-                );
+                let item = StreamItem::Events { watch_id: id, zxid, include_data: watch.spec.include_data, events };
+                if !queue.push_when_room(item).await {
+                    return; // the stream ended
+                }
                 if watch.spec.one_shot {
-                    return Ok(id);
+                    self.inner.lock().unwrap().remove_watch(watch.stream, id);
+                    return;
                 }
             }
         }
-        hub.streams.get_mut(&stream).unwrap().watches.insert(id, watch.clone());
-        hub.index(watch);
-        Ok(id)
     }
 
     /// Cancels a watch at the client's request.
@@ -218,6 +267,7 @@ impl WatchHub {
         };
         let queue = entry.queue.clone();
         hub.unindex(&w);
+        hub.watch_count -= 1;
         queue.push(
             StreamItem::Canceled {
                 watch_id,
@@ -279,6 +329,7 @@ impl WatchHub {
         hub.by_path.clear();
         hub.subtree.clear();
         hub.watch_count = 0;
+        // Replays still running find their watch gone and stop.
         for entry in hub.streams.values_mut() {
             for (id, _) in entry.watches.drain() {
                 entry.queue.push(
@@ -314,15 +365,23 @@ impl Hub {
     fn drop_watches(&mut self, stream: u64) {
         let Some(entry) = self.streams.get_mut(&stream) else { return };
         let watches: Vec<_> = entry.watches.drain().map(|(_, w)| w).collect();
+        self.watch_count -= watches.len();
         for w in watches {
             self.unindex(&w);
+        }
+    }
+
+    /// Forgets one watch of a stream (its replay ended it).
+    fn remove_watch(&mut self, stream: u64, id: i64) {
+        if let Some(w) = self.streams.get_mut(&stream).and_then(|e| e.watches.remove(&id)) {
+            self.unindex(&w);
+            self.watch_count -= 1;
         }
     }
 
     fn index(&mut self, w: Arc<Watch>) {
         let map = if w.spec.kind == WatchKind::Subtree { &mut self.subtree } else { &mut self.by_path };
         map.entry(w.spec.path.clone()).or_default().push(w);
-        self.watch_count += 1;
     }
 
     fn unindex(&mut self, w: &Arc<Watch>) {
@@ -330,7 +389,6 @@ impl Hub {
         if let Some(list) = map.get_mut(&w.spec.path) {
             if let Some(i) = list.iter().position(|x| Arc::ptr_eq(x, w)) {
                 list.swap_remove(i);
-                self.watch_count -= 1;
             }
             if list.is_empty() {
                 map.remove(&w.spec.path);
@@ -380,8 +438,7 @@ impl Hub {
             if !ok {
                 overflowed.push(w.stream);
             } else if w.spec.one_shot {
-                self.streams.get_mut(&w.stream).unwrap().watches.remove(&w.spec.watch_id);
-                self.unindex(&w);
+                self.remove_watch(w.stream, w.spec.watch_id);
             }
         }
         for stream in overflowed {
@@ -394,6 +451,7 @@ impl Hub {
         let Some(entry) = self.streams.get_mut(&stream) else { return };
         let watches: Vec<_> = entry.watches.drain().collect();
         let queue = entry.queue.clone();
+        self.watch_count -= watches.len();
         for (id, w) in watches {
             self.unindex(&w);
             queue.push(
@@ -449,7 +507,8 @@ mod tests {
 
     fn drain(q: &StreamQueue) -> Vec<StreamItem> {
         let mut st = q.state.lock().unwrap();
-        st.items.drain(..).collect()
+        st.bytes = 0;
+        st.items.drain(..).map(|(item, _)| item).collect()
     }
 
     fn event_zxids(items: &[StreamItem]) -> Vec<u64> {
@@ -475,23 +534,34 @@ mod tests {
         assert!(!matches(WatchKind::Subtree, "/a", &ev(ChildrenChanged, "/a/b")));
     }
 
-    #[test]
-    fn resume_replays_history_then_goes_live_without_gap_or_duplicate() {
-        let hub = WatchHub::new(HubConfig::default(), 0);
+    /// Lets replay tasks run.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test]
+    async fn resume_replays_history_then_goes_live_without_gap_or_duplicate() {
+        let hub = Arc::new(WatchHub::new(HubConfig::default(), 0));
         for z in 1..=5 {
             hub.publish(&[applied(z, vec![ev(EventKind::DataChanged, "/a")])]);
         }
         let (s, q) = hub.open_stream();
         hub.create(s, spec(1, "/a", WatchKind::Node, 3)).unwrap();
+        // Published while the replay may be under way: seen once, after the history.
         hub.publish(&[applied(6, vec![ev(EventKind::DataChanged, "/a")])]);
+        settle().await;
+        hub.publish(&[applied(7, vec![ev(EventKind::DataChanged, "/a")])]);
         let items = drain(&q);
         assert!(matches!(items[0], StreamItem::Created { watch_id: 1, zxid: 5 }));
-        assert_eq!(event_zxids(&items), vec![3, 4, 5, 6]);
+        assert_eq!(event_zxids(&items), vec![3, 4, 5, 6, 7]);
     }
 
-    #[test]
-    fn resume_before_history_is_compacted() {
-        let hub = WatchHub::new(HubConfig { history_entries: 2, ..Default::default() }, 0);
+    #[tokio::test]
+    async fn resume_before_history_is_compacted() {
+        let hub = Arc::new(WatchHub::new(HubConfig { history_entries: 2, ..Default::default() }, 0));
         for z in 1..=5 {
             hub.publish(&[applied(z, vec![ev(EventKind::DataChanged, "/a")])]);
         }
@@ -503,12 +573,13 @@ mod tests {
         assert_eq!(hub.watch_count(), 0);
         // From the oldest available zxid works.
         hub.create(s, spec(2, "/a", WatchKind::Node, 4)).unwrap();
+        settle().await;
         assert_eq!(event_zxids(&drain(&q)), vec![4, 5]);
     }
 
     #[test]
     fn one_shot_fires_once() {
-        let hub = WatchHub::new(HubConfig::default(), 0);
+        let hub = Arc::new(WatchHub::new(HubConfig::default(), 0));
         let (s, q) = hub.open_stream();
         let mut sp = spec(1, "/a", WatchKind::Node, 0);
         sp.one_shot = true;
@@ -521,7 +592,7 @@ mod tests {
 
     #[test]
     fn full_queue_cancels_every_watch_of_the_stream_after_what_it_holds() {
-        let hub = WatchHub::new(HubConfig { queue_capacity: 3, ..Default::default() }, 0);
+        let hub = Arc::new(WatchHub::new(HubConfig { queue_capacity: 3, ..Default::default() }, 0));
         let (s, q) = hub.open_stream();
         hub.create(s, spec(1, "/a", WatchKind::Node, 0)).unwrap();
         hub.create(s, spec(2, "/", WatchKind::Subtree, 0)).unwrap();
@@ -545,7 +616,7 @@ mod tests {
 
     #[test]
     fn subtree_and_children_watches_see_their_events_in_order() {
-        let hub = WatchHub::new(HubConfig::default(), 0);
+        let hub = Arc::new(WatchHub::new(HubConfig::default(), 0));
         let (s, q) = hub.open_stream();
         hub.create(s, spec(1, "/app", WatchKind::Subtree, 0)).unwrap();
         hub.create(s, spec(2, "/app", WatchKind::Children, 0)).unwrap();
@@ -566,7 +637,7 @@ mod tests {
 
     #[test]
     fn duplicate_watch_ids_and_limits_are_errors() {
-        let hub = WatchHub::new(HubConfig { max_watches_per_stream: 1, ..Default::default() }, 0);
+        let hub = Arc::new(WatchHub::new(HubConfig { max_watches_per_stream: 1, ..Default::default() }, 0));
         let (s, _q) = hub.open_stream();
         hub.create(s, spec(1, "/a", WatchKind::Node, 0)).unwrap();
         assert!(matches!(hub.create(s, spec(2, "/a", WatchKind::Node, 0)), Err(GroveError::TooMany { .. })));
@@ -579,5 +650,66 @@ mod tests {
         ));
         hub.close_stream(s);
         assert_eq!(hub.watch_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::fsm::acl::Caller;
+    use crate::fsm::znode::Stat;
+
+    fn applied(zxid: u64, data: usize) -> Applied {
+        let e = Event {
+            kind: EventKind::DataChanged,
+            path: "/a".into(),
+            stat: Stat::default(),
+            data: Bytes::from(vec![b'x'; data]),
+            acl: Vec::new(),
+        };
+        Applied { zxid, results: vec![], events: vec![e], sessions: vec![], grants: vec![] }
+    }
+
+    /// A resume far behind is paced by its reader: the queue never holds more than its
+    /// bytes allow, apply never waits, and every event arrives once, in order.
+    #[tokio::test]
+    async fn a_long_replay_is_paced_by_its_reader_and_charged_to_the_queue() {
+        let config = HubConfig { queue_capacity: 1_000, queue_bytes: 64 * 1024, ..Default::default() };
+        let hub = Arc::new(WatchHub::new(config, 0));
+        for z in 1..=2_000 {
+            hub.publish(&[applied(z, 1024)]);
+        }
+        let (s, q) = hub.open_stream();
+        let spec = WatchSpec {
+            watch_id: 1,
+            path: "/a".into(),
+            kind: WatchKind::Node,
+            one_shot: false,
+            start_zxid: 1,
+            include_data: true,
+            caller: Caller::default(),
+        };
+        hub.create(s, spec).unwrap();
+        let mut seen = Vec::new();
+        let mut most = 0;
+        let mut next_publish = 2_001;
+        while seen.len() < 2_100 {
+            let depth = { q.state.lock().unwrap().bytes };
+            most = most.max(depth);
+            // Apply goes on meanwhile, never blocked by the replay.
+            if next_publish <= 2_100 {
+                hub.publish(&[applied(next_publish, 1024)]);
+                next_publish += 1;
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(5), q.pop()).await.expect("stalled") {
+                Some(StreamItem::Events { zxid, .. }) => seen.push(zxid),
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
+        }
+        assert_eq!(seen, (1..=2_100).collect::<Vec<u64>>(), "in order, no gap, no duplicate");
+        assert!(most <= 64 * 1024 + 2048, "the queue held {most} bytes");
     }
 }

@@ -86,6 +86,8 @@ pub struct HubConfig {
     pub history_bytes: usize,
     /// Most messages queued for one stream before its watches are cancelled.
     pub queue_capacity: usize,
+    /// Most bytes of events queued for one stream before its watches are cancelled.
+    pub queue_bytes: usize,
     /// Most watches on one stream.
     pub max_watches_per_stream: usize,
     /// Most watches on all streams together.
@@ -98,6 +100,7 @@ impl Default for HubConfig {
             history_entries: 100_000,
             history_bytes: 32 << 20,
             queue_capacity: 10_000,
+            queue_bytes: 16 << 20,
             max_watches_per_stream: 10_000,
             max_watches: 1_000_000,
         }
