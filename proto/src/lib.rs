@@ -35,6 +35,8 @@ pub mod metadata {
     pub const REQUEST_ID: &str = "grove-request-id";
     /// Credentials for ACLs, repeatable: `digest user:password`. Send them over TLS.
     pub const AUTH: &str = "grove-auth";
+    /// The ensemble's shared peer secret, on every peer RPC (`--peer-secret-file`).
+    pub const PEER_SECRET: &str = "grove-peer-secret";
 }
 
 /// The type URL of `grove.v1.ErrorDetail` inside `google.protobuf.Any`.

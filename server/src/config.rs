@@ -221,6 +221,17 @@ pub struct Settings {
     #[arg(long, env = "GROVE_PEER_TLS_CA")]
     pub peer_tls_ca: Option<PathBuf>,
 
+    /// A file holding the secret every member presents on the peer port (the same file on
+    /// all of them). Required, unless peer TLS is on, when the peer port listens beyond
+    /// loopback: otherwise any host could forward writes, vote, or keep sessions alive.
+    #[arg(long, env = "GROVE_PEER_SECRET_FILE")]
+    pub peer_secret_file: Option<PathBuf>,
+
+    /// The peer secret itself, for environments that pass secrets as variables (Kubernetes
+    /// Secrets); `--peer-secret-file` is preferred on a command line.
+    #[arg(long, env = "GROVE_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<String>,
+
     /// The super user, as `user:base64(sha1(user:password))` (ZooKeeper's superDigest):
     /// requests authenticated as this digest user pass every ACL check. Compute it with
     /// `grove digest user:password`.
@@ -285,6 +296,8 @@ pub struct Config {
     pub health_listen: Option<String>,
     /// `user:digest` of the super user.
     pub super_digest: Option<String>,
+    /// The shared secret of the peer port (`--peer-secret-file`, `GROVE_PEER_SECRET`).
+    pub peer_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -446,6 +459,18 @@ impl Config {
                 }
                 None => None,
             },
+            peer_secret: match (given!(peer_secret_file), given!(peer_secret)) {
+                (Some(_), Some(_)) => {
+                    return Err("give the peer secret once: --peer-secret-file or GROVE_PEER_SECRET".into());
+                }
+                (Some(file), None) => Some(
+                    std::fs::read_to_string(&file)
+                        .map_err(|e| format!("--peer-secret-file {}: {e}", file.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, secret) => secret.map(|s| s.trim().to_string()),
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -475,6 +500,20 @@ impl Config {
         if self.snapshot_entries == 0 {
             return Err("snapshot-entries must be positive".into());
         }
+        if let Some(s) = &self.peer_secret
+            && (s.len() < 16 || !s.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err("the peer secret must be at least 16 printable characters without spaces".into());
+        }
+        if self.peer_tls.is_none() && self.peer_secret.is_none() && !is_loopback(&self.peer_listen) {
+            return Err(format!(
+                "the peer port listens on {}, reachable from other hosts, with neither peer TLS \
+                 (--peer-tls-cert, --peer-tls-key, --peer-tls-ca) nor a shared peer secret (--peer-secret-file, or \
+                 GROVE_PEER_SECRET: the same on every member): any host could then forward writes, vote and keep \
+                 sessions alive. Configure one of them, or listen on 127.0.0.1",
+                self.peer_listen
+            ));
+        }
         Ok(())
     }
 
@@ -494,6 +533,13 @@ impl Config {
         let requested = Duration::from_millis(requested_ms.max(0) as u64);
         requested.clamp(self.min_session_timeout, self.max_session_timeout)
     }
+}
+
+/// Whether a listen address only accepts connections from this machine.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 trait IntoSome {
@@ -563,5 +609,41 @@ mod tests {
         assert_eq!(c.negotiate_session_timeout(1), Duration::from_secs(4));
         assert_eq!(c.negotiate_session_timeout(10_000), Duration::from_secs(10));
         assert_eq!(c.negotiate_session_timeout(1_000_000), Duration::from_secs(40));
+    }
+}
+
+#[cfg(test)]
+mod peer_port_tests {
+    use super::*;
+
+    fn resolve(settings: Settings) -> Result<Config, String> {
+        Config::resolve(settings, Settings::default())
+    }
+
+    #[test]
+    fn a_peer_port_beyond_loopback_needs_tls_or_a_secret() {
+        let open = Settings { peer_listen: Some("0.0.0.0:7281".into()), ..Default::default() };
+        let e = resolve(open.clone()).unwrap_err();
+        assert!(e.contains("0.0.0.0:7281") && e.contains("--peer-secret-file") && e.contains("--peer-tls-cert"), "{e}");
+        let with_secret = Settings { peer_secret: Some("s3cret-s3cret-s3cret".into()), ..open.clone() };
+        assert_eq!(resolve(with_secret).unwrap().peer_secret.as_deref(), Some("s3cret-s3cret-s3cret"));
+        let short = Settings { peer_secret: Some("short".into()), ..open };
+        assert!(resolve(short).unwrap_err().contains("at least 16"));
+        for local in ["127.0.0.1:7281", "[::1]:7281", "localhost:7281"] {
+            assert!(resolve(Settings { peer_listen: Some(local.into()), ..Default::default() }).is_ok(), "{local}");
+        }
+    }
+
+    #[test]
+    fn the_secret_comes_from_a_file_or_the_environment_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("peer-secret");
+        std::fs::write(&file, "from-the-file-0123456789\n").unwrap();
+        let s = Settings { peer_secret_file: Some(file.clone()), ..Default::default() };
+        assert_eq!(resolve(s).unwrap().peer_secret.as_deref(), Some("from-the-file-0123456789"));
+        let both = Settings { peer_secret_file: Some(file), peer_secret: Some("x".repeat(20)), ..Default::default() };
+        assert!(resolve(both).unwrap_err().contains("once"));
+        let missing = Settings { peer_secret_file: Some(dir.path().join("nope")), ..Default::default() };
+        assert!(resolve(missing).unwrap_err().contains("--peer-secret-file"));
     }
 }

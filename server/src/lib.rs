@@ -120,7 +120,8 @@ pub async fn run(
     // last ran as this member (no amnesia: node::identity). They ask the same of this
     // server meanwhile, so its peer port answers `Info` from its state already.
     let storage = node::Storage::open(&config)?;
-    let channels = raft::PeerChannels::new(peer_tls.clone());
+    let channels = raft::PeerChannels::new(peer_tls.clone(), config.peer_secret.as_deref());
+    let require_secret = raft::RequirePeerSecret::new(config.peer_secret.as_deref());
     let peer_listener = listeners.peer.into_std()?;
     let booting = {
         let listener = TcpListener::from_std(peer_listener.try_clone()?)?;
@@ -134,7 +135,7 @@ pub async fn run(
         };
         let (done, stop) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
-            .add_service(PeerServer::new(raft::BootingPeer::new(info)))
+            .add_service(PeerServer::with_interceptor(raft::BootingPeer::new(info), require_secret.clone()))
             .serve_with_incoming_shutdown(incoming(listener, peer_tls.clone(), None), async {
                 let _ = stop.await;
             });
@@ -154,11 +155,12 @@ pub async fn run(
         raft::PeerService::new(node.consensus.raft_handle(), Arc::new(node::PeerGateway { node: node.clone() }));
     let peer_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             PeerServer::new(peer_service)
                 .max_decoding_message_size(raft::MAX_PEER_MESSAGE)
                 .max_encoding_message_size(raft::MAX_PEER_MESSAGE),
-        )
+            require_secret,
+        ))
         .serve_with_incoming_shutdown(
             incoming(TcpListener::from_std(peer_listener)?, peer_tls, None),
             stopped(stop_rx.clone()),

@@ -2,6 +2,7 @@
 values file under helm/grove/ci/, validated against the Kubernetes schemas of the oldest and
 newest supported versions, and checked for what schemas cannot see."""
 
+import base64
 import pathlib
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def test_what_schemas_cannot_see(values_file):
         assert bool(claims) == persistence
         check_tls(values, pod["spec"], c)
         check_auth(values, c)
+        check_peer_secret(values, docs, c)
     assert ("grove-obs" in sets) == (observers > 0)
 
     pdbs = by_kind(docs, "PodDisruptionBudget")
@@ -180,6 +182,25 @@ def check_auth(values, c):
         assert "value" not in env["GROVE_SUPER_DIGEST"]
     else:
         assert "GROVE_SUPER_DIGEST" not in env
+
+
+def check_peer_secret(values, docs, c):
+    """Without peer TLS, every pod gets the peer secret from a Secret: the named one, or one
+    the chart renders with a random value; with peer TLS, none."""
+    env = {e["name"]: e for e in c["env"]}
+    if values.get("tls", {}).get("peer", {}).get("enabled"):
+        assert "GROVE_PEER_SECRET" not in env
+        return
+    ref = env["GROVE_PEER_SECRET"]["valueFrom"]["secretKeyRef"]
+    given = values.get("auth", {}).get("peerSecret", {}).get("secretName")
+    if given:
+        assert ref["name"] == given
+        assert not [s for s in by_kind(docs, "Secret") if s["metadata"]["name"].endswith("-peer-secret")]
+    else:
+        (secret,) = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == ref["name"]]
+        value = base64.b64decode(secret["data"][ref["key"]]).decode()
+        assert len(value) >= 16 and value.isalnum(), value
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ rendered (with the kubelet's $(VAR) expansion). The three groved processes must 
 working ensemble. Needs root (network namespaces); traffic stays in the namespaces this test
 creates and the bridge between them."""
 
+import base64
 import os
 import pathlib
 import re
@@ -115,6 +116,10 @@ def test_the_rendered_statefulset_forms_a_working_ensemble(tmp_path):
             for e in container["env"]:
                 if "value" in e:
                     env[e["name"]] = e["value"]
+                elif "secretKeyRef" in e["valueFrom"]:
+                    ref = e["valueFrom"]["secretKeyRef"]
+                    (secret,) = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == ref["name"]]
+                    env[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
                 elif e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name":
                     env[e["name"]] = name
                 elif e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace":

@@ -6,6 +6,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the peer secret: the given one, or the chart's own. */}}
+{{- define "grove.peerSecretName" -}}
+{{- .Values.auth.peerSecret.secretName | default (printf "%s-peer-secret" (include "grove.fullname" .)) -}}
+{{- end -}}
+
 {{- define "grove.peersService" -}}{{ include "grove.fullname" . }}-peers{{- end -}}
 {{- define "grove.observersName" -}}{{ include "grove.fullname" . }}-obs{{- end -}}
 
@@ -158,6 +163,13 @@ spec:
           value: {{ $root.Values.config.snapshotEntries | quote }}
         - name: GROVE_LOG_FORMAT
           value: {{ $root.Values.config.logFormat | quote }}
+        {{- if not $root.Values.tls.peer.enabled }}
+        - name: GROVE_PEER_SECRET
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "grove.peerSecretName" $root | quote }}
+              key: {{ $root.Values.auth.peerSecret.key | quote }}
+        {{- end }}
         {{- with $root.Values.auth.superDigest }}
         {{- if .secretName }}
         - name: GROVE_SUPER_DIGEST

@@ -100,6 +100,10 @@ pub struct Node {
     pub(crate) holding: std::sync::atomic::AtomicBool,
     /// The term in which this server last caught up with the commit index (0: none).
     caught_up_in_term: AtomicU64,
+    /// The last index of the Raft log when this server started, and whether SEQUENTIAL
+    /// reads are past the point where they could go backwards (`sequential_floor`).
+    log_end_at_start: u64,
+    sequential_ok: std::sync::atomic::AtomicBool,
     stop: watch::Sender<bool>,
 }
 
@@ -182,6 +186,7 @@ impl Node {
     ) -> anyhow::Result<Arc<Node>> {
         let config = Arc::new(config);
         let Storage { state, log } = storage;
+        let log_end_at_start = log.last_index();
         let applied_at_start = state.applied_index()?;
         let hub = Arc::new(WatchHub::new(
             HubConfig {
@@ -231,6 +236,8 @@ impl Node {
             client_addrs: Default::default(),
             holding: Default::default(),
             caught_up_in_term: AtomicU64::new(0),
+            log_end_at_start,
+            sequential_ok: Default::default(),
             stop,
             config,
         });
@@ -416,6 +423,9 @@ impl Node {
         if min_zxid > 0 {
             self.wait_applied(min_zxid, deadline).await?;
         }
+        if consistency == Consistency::Sequential {
+            self.sequential_floor(deadline).await?;
+        }
         if consistency == Consistency::Linearizable {
             let index = match tokio::time::timeout_at(deadline.into(), self.reads.read_index(self)).await {
                 Ok(r) => r?,
@@ -432,6 +442,27 @@ impl Node {
             self.wait_applied(index, deadline).await?;
         }
         self.view()
+    }
+
+    /// Once per run, before the first SEQUENTIAL read: a server restarted after a crash
+    /// re-applies what its state database had not yet synced, and until it has, its state
+    /// is older than what it may have served before the crash. Everything it applied then
+    /// is at most the last entry of its (durable) log when it started, `log_end_at_start`,
+    /// and at most the ensemble's commit index: it serves from when it has applied the
+    /// smaller of the two (asking the leader for the latter), never going backwards.
+    async fn sequential_floor(self: &Arc<Self>, deadline: Instant) -> Result<(), GroveError> {
+        if self.sequential_ok.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut floor = self.log_end_at_start;
+        if self.applied_zxid() < floor
+            && let Ok(Ok(index)) = tokio::time::timeout_at(deadline.into(), self.reads.read_index(self)).await
+        {
+            floor = floor.min(index);
+        }
+        self.wait_applied(floor, deadline).await?;
+        self.sequential_ok.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The current local state.

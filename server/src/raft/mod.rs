@@ -26,7 +26,7 @@ use openraft::{ChangeMembers, Config as RaftConfig, ServerState, SnapshotPolicy}
 use tokio::sync::watch;
 
 pub use self::log_store::{Identity, LogStats, LogStore};
-pub use self::network::{MAX_PEER_MESSAGE, PeerChannels, PeerNetwork};
+pub use self::network::{MAX_PEER_MESSAGE, PeerChannels, PeerNetwork, RequirePeerSecret};
 pub use self::peer_service::{BootingPeer, PeerHandler, PeerService, decode_forward_reply};
 use self::state_machine::StateMachineStore;
 pub use self::types::{NodeId, PeerNode};

@@ -22,6 +22,9 @@ use openraft::raft::{
 use openraft::{AnyError, RPCTypes};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::transport::tls::ServerTls;
@@ -39,6 +42,56 @@ pub const MAX_PEER_MESSAGE: usize = 64 << 20;
 pub struct PeerChannels {
     inner: Arc<Mutex<Channels>>,
     tls: Option<Arc<ServerTls>>,
+    secret: PeerSecret,
+}
+
+/// A client of a peer's `Peer` service, presenting the peer secret.
+pub type PeerClient = GrpcPeerClient<InterceptedService<Channel, PeerSecret>>;
+
+/// Puts the ensemble's peer secret on every peer request (when one is configured).
+#[derive(Clone, Default)]
+pub struct PeerSecret(Option<MetadataValue<Ascii>>);
+
+impl PeerSecret {
+    pub fn new(secret: Option<&str>) -> PeerSecret {
+        PeerSecret(secret.and_then(|s| s.parse().ok()))
+    }
+}
+
+impl Interceptor for PeerSecret {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert(grove_proto::metadata::PEER_SECRET, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The peer port's check of the peer secret: a request without the ensemble's secret is
+/// refused before it reaches Raft or the node (no vote, no append, no forwarded write).
+#[derive(Clone)]
+pub struct RequirePeerSecret(Option<Arc<[u8]>>);
+
+impl RequirePeerSecret {
+    pub fn new(secret: Option<&str>) -> RequirePeerSecret {
+        RequirePeerSecret(secret.map(|s| Arc::from(s.as_bytes())))
+    }
+}
+
+impl Interceptor for RequirePeerSecret {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(expected) = &self.0 else { return Ok(req) };
+        let given = req.metadata().get(grove_proto::metadata::PEER_SECRET).map(|v| v.as_bytes()).unwrap_or_default();
+        // Constant time: the comparison says nothing of how much of a guess was right.
+        let same =
+            given.len() == expected.len() && given.iter().zip(expected.iter()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+        if same {
+            Ok(req)
+        } else {
+            metrics::counter!("grove_peer_secret_refusals_total").increment(1);
+            Err(tonic::Status::unauthenticated("peer requests need the ensemble's peer secret (--peer-secret-file)"))
+        }
+    }
 }
 
 #[derive(Default)]
@@ -49,8 +102,8 @@ struct Channels {
 }
 
 impl PeerChannels {
-    pub fn new(tls: Option<Arc<ServerTls>>) -> PeerChannels {
-        PeerChannels { inner: Arc::default(), tls }
+    pub fn new(tls: Option<Arc<ServerTls>>, secret: Option<&str>) -> PeerChannels {
+        PeerChannels { inner: Arc::default(), tls, secret: PeerSecret::new(secret) }
     }
 
     pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
@@ -89,8 +142,8 @@ impl PeerChannels {
         Ok(channel)
     }
 
-    pub fn client(&self, addr: &str) -> Result<GrpcPeerClient<Channel>, tonic::transport::Error> {
-        Ok(GrpcPeerClient::new(self.get(addr)?)
+    pub fn client(&self, addr: &str) -> Result<PeerClient, tonic::transport::Error> {
+        Ok(GrpcPeerClient::with_interceptor(self.get(addr)?, self.secret.clone())
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE))
     }

@@ -172,6 +172,46 @@ pub fn build(
     Ok(meta)
 }
 
+/// Key in the state's `meta` of the last snapshot installed (postcard `Option<LogId>`).
+const INSTALLED_KEY: &str = "installed_snapshot";
+
+/// Makes sure the snapshot file at `path` is not older than the last snapshot installed
+/// into the state: a crash between the install's commit and the file's rename leaves the
+/// previous file in place, older than the point the log was purged to, which could never
+/// bring a follower up to date. Such a file is rebuilt from the state. Returns whether it
+/// was.
+pub fn repair(
+    db: &Database,
+    path: &Path,
+    lock: &SnapshotLock,
+    id: impl Fn(Option<LogId>) -> String,
+) -> Result<bool, StorageError> {
+    let installed: Option<LogId> = {
+        let txn = db.begin_read().map_err(err)?;
+        let meta = match txn.open_table(STATE_META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(err(e)),
+        };
+        match meta.get(INSTALLED_KEY).map_err(err)? {
+            Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
+            None => None,
+        }
+    };
+    let Some(installed) = installed else { return Ok(false) };
+    let current = if path.exists() { read_meta(path).ok().and_then(|m| m.last_log_id) } else { None };
+    if current.is_some_and(|c| c >= installed) {
+        return Ok(false);
+    }
+    tracing::warn!(
+        snapshot = ?current,
+        installed = ?installed,
+        "the snapshot file is older than the snapshot last installed (the server stopped in between): rebuilding it"
+    );
+    build(db, path, lock, id)?;
+    Ok(true)
+}
+
 /// Reads only the metadata of a snapshot file.
 pub fn read_meta(path: &Path) -> Result<SnapshotMeta, StorageError> {
     let mut r =
@@ -251,6 +291,10 @@ pub fn install(
         meta_table.insert(APPLIED_INDEX_KEY, &index.to_le_bytes()[..]).map_err(err)?;
         let membership = postcard::to_allocvec(&meta.last_membership).map_err(err)?;
         meta_table.insert("membership", &membership[..]).map_err(err)?;
+        // Which snapshot the state now is, in the same transaction: if the process stops
+        // before the file below is renamed into place, the next start sees the file is
+        // older than the state and rebuilds it (`repair`).
+        meta_table.insert(INSTALLED_KEY, &last[..]).map_err(err)?;
     }
     txn.commit().map_err(err)?;
     if let Some(c) = r.copy.take() {

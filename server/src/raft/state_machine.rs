@@ -50,13 +50,18 @@ impl StateMachineStore {
     /// Snapshots live in `dir`. `state` is opened, its tables created.
     pub fn open(state: StateDb, dir: PathBuf, observer: Arc<dyn ApplyObserver>) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&dir).map_err(sm_err)?;
+        let lock = Arc::new(snapshot::SnapshotLock::default());
+        snapshot::repair(state.database(), &dir.join(SNAPSHOT_FILE), &lock, |last| match last {
+            Some(l) => format!("{}-{}-repaired", l.leader_id.term, l.index),
+            None => "0-0-repaired".to_string(),
+        })?;
         Ok(StateMachineStore {
             db: state.database().clone(),
             dir,
             observer,
             last_sync: Arc::new(std::sync::Mutex::new(Instant::now())),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
-            snapshot_lock: Arc::new(snapshot::SnapshotLock::default()),
+            snapshot_lock: lock,
         })
     }
 

@@ -199,3 +199,42 @@ fn an_entry_of_another_format_is_not_applied() {
     let e = cmd.check_format().unwrap_err().to_string();
     assert!(e.contains("format 9") && e.contains("no migration"), "{e}");
 }
+
+/// A crash between a snapshot install's commit and the rename of its file leaves the
+/// previous, older file: the next start rebuilds it from the state, so the node never
+/// offers followers a snapshot older than the point its log was purged to.
+#[test]
+fn a_snapshot_file_older_than_the_installed_snapshot_is_rebuilt_at_start() {
+    use crate::storage::tables::STATE_META;
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
+    let set_applied = |index: u64, installed: bool| {
+        let txn = state.database().begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(STATE_META).unwrap();
+            let last = Some(LogId::new(CommittedLeaderId::new(1, 1), index));
+            let raw = postcard::to_allocvec(&last).unwrap();
+            meta.insert("last_applied", &raw[..]).unwrap();
+            meta.insert(crate::storage::tables::APPLIED_INDEX_KEY, &index.to_le_bytes()[..]).unwrap();
+            if installed {
+                meta.insert("installed_snapshot", &raw[..]).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    };
+    let snapshots = dir.path().join("snapshots");
+    std::fs::create_dir_all(&snapshots).unwrap();
+    let file = snapshots.join("snapshot.bin");
+    set_applied(5, false);
+    super::snapshot::build(state.database(), &file, &Default::default(), |_| "old".into()).unwrap();
+    // As if a snapshot at 9 was installed and the server stopped before the file moved.
+    set_applied(9, true);
+    let at = |f: &std::path::Path| super::snapshot::read_meta(f).unwrap().last_log_id.unwrap().index;
+    assert_eq!(at(&file), 5);
+    drop(StateMachineStore::open(state.clone(), snapshots.clone(), Arc::new(Quiet)).unwrap());
+    assert_eq!(at(&file), 9, "rebuilt from the state");
+    // A file at least as new is left alone.
+    let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+    drop(StateMachineStore::open(state, snapshots, Arc::new(Quiet)).unwrap());
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), before);
+}

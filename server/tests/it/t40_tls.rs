@@ -236,3 +236,55 @@ fn bad_tls_settings_are_refused_at_startup() {
     assert!(!out.status.success());
     assert!(text(&out).contains("garbage.pem"), "{}", text(&out));
 }
+
+/// Without peer TLS, a shared secret guards the peer port: an ensemble with it forms and
+/// replicates; a request without it (or with another) is refused before it reaches Raft or
+/// the node, and a server listening beyond loopback without either refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_secret_guards_the_peer_port() {
+    use grove_proto::peer::ForwardRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("peer-secret");
+    std::fs::write(&secret, "ensemble-secret-0123456789\n").unwrap();
+    let cluster = Cluster::start(&dir.path().join("c"), 3, 0, &["--peer-secret-file", path(&secret)]);
+    let leader = cluster.leader(Duration::from_secs(20)).await;
+    let c = cluster.client(leader);
+    c.create("/guarded", "x", &grove_client::CreateOptions::default()).await.unwrap();
+    let zxid = c.sync("/").await.unwrap();
+    for id in 1..=3 {
+        cluster.caught_up(id, zxid, Duration::from_secs(10)).await;
+    }
+
+    let ch = Endpoint::from_shared(format!("http://{}", cluster.peer_addr(leader))).unwrap().connect().await.unwrap();
+    let call = |secret: Option<&'static str>| {
+        let ch = ch.clone();
+        async move {
+            let mut req = tonic::Request::new(ForwardRequest { command: vec![0u8; 8].into() });
+            if let Some(s) = secret {
+                req.metadata_mut().insert(grove_proto::metadata::PEER_SECRET, s.parse().unwrap());
+            }
+            PeerClient::new(ch).forward(req).await.map(|_| ()).unwrap_err().code()
+        }
+    };
+    assert_eq!(call(None).await, tonic::Code::Unauthenticated);
+    assert_eq!(call(Some("guess-guess-guess-guess")).await, tonic::Code::Unauthenticated);
+    // With the secret the request reaches the node (and its garbage is refused there).
+    assert_ne!(call(Some("ensemble-secret-0123456789")).await, tonic::Code::Unauthenticated);
+
+    // Beyond loopback without TLS or a secret: refused at startup, saying how to fix it.
+    let out = std::process::Command::new(crate::harness::groved_bin())
+        .args([
+            "--data-dir",
+            path(&dir.path().join("open")),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--peer-listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--peer-secret-file") && stderr.contains("--peer-tls-cert"), "{stderr}");
+}
