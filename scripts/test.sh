@@ -19,6 +19,8 @@ scripts/setup-node.sh
 cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --profile "$profile" --locked
 cargo test --workspace --doc --locked
+# The Python client (clients/python) against real groved processes.
+GROVED=target/debug/groved .venv/bin/python -m pytest clients/python/tests -q
 # The Helm chart: lint, render with the real Helm engine, validate against Kubernetes schemas.
 .venv/bin/python -m pytest tests/helm -q
 # Fuzzing: each target for FUZZ_SECONDS (30) from the committed corpus.

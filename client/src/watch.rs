@@ -150,6 +150,11 @@ impl WatchStream {
             return Ok(None);
         };
         let zxid = r.header.as_ref().map(|h| h.zxid).unwrap_or(0);
+        // What a watch delivered counts as seen, like a read's answer: a later read, on any
+        // server, reflects at least the state this event (or progress mark) describes.
+        if r.progress || !r.events.is_empty() {
+            self.conn.saw(&r.header);
+        }
         Ok(Some(if r.created {
             WatchMessage::Created { watch_id: r.watch_id, zxid }
         } else if r.canceled {

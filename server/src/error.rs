@@ -106,7 +106,7 @@ pub enum GroveError {
     Compacted { oldest: u64 },
 
     #[error("{what} too large: {size} bytes, the limit is {limit}")]
-    TooLarge { what: String, size: usize, limit: usize },
+    TooLarge { what: String, path: String, size: usize, limit: usize },
 
     #[error("{message}")]
     TooMany { limit: Limit, message: String, retry_after_ms: u64 },
@@ -169,6 +169,7 @@ impl GroveError {
             | GroveError::NoAuth { path, .. }
             | GroveError::InvalidAcl { path, .. }
             | GroveError::QuotaExceeded { path, .. } => Some(path),
+            GroveError::TooLarge { path, .. } if !path.is_empty() => Some(path),
             GroveError::BadArguments { path, .. } if !path.is_empty() => Some(path),
             GroveError::MultiFailed { error, .. } => error.path(),
             _ => None,

@@ -64,11 +64,6 @@ def test_without_a_quorum_a_write_is_reported_unknown(make_cluster: Callable[...
         assert "may or may not" in str(e.value)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="server: KeepAlive is answered by a server that is not in contact with a quorum "
-    "(api/sessions.rs checks the session only), so the client is never SUSPENDED there",
-)
 def test_keepalives_on_a_server_without_quorum_suspend_then_lose_the_session(
     make_cluster: Callable[..., Cluster],
 ) -> None:

@@ -64,7 +64,12 @@ fn kind_to_pb(k: LockKind) -> pb::LockKind {
 fn check_value(node: &Node, path: &str, len: usize) -> Result<(), GroveError> {
     let limit = node.config.max_data_bytes;
     if len > limit {
-        return Err(GroveError::TooLarge { what: format!("data of a lock node under {path}"), size: len, limit });
+        return Err(GroveError::TooLarge {
+            what: format!("data of a lock node under {path}"),
+            path: path.to_string(),
+            size: len,
+            limit,
+        });
     }
     Ok(())
 }

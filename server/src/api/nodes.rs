@@ -26,7 +26,12 @@ fn unexpected(o: Outcome) -> GroveError {
 
 fn check_data(cfg: &Config, path: &str, len: usize) -> Result<(), GroveError> {
     if len > cfg.max_data_bytes {
-        return Err(GroveError::TooLarge { what: format!("data of {path}"), size: len, limit: cfg.max_data_bytes });
+        return Err(GroveError::TooLarge {
+            what: format!("data of {path}"),
+            path: path.to_string(),
+            size: len,
+            limit: cfg.max_data_bytes,
+        });
     }
     Ok(())
 }
