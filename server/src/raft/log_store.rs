@@ -153,10 +153,10 @@ impl LogStore {
             {
                 let mut table = txn.open_table(LOG_META).map_err(write_err)?;
                 table.insert(FORMAT_KEY, &[LOG_FORMAT][..]).map_err(write_err)?;
+                // A new log's incarnation is fixed now; the start is counted by
+                // `record_start`, once allowed.
                 table.insert(INCARNATION_KEY, &identity.incarnation.to_le_bytes()[..]).map_err(write_err)?;
-                table.insert(BOOTS_KEY, &identity.boot.to_le_bytes()[..]).map_err(write_err)?;
             }
-            // Durable before Raft starts: the start is counted even if this run crashes.
             txn.commit().map_err(write_err)?;
         }
         let (tx, rx) = mpsc::channel();
@@ -181,9 +181,24 @@ impl LogStore {
         self.inner.identity
     }
 
-    /// The last log index at hand (appended, durable or about to be).
+    /// The last log index at hand (appended, durable or about to be), or where the log was
+    /// purged to (a snapshot install) when it holds nothing past that.
     pub fn last_index(&self) -> u64 {
-        self.inner.state.lock().unwrap().last.map(|l| l.index).unwrap_or(0)
+        let st = self.inner.state.lock().unwrap();
+        st.last.or(st.last_purged).map(|l| l.index).unwrap_or(0)
+    }
+
+    /// Counts this start (`Identity::boot`), durably: called once the start is allowed,
+    /// so refused starts (see `node::identity`) never raise the count.
+    pub fn record_start(&self) -> Result<(), StorageError> {
+        let txn = self.inner.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = txn.open_table(LOG_META).map_err(write_err)?;
+            let id = &self.inner.identity;
+            table.insert(INCARNATION_KEY, &id.incarnation.to_le_bytes()[..]).map_err(write_err)?;
+            table.insert(BOOTS_KEY, &id.boot.to_le_bytes()[..]).map_err(write_err)?;
+        }
+        txn.commit().map_err(write_err)
     }
 
     /// The last committed log id saved by openraft.

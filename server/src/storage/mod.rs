@@ -5,6 +5,7 @@
 pub mod access;
 pub mod db;
 pub mod keys;
+pub mod power_loss;
 pub mod read;
 pub mod state;
 pub mod tables;

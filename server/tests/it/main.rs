@@ -9,6 +9,8 @@ mod harness;
 #[allow(dead_code)]
 mod cluster;
 mod linearizability;
+#[allow(dead_code)]
+mod nemesis;
 mod pki;
 mod proxy;
 
@@ -38,3 +40,7 @@ mod t91_storage_faults;
 mod t92_partitions;
 mod t93_no_quorum;
 mod t94_amnesia;
+mod t95_fault_locks;
+mod t96_fault_watches;
+mod t97_fault_power_loss;
+mod t99_fault_five_nodes;

@@ -1,12 +1,15 @@
-//! Faults with histories checked for linearizability.
+//! Faults with histories checked for linearizability, and the session guarantees.
 //!
 //! Concurrent clients create, set, compare-and-set and read a few nodes while a nemesis kills
-//! (-9) and restarts servers, pauses them (SIGSTOP/SIGCONT) and cuts their peer links. Every
-//! operation is recorded with its call and return times; afterwards each node's history
-//! must have a linearization, the cluster must have recovered after every fault, and
-//! final reads on every server are part of the history (so an acknowledged write that was
-//! lost would show). `GROVE_FAULT_CYCLES` sets the number of faults (20 by default, the CI
-//! size; set it higher for a soak).
+//! (-9) and restarts servers, pauses them (SIGSTOP/SIGCONT), cuts their peer links (both
+//! ways, one way, and long enough that the cut-off server comes back by snapshot: the
+//! servers run with `--snapshot-entries 50`). Every operation is recorded with its call and
+//! return times; afterwards each node's history must have a linearization, the cluster must
+//! have recovered after every fault, and final reads on every server are part of the
+//! history (so an acknowledged write that was lost would show). Along the way each client
+//! checks its own session guarantees: its SEQUENTIAL reads never go back (by zxid), and
+//! read its own writes, across whichever servers it moves between (`min_zxid`).
+//! `GROVE_FAULT_CYCLES` multiplies the number of faults (a soak).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +20,7 @@ use rand::Rng;
 
 use crate::cluster::Cluster;
 use crate::linearizability::{self, Event, Op, Ret};
+use crate::nemesis::{self, Fault, Tally, Target};
 
 const KEYS: usize = 6;
 
@@ -59,11 +63,37 @@ fn write_outcome(r: Result<i32, Error>) -> Outcome {
     }
 }
 
+/// Session-guarantee violations seen by the workers.
+static SESSION_VIOLATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 async fn worker(id: u64, client: Client, t0: Instant, history: History, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(id);
     let mut counter = 0u64;
     let mut versions = [0i32; KEYS];
+    // The newest version this client wrote or read of each key.
+    let mut known = [0i32; KEYS];
     while !stop.load(Ordering::Relaxed) {
+        if rng.random_range(0..5) == 0 {
+            // A SEQUENTIAL read: served by whichever server the client is on now.
+            let k = rng.random_range(0..KEYS);
+            let before = client.last_zxid();
+            if let Ok((_, stat, zxid)) = client.get_at(&key_path(k), Consistency::Sequential).await {
+                let mut v = SESSION_VIOLATIONS.lock().unwrap();
+                if zxid < before {
+                    v.push(format!("worker {id}: a SEQUENTIAL read at zxid {zxid} after seeing {before}"));
+                }
+                if stat.version < known[k] {
+                    v.push(format!(
+                        "worker {id}: read version {} of {} after writing or reading version {}",
+                        stat.version,
+                        key_path(k),
+                        known[k]
+                    ));
+                }
+                known[k] = known[k].max(stat.version);
+            }
+            continue;
+        }
         let k = rng.random_range(0..KEYS);
         let path = key_path(k);
         counter += 1;
@@ -98,6 +128,9 @@ async fn worker(id: u64, client: Client, t0: Instant, history: History, stop: Ar
                 (Op::Cas(expected, value), write_outcome(r.map(|s| s.version)))
             }
         };
+        if let Outcome::Known(Ret::Written(v) | Ret::Read(Some((_, v)))) = &outcome {
+            known[k] = known[k].max(*v);
+        }
         let ret = match outcome {
             Outcome::Known(r) => Some((now(t0), r)),
             Outcome::Unknown => None,
@@ -110,129 +143,124 @@ async fn worker(id: u64, client: Client, t0: Instant, history: History, stop: Ar
 
 use rand::SeedableRng;
 
-/// Waits until a write succeeds through any server.
-async fn recovered(c: &Cluster, timeout: Duration) -> Duration {
-    let started = Instant::now();
-    let ids = c.running();
-    let client = c.client_all(ids[0]);
-    loop {
-        if client.set("/lin", "probe", None).await.is_ok() {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < timeout, "the cluster did not recover within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn histories_stay_linearizable_under_kills_pauses_and_partitions() {
-    let cycles: usize = std::env::var("GROVE_FAULT_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let root = tempfile::tempdir().unwrap();
-    let mut c = Cluster::start_proxied(root.path(), 3, &["--request-timeout-ms", "2000"]).await;
+    let mut c = Cluster::start_proxied(
+        root.path(),
+        3,
+        &["--request-timeout-ms", "2000", "--snapshot-entries", "50", "--keep-log-entries", "5"],
+    )
+    .await;
     c.leader(Duration::from_secs(20)).await;
     c.client_all(1).create("/lin", "", &CreateOptions::default()).await.unwrap();
 
-    let t0 = Instant::now();
-    let history: History = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for w in 0..WORKERS {
-        // Each worker starts on a different server: reads are served everywhere.
-        let mut ids = c.running();
-        let n = ids.len();
-        ids.rotate_left(w as usize % n);
-        let client = Client::builder(&ids.iter().map(|id| c.client_addr(*id)).collect::<Vec<_>>().join(","))
-            .request_timeout(Duration::from_secs(3))
-            .build()
-            .unwrap();
-        workers.push(tokio::spawn(worker(w, client, t0, history.clone(), stop.clone(), ops.clone())));
-    }
-
+    let workload = Register::start(&c);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let mut worst_recovery = Duration::ZERO;
-    let mut faults = Vec::new();
-    for cycle in 0..cycles {
+    let mut tally = Tally::new("register");
+    let plan = [
+        (Fault::Kill, Target::Leader),
+        (Fault::Pause, Target::Follower),
+        (Fault::Isolate, Target::Leader),
+        (Fault::CutOutgoing, Target::Any),
+        (Fault::Kill, Target::Follower),
+        (Fault::Pause, Target::Leader),
+        (Fault::LongPartition, Target::Follower),
+        (Fault::Isolate, Target::Follower),
+        (Fault::LongPartition, Target::Leader),
+        (Fault::PauseAndIsolate, Target::Any),
+        (Fault::CutOutgoing, Target::Leader),
+        (Fault::Kill, Target::Any),
+    ];
+    for cycle in 0..nemesis::cycles(plan.len()) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let leader = c.leader(Duration::from_secs(30)).await;
-        let victim = if rng.random_bool(0.5) { leader } else { rng.random_range(1..=3) };
-        let fault = match cycle % 4 {
-            0 => {
-                c.kill(victim);
-                tokio::time::sleep(Duration::from_millis(rng.random_range(500..2000))).await;
-                c.restart(victim);
-                "kill -9 and restart"
-            }
-            1 => {
-                c.server(victim).signal("STOP");
-                tokio::time::sleep(Duration::from_millis(rng.random_range(1000..2500))).await;
-                c.server(victim).signal("CONT");
-                "SIGSTOP, then SIGCONT"
-            }
-            2 => {
-                c.isolate(victim);
-                tokio::time::sleep(Duration::from_millis(rng.random_range(1000..3000))).await;
-                c.heal();
-                "isolated from its peers"
-            }
-            _ => {
-                // A one-way cut: the victim hears its peers but they do not hear it.
-                for ((from, _), link) in &c.links {
-                    if *from == victim {
-                        link.cut();
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(rng.random_range(1000..2500))).await;
-                c.heal();
-                "its outgoing links cut"
-            }
-        };
-        let took = recovered(&c, Duration::from_secs(30)).await;
-        worst_recovery = worst_recovery.max(took);
-        faults.push(format!(
-            "cycle {cycle}: server {victim} ({}): {fault}; recovered in {took:?}",
-            if victim == leader { "leader" } else { "follower" }
-        ));
+        let (fault, target) = plan[cycle % plan.len()];
+        let span = if fault == Fault::LongPartition { 4_000..6_000 } else { 1_000..2_500 };
+        let done = nemesis::inject(&mut c, fault, target, &mut rng, span, || async {}).await;
+        let took = nemesis::recovered(&c, Duration::from_secs(30)).await;
+        tally.worst_recovery = tally.worst_recovery.max(took);
+        tally.faults.push(format!("cycle {cycle}: {done}; recovered in {took:?}"));
+        tally.cycles += 1;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
+    workload.finish(&c, &mut tally).await;
+    tally.finish();
+}
 
-    // Final reads through every server join the history: a lost acknowledged write
-    // would make them unexplainable.
-    for id in c.running() {
-        let client = c.client(id);
-        for k in 0..KEYS {
-            let call = now(t0);
-            let ret = match client.get_with(&key_path(k), Consistency::Linearizable).await {
-                Ok((data, stat)) => {
-                    Ret::Read(Some((String::from_utf8_lossy(&data).parse().unwrap_or(0), stat.version)))
-                }
-                Err(Error::NoNode { .. }) => Ret::Read(None),
-                Err(e) => panic!("final read on server {id}: {e}"),
-            };
-            history.lock().unwrap().push((k, Event { call, ret: Some((now(t0), ret)), op: Op::Get }));
+/// The register workload, for any fault test: clients reading and writing a few nodes,
+/// their histories checked at the end.
+pub struct Register {
+    t0: Instant,
+    history: History,
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Register {
+    pub fn start(c: &Cluster) -> Register {
+        let t0 = Instant::now();
+        let history: History = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for w in 0..WORKERS {
+            // Each worker starts on a different server: reads are served everywhere.
+            let mut ids = c.running();
+            let n = ids.len();
+            ids.rotate_left(w as usize % n);
+            let client = Client::builder(&ids.iter().map(|id| c.client_addr(*id)).collect::<Vec<_>>().join(","))
+                .request_timeout(Duration::from_secs(3))
+                .build()
+                .unwrap();
+            workers.push(tokio::spawn(worker(w, client, t0, history.clone(), stop.clone(), ops.clone())));
         }
+        Register { t0, history, stop, workers }
     }
 
-    let history = history.lock().unwrap().clone();
-    let total = history.len();
-    let unknown = history.iter().filter(|(_, e)| e.ret.is_none()).count();
-    for line in &faults {
-        eprintln!("{line}");
-    }
-    eprintln!("{total} operations ({unknown} with unknown outcome), worst recovery {worst_recovery:?}");
-    for (why, n) in UNKNOWN.lock().unwrap().iter() {
-        eprintln!("  {n} unknown: {why}");
-    }
-    assert!(total > 200, "the workload ran: {total} operations");
-    for k in 0..KEYS {
-        let events: Vec<Event> = history.iter().filter(|(key, _)| *key == k).map(|(_, e)| e.clone()).collect();
-        if let Err(e) = linearizability::check(&events) {
-            let head: String = e.chars().take(4000).collect();
-            panic!("history of {} is not linearizable ({} operations): {head}", key_path(k), events.len());
+    /// Stops the clients, reads every key through every server, and adds the figures and
+    /// any violation (linearizability, session guarantees) to `tally`.
+    pub async fn finish(self, c: &Cluster, tally: &mut Tally) {
+        let Register { t0, history, stop, workers } = self;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.await.unwrap();
+        }
+
+        // Final reads through every server join the history: a lost acknowledged write
+        // would make them unexplainable.
+        for id in c.running() {
+            let client = c.client(id);
+            for k in 0..KEYS {
+                let call = now(t0);
+                let ret = match client.get_with(&key_path(k), Consistency::Linearizable).await {
+                    Ok((data, stat)) => {
+                        Ret::Read(Some((String::from_utf8_lossy(&data).parse().unwrap_or(0), stat.version)))
+                    }
+                    Err(Error::NoNode { .. }) => Ret::Read(None),
+                    Err(e) => panic!("final read on server {id}: {e}"),
+                };
+                history.lock().unwrap().push((k, Event { call, ret: Some((now(t0), ret)), op: Op::Get }));
+            }
+        }
+
+        let history = history.lock().unwrap().clone();
+        tally.operations = history.len() as u64;
+        tally.unknown = history.iter().filter(|(_, e)| e.ret.is_none()).count() as u64;
+        for (why, n) in UNKNOWN.lock().unwrap().iter() {
+            eprintln!("  {n} unknown: {why}");
+        }
+        assert!(history.len() > 200, "the workload ran: {} operations", history.len());
+        tally.violations.extend(SESSION_VIOLATIONS.lock().unwrap().iter().cloned());
+        for k in 0..KEYS {
+            let events: Vec<Event> = history.iter().filter(|(key, _)| *key == k).map(|(_, e)| e.clone()).collect();
+            if let Err(e) = linearizability::check(&events) {
+                let head: String = e.chars().take(4000).collect();
+                tally.violations.push(format!(
+                    "history of {} is not linearizable ({} operations): {head}",
+                    key_path(k),
+                    events.len()
+                ));
+            }
         }
     }
 }

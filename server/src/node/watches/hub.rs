@@ -39,6 +39,9 @@ struct StreamEntry {
     queue: Arc<StreamQueue>,
     watches: HashMap<i64, Arc<Watch>>,
     next_watch_id: i64,
+    /// Replays running on this stream: while any runs, no progress mark is sent, since a
+    /// mark promises that everything up to its zxid is already queued.
+    replaying: usize,
 }
 
 struct HistoryEntry {
@@ -123,7 +126,8 @@ impl WatchHub {
         let id = hub.next_stream;
         hub.next_stream += 1;
         let queue = Arc::new(StreamQueue::new(self.config.queue_capacity, self.config.queue_bytes));
-        hub.streams.insert(id, StreamEntry { queue: queue.clone(), watches: HashMap::new(), next_watch_id: 1 });
+        hub.streams
+            .insert(id, StreamEntry { queue: queue.clone(), watches: HashMap::new(), next_watch_id: 1, replaying: 0 });
         (id, queue)
     }
 
@@ -198,7 +202,14 @@ impl WatchHub {
         hub.streams.get_mut(&stream).unwrap().watches.insert(id, watch.clone());
         hub.watch_count += 1;
         if watch.spec.start_zxid > 0 && watch.spec.start_zxid <= hub.last_zxid {
-            tokio::spawn(self.clone().replay(watch, queue));
+            hub.streams.get_mut(&stream).unwrap().replaying += 1;
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.clone().replay(watch, queue).await;
+                if let Some(entry) = this.inner.lock().unwrap().streams.get_mut(&stream) {
+                    entry.replaying -= 1;
+                }
+            });
         } else {
             hub.index(watch);
         }
@@ -213,12 +224,7 @@ impl WatchHub {
         loop {
             let chunk: Vec<(u64, Vec<Arc<Event>>)> = {
                 let mut hub = self.inner.lock().unwrap();
-                let registered = hub
-                    .streams
-                    .get(&watch.stream)
-                    .and_then(|e| e.watches.get(&id))
-                    .is_some_and(|w| Arc::ptr_eq(w, &watch));
-                if !registered {
+                if !hub.holds(&watch) {
                     return; // cancelled, or its stream closed, meanwhile
                 }
                 if cursor < hub.history_start {
@@ -246,12 +252,27 @@ impl WatchHub {
                 if events.is_empty() {
                     continue;
                 }
-                let item = StreamItem::Events { watch_id: id, zxid, include_data: watch.spec.include_data, events };
-                if !queue.push_when_room(item).await {
-                    return; // the stream ended
-                }
+                let mut item = StreamItem::Events { watch_id: id, zxid, include_data: watch.spec.include_data, events };
+                let mut hub = loop {
+                    if !queue.wait_room(&item).await {
+                        return; // the stream ended
+                    }
+                    // Pushed in a hold of the lock that finds the watch still registered:
+                    // a cancel (or a reset) queues its Canceled in a hold of its own, so no
+                    // event of this watch ever follows its Canceled.
+                    let hub = self.inner.lock().unwrap();
+                    if !hub.holds(&watch) {
+                        return;
+                    }
+                    match queue.offer(item, Push::Event) {
+                        Ok(()) => break hub,
+                        Err(None) => return,
+                        // Live events of other watches took the room meanwhile.
+                        Err(Some(back)) => item = back,
+                    }
+                };
                 if watch.spec.one_shot {
-                    self.inner.lock().unwrap().remove_watch(watch.stream, id);
+                    hub.remove_watch(watch.stream, id);
                     return;
                 }
             }
@@ -284,6 +305,7 @@ impl WatchHub {
     pub fn progress(&self, stream: u64, only_if_idle: bool) {
         let hub = self.inner.lock().unwrap();
         if let Some(entry) = hub.streams.get(&stream)
+            && entry.replaying == 0
             && (!only_if_idle || entry.queue.is_empty())
         {
             entry.queue.push(StreamItem::Progress { zxid: hub.last_zxid }, Push::Control);
@@ -362,6 +384,14 @@ impl WatchHub {
 
 impl Hub {
     /// Unregisters every watch of a stream whose queue has ended.
+    /// Whether this very watch is still registered (not cancelled, its stream open).
+    fn holds(&self, watch: &Arc<Watch>) -> bool {
+        self.streams
+            .get(&watch.stream)
+            .and_then(|e| e.watches.get(&watch.spec.watch_id))
+            .is_some_and(|w| Arc::ptr_eq(w, watch))
+    }
+
     fn drop_watches(&mut self, stream: u64) {
         let Some(entry) = self.streams.get_mut(&stream) else { return };
         let watches: Vec<_> = entry.watches.drain().map(|(_, w)| w).collect();
@@ -711,5 +741,84 @@ mod replay_tests {
         }
         assert_eq!(seen, (1..=2_100).collect::<Vec<u64>>(), "in order, no gap, no duplicate");
         assert!(most <= 64 * 1024 + 2048, "the queue held {most} bytes");
+    }
+
+    fn resuming(id: i64, start_zxid: u64) -> WatchSpec {
+        WatchSpec {
+            watch_id: id,
+            path: "/a".into(),
+            kind: WatchKind::Node,
+            one_shot: false,
+            start_zxid,
+            include_data: false,
+            caller: Caller::default(),
+        }
+    }
+
+    /// A progress mark promises that everything up to its zxid was queued before it: while
+    /// a replay is still behind, none is sent; once it is live, marks come again.
+    #[tokio::test]
+    async fn no_progress_mark_runs_ahead_of_a_replay() {
+        let config = HubConfig { queue_capacity: 8, ..Default::default() };
+        let hub = Arc::new(WatchHub::new(config, 0));
+        for z in 1..=200 {
+            hub.publish(&[applied(z, 10)]);
+        }
+        let (s, q) = hub.open_stream();
+        hub.create(s, resuming(1, 1)).unwrap();
+        let mut last_event = 0;
+        let mut marks = 0;
+        while last_event < 200 {
+            hub.progress(s, false);
+            match tokio::time::timeout(std::time::Duration::from_secs(5), q.pop()).await.expect("stalled") {
+                Some(StreamItem::Events { zxid, .. }) => {
+                    assert!(zxid > last_event, "in order");
+                    last_event = zxid;
+                }
+                Some(StreamItem::Progress { zxid }) => {
+                    assert!(zxid <= last_event, "a progress mark at {zxid} before event {} was sent", last_event + 1);
+                    marks += 1;
+                }
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        hub.progress(s, false);
+        let after: Vec<_> = std::iter::from_fn(|| q.state.lock().unwrap().items.pop_front().map(|(i, _)| i)).collect();
+        assert!(
+            after.iter().any(|i| matches!(i, StreamItem::Progress { zxid: 200 })),
+            "a live watch gets its marks again ({marks} during the replay, then {after:?})"
+        );
+    }
+
+    /// A cancel during a replay is the watch's last word: no replayed event follows it.
+    #[tokio::test]
+    async fn no_replayed_event_follows_a_cancel() {
+        let config = HubConfig { queue_capacity: 8, ..Default::default() };
+        let hub = Arc::new(WatchHub::new(config, 0));
+        for z in 1..=200 {
+            hub.publish(&[applied(z, 10)]);
+        }
+        let (s, q) = hub.open_stream();
+        hub.create(s, resuming(1, 1)).unwrap();
+        let mut canceled = false;
+        let mut popped = 0;
+        loop {
+            if popped == 3 {
+                hub.cancel(s, 1).unwrap();
+            }
+            let item = match tokio::time::timeout(std::time::Duration::from_millis(300), q.pop()).await {
+                Ok(Some(item)) => item,
+                _ => break, // nothing more comes
+            };
+            popped += 1;
+            match item {
+                StreamItem::Events { zxid, .. } => assert!(!canceled, "event {zxid} after the cancel"),
+                StreamItem::Canceled { .. } => canceled = true,
+                _ => {}
+            }
+        }
+        assert!(canceled);
     }
 }

@@ -62,7 +62,7 @@ impl StreamQueue {
     }
 
     /// `push`, giving a refused event back (`Some`) when the queue is only full, not closed.
-    fn offer(&self, item: StreamItem, kind: Push) -> Result<(), Option<StreamItem>> {
+    pub(super) fn offer(&self, item: StreamItem, kind: Push) -> Result<(), Option<StreamItem>> {
         let size = item_bytes(&item);
         let mut st = self.state.lock().unwrap();
         if st.closed {
@@ -91,16 +91,22 @@ impl StreamQueue {
         Ok(())
     }
 
-    /// Queues an event as `push` does, waiting (for the stream's reader to take some) while
-    /// the queue is full: how a replay is paced by its consumer. False once closed.
-    pub(super) async fn push_when_room(&self, item: StreamItem) -> bool {
-        let mut item = item;
+    /// Waits until the queue is at most half full (in messages and in bytes), or closed
+    /// (false): how a replay is paced by its consumer. Half, so that live control messages
+    /// and the events of other watches keep room while a long replay runs.
+    pub(super) async fn wait_room(&self, item: &StreamItem) -> bool {
+        let size = item_bytes(item);
         loop {
             let room = self.room.notified();
-            match self.offer(item, Push::Event) {
-                Ok(()) => return true,
-                Err(None) => return false,
-                Err(Some(back)) => item = back,
+            {
+                let st = self.state.lock().unwrap();
+                if st.closed {
+                    return false;
+                }
+                let half = st.items.len() <= self.capacity / 2 && st.bytes + size <= self.capacity_bytes / 2;
+                if half || st.items.is_empty() {
+                    return true;
+                }
             }
             room.await;
         }
