@@ -137,13 +137,34 @@ impl Client {
             timeout_ms: 0,
             data: req.data.clone(),
         };
+        let mut id = new_request_id();
         let resp = self
-            .waiting_call(req.timeout, |ch, timeout_ms, id| {
+            .waiting_call(req.timeout, &mut id, |ch, timeout_ms, id| {
                 let mut msg = msg.clone();
                 msg.timeout_ms = timeout_ms;
                 async move { self.locks(ch).acquire(self.write_request(msg, id)).await }
             })
-            .await?;
+            .await;
+        let resp = match resp {
+            Ok(resp) => resp,
+            Err(e) => {
+                if e.is_transient() {
+                    let msg = pb::AcquireRequest { timeout_ms: 1, ..msg };
+                    self.withdraw_in_background(move |c| {
+                        let msg = msg.clone();
+                        async move {
+                            let resp = c
+                                .call_retrying(|ch| async {
+                                    c.locks(ch).acquire(c.write_request(msg.clone(), id)).await
+                                })
+                                .await?;
+                            Ok(resp.nodes.iter().map(|n| c.client_path(n)).collect())
+                        }
+                    });
+                }
+                return Err(e);
+            }
+        };
         self.saw(&resp.header);
         Ok(Grant {
             token: resp.token,
@@ -156,13 +177,13 @@ impl Client {
     /// sent again after a connection failure, so the retry (on any server) takes the place
     /// in line the first attempt queued; if that place was withdrawn meanwhile (NO_NODE on
     /// a retry), it queues afresh.
-    async fn waiting_call<T, F, Fut>(&self, timeout: Option<Duration>, f: F) -> Result<T>
+    /// `id` is the request id the last attempt sent.
+    async fn waiting_call<T, F, Fut>(&self, timeout: Option<Duration>, id: &mut u128, f: F) -> Result<T>
     where
         F: Fn(Channel, i64, u128) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
-        let mut id = new_request_id();
         let mut retries = 0u32;
         let mut attempt = 0;
         loop {
@@ -172,7 +193,7 @@ impl Client {
                 None => 0,
             };
             let (i, ch) = self.channel_at(attempt);
-            let call = f(ch, timeout_ms, id);
+            let call = f(ch, timeout_ms, *id);
             // The server answers by the wait's end; allow it the request timeout beyond.
             let outcome = match remaining {
                 Some(r) => match tokio::time::timeout(r + self.request_timeout(), call).await {
@@ -187,7 +208,7 @@ impl Client {
                     return Ok(resp.into_inner());
                 }
                 Err(Error::NoNode { .. }) if retries > 0 => {
-                    id = new_request_id();
+                    *id = new_request_id();
                 }
                 Err(e) if e.is_transient() => {
                     let Some(pause) = self.retry_policy().next_sleep(retries, started.elapsed()) else {
@@ -200,6 +221,45 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// An acquire given up with its outcome unknown may still be queued, and later granted,
+    /// with nobody waiting for it. Its request is sent again in the background with the same
+    /// id and a wait of 1 ms, until some server answers while the session lives: the answer
+    /// is the first attempt's, if it was applied (then its nodes are released), or the
+    /// request runs now and the server withdraws it when the wait ends (LOCK_TIMEOUT).
+    fn withdraw_in_background<F, Fut>(&self, resend: F)
+    where
+        F: Fn(Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Vec<String>>> + Send,
+    {
+        let session = self.session_id();
+        if session == 0 {
+            return;
+        }
+        let client = self.clone();
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(200);
+            for _ in 0..600 {
+                if client.session_id() != session {
+                    return; // the session ended: its lock nodes went with it
+                }
+                match resend(client.clone()).await {
+                    Ok(nodes) => {
+                        for node in nodes {
+                            let _ = client.release(&node).await;
+                        }
+                        return;
+                    }
+                    Err(e) if e.is_transient() => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(2));
+                    }
+                    // LOCK_TIMEOUT (withdrawn), NO_NODE, an ended session...: nothing left.
+                    Err(_) => return,
+                }
+            }
+        });
     }
 
     /// Releases a grant (one level of a reentrant hold) or withdraws a waiter. False if the
@@ -245,13 +305,35 @@ impl Client {
     pub async fn campaign(&self, name: &str, value: impl Into<Bytes>, timeout: Option<Duration>) -> Result<Grant> {
         let msg =
             pb::CampaignRequest { name: self.full_path(&election_path(name)), value: value.into(), timeout_ms: 0 };
+        let mut id = new_request_id();
         let resp = self
-            .waiting_call(timeout, |ch, timeout_ms, id| {
+            .waiting_call(timeout, &mut id, |ch, timeout_ms, id| {
                 let mut msg = msg.clone();
                 msg.timeout_ms = timeout_ms;
                 async move { self.elections(ch).campaign(self.write_request(msg, id)).await }
             })
-            .await?;
+            .await;
+        let resp = match resp {
+            Ok(resp) => resp,
+            Err(e) => {
+                if e.is_transient() {
+                    // As for an acquire: the campaign may still be queued.
+                    let msg = pb::CampaignRequest { timeout_ms: 1, ..msg };
+                    self.withdraw_in_background(move |c| {
+                        let msg = msg.clone();
+                        async move {
+                            let resp = c
+                                .call_retrying(|ch| async {
+                                    c.elections(ch).campaign(c.write_request(msg.clone(), id)).await
+                                })
+                                .await?;
+                            Ok(vec![c.client_path(&resp.node)])
+                        }
+                    });
+                }
+                return Err(e);
+            }
+        };
         self.saw(&resp.header);
         Ok(Grant { token: resp.token, nodes: vec![self.client_path(&resp.node)], session: self.session_id() })
     }

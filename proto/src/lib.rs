@@ -31,7 +31,7 @@ pub mod metadata {
     /// Trailer with the leader's client address when a call failed for want of a leader.
     pub const LEADER: &str = "grove-leader";
     /// Hex id (32 digits) naming a write across retries: the servers apply it once and
-    /// answer its retries with the first result (remembered for 10 minutes).
+    /// answer its retries with the first result (remembered for 2 minutes).
     pub const REQUEST_ID: &str = "grove-request-id";
     /// Credentials for ACLs, repeatable: `digest user:password`. Send them over TLS.
     pub const AUTH: &str = "grove-auth";

@@ -141,9 +141,18 @@ pub async fn run(
             });
         (done, tokio::spawn(server))
     };
-    let checked = storage.preflight(&config, &channels).await;
+    // It may wait for the other voters as long as they take: a stop request ends the wait.
+    tokio::pin!(shutdown);
+    let checked = tokio::select! {
+        r = storage.preflight(&config, &channels) => Some(r),
+        _ = &mut shutdown => None,
+    };
     let _ = booting.0.send(());
     let _ = booting.1.await;
+    let Some(checked) = checked else {
+        tracing::info!("stopped before starting");
+        return Ok(());
+    };
     checked?;
     let node = Node::open(config, client_addr, peer_addr, channels, storage).await?;
     for tls in client_tls.iter().chain(peer_tls.iter()) {

@@ -36,8 +36,9 @@ pub const MAX_BATCH: usize = 1024;
 /// ordered by age. 0: no id.
 pub type RequestId = u128;
 
-/// How long the result of an identified request is remembered, answering its retries.
-pub const REQUEST_RETENTION_MS: i64 = 10 * 60 * 1000;
+/// How long the result of an identified request is remembered, answering its retries: far
+/// longer than any client's retries of one request (its request timeout, some seconds).
+pub const REQUEST_RETENTION_MS: i64 = 2 * 60 * 1000;
 
 /// A new request id stamped with `now_ms`.
 pub fn new_request_id(now_ms: i64, random: u64) -> RequestId {

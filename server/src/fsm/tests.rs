@@ -1117,3 +1117,38 @@ mod request_records {
         assert_eq!(sm.stat("/p").unwrap().version, v);
     }
 }
+
+mod members {
+    use super::*;
+
+    fn register(sm: &mut Sm, id: u64, incarnation: u64) {
+        sm.ok(Write::by_server(Op::RegisterMember { id, incarnation, boot: 1, cluster_id: 42 }));
+    }
+
+    fn membership(sm: &mut Sm, ids: &[u64]) {
+        let txn = sm.db.begin_write().unwrap();
+        apply::forget_members(&mut WriteTables::open(&txn).unwrap(), ids).unwrap();
+        txn.commit().unwrap();
+    }
+
+    /// A removed member's registration is forgotten, and one of its registrations that
+    /// commits after the removal is ignored: its replacement (`--join`, a new data
+    /// directory) must find the id unregistered.
+    #[test]
+    fn registrations_of_removed_members_are_forgotten_and_ignored() {
+        let mut sm = Sm::new();
+        register(&mut sm, 1, 0xa); // before any membership is applied: recorded
+        membership(&mut sm, &[1, 2]);
+        register(&mut sm, 2, 0xb);
+        assert_eq!(sm.read().cluster_id().unwrap(), 42);
+        assert_eq!(sm.read().member(2).unwrap().map(|m| m.incarnation), Some(0xb));
+        membership(&mut sm, &[1]);
+        assert_eq!(sm.read().member(2).unwrap(), None, "forgotten with its removal");
+        register(&mut sm, 2, 0xb); // proposed before the removal, committed after
+        assert_eq!(sm.read().member(2).unwrap(), None, "a removed member does not register");
+        membership(&mut sm, &[1, 2]);
+        register(&mut sm, 2, 0xc);
+        assert_eq!(sm.read().member(2).unwrap().map(|m| m.incarnation), Some(0xc), "added back, it registers anew");
+        assert_eq!(sm.read().member(1).unwrap().map(|m| m.incarnation), Some(0xa));
+    }
+}

@@ -15,6 +15,7 @@ use super::Node;
 use super::proposer::Refused;
 use crate::error::GroveError;
 use crate::fsm::command::{CommandResult, Write};
+use crate::raft::peer_service::RenewalReport;
 use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
 use crate::storage::access::StateTables;
 use crate::storage::state::StateDb;
@@ -137,7 +138,7 @@ impl PeerHandler for PeerGateway {
         }
     }
 
-    async fn touch_sessions(&self, ids: &[u64], confirm: bool) -> (Vec<u64>, Vec<u64>, Result<(), GroveError>) {
+    async fn touch_sessions(&self, ids: &[u64], confirm: bool) -> RenewalReport {
         self.node.renew_relayed(ids, confirm).await
     }
 

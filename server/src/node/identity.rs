@@ -16,8 +16,14 @@
 //! - the leader says it acknowledged entries past the end of its log.
 //!
 //! The safe way back is etcd's: remove the member, empty it, start it with `--join`, add it
-//! again (docs/operations.md). When no peer answers (a whole ensemble starting at once),
-//! the check cannot be made; the server says so and starts.
+//! again (docs/operations.md).
+//!
+//! The server waits until a majority of the voters (itself included, if it is one) has
+//! answered, however long that takes: a registration is committed on a majority, and any
+//! majority holds at least one server that has it, so a check made with fewer answers
+//! could pass an amnesiac. Servers answer these questions while they wait themselves (the
+//! peer port serves `Info` before Raft), so an ensemble restarted all at once checks
+//! itself; one started alone waits for the others, and says so.
 
 use std::time::{Duration, Instant};
 
@@ -49,14 +55,6 @@ pub(super) async fn preflight(
         return Ok(());
     }
     let answers = ask(config, channels, &peers).await;
-    if answers.is_empty() {
-        tracing::warn!(
-            "no peer answered: starting without checking that this data directory is the one that last ran as \
-             server {}",
-            config.id
-        );
-        return Ok(());
-    }
     let me = config.id;
     for (peer, info) in &answers {
         if info.registered {
@@ -103,8 +101,13 @@ pub(super) async fn preflight(
 }
 
 /// Asks every peer, for a while, until at least one answers: (peer id, answer).
+/// Asks every peer until a majority of the voters has answered (see the module's comment).
 async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)]) -> Vec<(u64, InfoResponse)> {
-    let deadline = Instant::now() + config.election_timeout_max * 3;
+    let voters: Vec<u64> = config.peers.iter().map(|(id, _)| *id).collect();
+    let me_voting = voters.contains(&config.id);
+    let majority = voters.len() / 2 + 1;
+    let started = Instant::now();
+    let mut next_note = started + Duration::from_secs(5);
     loop {
         let calls = peers.iter().map(|(id, addr)| async move {
             let mut client = channels.client(addr).ok()?;
@@ -115,8 +118,20 @@ async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)]) 
             }
         });
         let answers: Vec<_> = futures::future::join_all(calls).await.into_iter().flatten().collect();
-        if !answers.is_empty() || Instant::now() >= deadline {
+        let voting = answers.iter().filter(|(id, _)| voters.contains(id)).count() + usize::from(me_voting);
+        if voting >= majority {
             return answers;
+        }
+        if Instant::now() >= next_note {
+            let heard: Vec<u64> = answers.iter().map(|(id, _)| *id).collect();
+            tracing::warn!(
+                "waiting {}s so far for a majority of the voters ({majority} of {}) to answer before starting: \
+                 heard from {heard:?}{}; start the others (a whole ensemble may start at once)",
+                started.elapsed().as_secs(),
+                voters.len(),
+                if me_voting { " and this server" } else { "" },
+            );
+            next_note = Instant::now() + Duration::from_secs(30);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

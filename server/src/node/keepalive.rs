@@ -20,15 +20,16 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use grove_proto::peer::TouchSessionsRequest;
 use tokio::sync::oneshot;
 
 use super::Node;
-use super::sessions::SessionCheck;
+use super::sessions::{SessionCheck, Standing};
 use crate::error::GroveError;
 use crate::raft::Role;
+use crate::raft::peer_service::RenewalReport;
 
 /// What the leader said of one relayed renewal.
 type Verdict = Result<(), GroveError>;
@@ -67,8 +68,12 @@ impl Node {
         let st = self.consensus.status();
         match st.role {
             Role::Leader => {
-                self.sessions.touch(id);
-                self.leadership.read_index(self).await?;
+                self.standing_error(id, self.sessions.renew(id))?;
+                let index = self.leadership.read_index(self).await?;
+                // An expiry or close committed before the round (a previous leader's
+                // included) is applied by now: the session must still be live after it.
+                self.wait_applied(index, Instant::now() + self.vouch_bound()).await?;
+                self.standing_error(id, self.sessions.standing(id))?;
                 Ok(timeout)
             }
             Role::Follower | Role::Learner if st.leader.is_some_and(|l| l != self.id) => {
@@ -79,6 +84,16 @@ impl Node {
                 message: "this server knows no leader, so it cannot vouch for the session: try another".into(),
                 leader: None,
             }),
+        }
+    }
+
+    /// A renewal that cannot be vouched for: the session ended, or is being expired (the
+    /// client asks again, elsewhere, and learns which way the expiry went).
+    fn standing_error(&self, id: u64, standing: Standing) -> Result<(), GroveError> {
+        match standing {
+            Standing::Live => Ok(()),
+            Standing::Expiring => Err(being_expired(id)),
+            Standing::Unknown => Err(self.session_error(id, SessionCheck::NotLive)),
         }
     }
 
@@ -139,8 +154,9 @@ impl Node {
                     let answer = node.relay_to_leader(ids).await;
                     for (id, tx) in batch {
                         let verdict = match &answer {
-                            Ok((unknown, ended)) if ended.contains(&id) => Err(GroveError::SessionExpired { id }),
-                            Ok((unknown, _)) if unknown.contains(&id) => Err(GroveError::UnknownSession { id }),
+                            Ok(r) if r.ended.contains(&id) => Err(GroveError::SessionExpired { id }),
+                            Ok(r) if r.unknown.contains(&id) => Err(GroveError::UnknownSession { id }),
+                            Ok(r) if r.expiring.contains(&id) => Err(being_expired(id)),
                             Ok(_) => Ok(()),
                             Err(e) => Err(e.clone()),
                         };
@@ -152,8 +168,8 @@ impl Node {
         rx.await.unwrap_or_else(|_| Err(GroveError::internal("the session relay stopped")))
     }
 
-    /// One confirmed relay: the sessions the leader does not know, and of those the ended.
-    async fn relay_to_leader(&self, ids: Vec<u64>) -> Result<(HashSet<u64>, HashSet<u64>), GroveError> {
+    /// One confirmed relay: what the leader said of the sessions it did not renew.
+    async fn relay_to_leader(&self, ids: Vec<u64>) -> Result<Relayed, GroveError> {
         let st = self.consensus.status();
         let Some((leader_id, leader)) = st.leader_node().filter(|(l, _)| *l != self.id) else {
             return Err(GroveError::NotReady {
@@ -187,22 +203,63 @@ impl Node {
                 postcard::from_bytes(&reply.error).map_err(GroveError::internal)?
             });
         }
-        Ok((reply.unknown.into_iter().collect(), reply.ended.into_iter().collect()))
+        Ok(Relayed {
+            unknown: reply.unknown.into_iter().collect(),
+            ended: reply.ended.into_iter().collect(),
+            expiring: reply.expiring.into_iter().collect(),
+        })
     }
 
     /// The leader's side of a relay: renew what it knows, then, if asked, confirm its
-    /// leadership with a quorum round begun after the renewals were recorded.
-    pub(super) async fn renew_relayed(self: &Arc<Self>, ids: &[u64], confirm: bool) -> (Vec<u64>, Vec<u64>, Verdict) {
-        let unknown = self.sessions.touch_many(ids);
-        let ended: Vec<u64> = unknown.iter().copied().filter(|id| self.session_ended(*id)).collect();
+    /// leadership with a quorum round begun after the renewals were recorded, and look
+    /// again once what the round covers is applied (as `vouch` does).
+    pub(super) async fn renew_relayed(self: &Arc<Self>, ids: &[u64], confirm: bool) -> RenewalReport {
+        let renewed: Vec<(u64, Standing)> = ids.iter().map(|id| (*id, self.sessions.renew(*id))).collect();
         if !confirm {
-            return (unknown, ended, Ok(()));
+            return self.report(renewed, Ok(()));
         }
-        let verdict = if self.consensus.status().role == Role::Leader {
-            self.leadership.read_index(self).await.map(|_| ())
-        } else {
-            Err(GroveError::not_leader(self.leader_hint()))
+        if self.consensus.status().role != Role::Leader {
+            return self.report(renewed, Err(GroveError::not_leader(self.leader_hint())));
+        }
+        let verdict = match self.leadership.read_index(self).await {
+            Ok(index) => self.wait_applied(index, Instant::now() + self.vouch_bound()).await,
+            Err(e) => Err(e),
         };
-        (unknown, ended, verdict)
+        let now: Vec<(u64, Standing)> = renewed
+            .into_iter()
+            .map(|(id, was)| (id, if was == Standing::Live { self.sessions.standing(id) } else { was }))
+            .collect();
+        self.report(now, verdict)
+    }
+
+    fn report(&self, standings: Vec<(u64, Standing)>, verdict: Result<(), GroveError>) -> RenewalReport {
+        let mut r = RenewalReport { unknown: Vec::new(), ended: Vec::new(), expiring: Vec::new(), verdict };
+        for (id, standing) in standings {
+            match standing {
+                Standing::Live => {}
+                Standing::Expiring => r.expiring.push(id),
+                Standing::Unknown => {
+                    r.unknown.push(id);
+                    if self.session_ended(id) {
+                        r.ended.push(id);
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+/// The sessions a relay's leader did not renew.
+struct Relayed {
+    unknown: HashSet<u64>,
+    ended: HashSet<u64>,
+    expiring: HashSet<u64>,
+}
+
+fn being_expired(id: u64) -> GroveError {
+    GroveError::NotReady {
+        message: format!("session 0x{id:x} is being expired by the leader; ask again to learn whether it was"),
+        leader: None,
     }
 }

@@ -25,6 +25,16 @@ struct Tracked {
     expiring: bool,
 }
 
+/// A session as the leader's tracker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Live,
+    /// An expiry for it is being proposed.
+    Expiring,
+    /// Not live here: ended, or never opened (or not applied here yet).
+    Unknown,
+}
+
 pub struct SessionTracker {
     inner: Mutex<Inner>,
 }
@@ -100,18 +110,29 @@ impl SessionTracker {
         true
     }
 
-    /// Renews sessions relayed by a follower; returns those it does not know.
-    pub fn touch_many(&self, ids: &[u64]) -> Vec<u64> {
+    /// The leader renews a session it is asked to vouch for: its deadline moves, unless an
+    /// expiry for it is already being proposed (that expiry may still commit, so the
+    /// renewal cannot be promised).
+    pub fn renew(&self, id: u64) -> Standing {
         let mut inner = self.inner.lock().unwrap();
         let now = Instant::now();
-        let mut unknown = Vec::new();
-        for id in ids {
-            match inner.sessions.get_mut(id) {
-                Some(t) => t.deadline = now + t.timeout,
-                None => unknown.push(*id),
+        match inner.sessions.get_mut(&id) {
+            None => Standing::Unknown,
+            Some(t) if t.expiring => Standing::Expiring,
+            Some(t) => {
+                t.deadline = now + t.timeout;
+                Standing::Live
             }
         }
-        unknown
+    }
+
+    /// Where a session stands, without renewing it.
+    pub fn standing(&self, id: u64) -> Standing {
+        match self.inner.lock().unwrap().sessions.get(&id) {
+            None => Standing::Unknown,
+            Some(t) if t.expiring => Standing::Expiring,
+            Some(_) => Standing::Live,
+        }
     }
 
     /// Puts back touches whose relay to the leader failed, for the next one.
@@ -214,6 +235,9 @@ mod tests {
         assert_eq!(t.take_expired(), vec![5]);
         // Marked: not proposed twice.
         assert!(t.take_expired().is_empty());
+        // Its renewal cannot be promised while the expiry may still commit.
+        assert_eq!(t.renew(5), Standing::Expiring);
+        assert_eq!(t.standing(5), Standing::Expiring);
         t.unmark_expiring(&[5]);
         assert_eq!(t.take_expired(), vec![5]);
     }
@@ -227,6 +251,7 @@ mod tests {
         assert!(t.take_expired().is_empty());
         assert!(t.touch(5));
         assert_eq!(t.take_touched(), vec![5]);
+        assert_eq!(t.renew(5), Standing::Live);
         t.apply(&[Applied {
             zxid: 9,
             results: vec![Ok(Outcome::Done)],
@@ -236,5 +261,6 @@ mod tests {
         }]);
         assert_eq!(t.count(), 0);
         assert!(!t.touch(5));
+        assert_eq!(t.renew(5), Standing::Unknown);
     }
 }

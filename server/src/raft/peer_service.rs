@@ -17,18 +17,27 @@ use crate::error::GroveError;
 use crate::fsm::command::{CommandResult, Write};
 
 /// What the node provides to peers beyond Raft itself.
+/// The leader's answer to relayed renewals.
+#[derive(Debug)]
+pub struct RenewalReport {
+    /// Sessions it does not know (ended, or never opened).
+    pub unknown: Vec<u64>,
+    /// Of `unknown`, those it remembers as ended.
+    pub ended: Vec<u64>,
+    /// Sessions it is expiring: not renewed.
+    pub expiring: Vec<u64>,
+    /// With `confirm`: Ok once a quorum confirmed its leadership after the renewals.
+    pub verdict: Result<(), GroveError>,
+}
+
 pub trait PeerHandler: Send + Sync + 'static {
     /// Propose a write forwarded by a follower; returns its entry's zxid and result.
     fn forward(&self, write: Write) -> impl Future<Output = Result<(u64, CommandResult), GroveError>> + Send;
     /// A read index confirmed by a quorum (this node must be the leader).
     fn read_index(&self) -> impl Future<Output = Result<u64, GroveError>> + Send;
-    /// Sessions kept alive through a follower: (unknown, of those ended, and with
-    /// `confirm` whether this server's leadership was confirmed after renewing them).
-    fn touch_sessions(
-        &self,
-        ids: &[u64],
-        confirm: bool,
-    ) -> impl Future<Output = (Vec<u64>, Vec<u64>, Result<(), GroveError>)> + Send;
+    /// Sessions kept alive through a follower: what became of them, and with `confirm`
+    /// whether this server's leadership was confirmed after renewing them.
+    fn touch_sessions(&self, ids: &[u64], confirm: bool) -> impl Future<Output = RenewalReport> + Send;
     /// Who this server is, and what it knows of server `about`.
     fn info(&self, about: u64) -> InfoResponse;
     /// Leadership hand-over: suspend the election timer, and/or campaign now.
@@ -113,12 +122,13 @@ impl<H: PeerHandler> Peer for PeerService<H> {
         req: Request<TouchSessionsRequest>,
     ) -> Result<Response<TouchSessionsResponse>, Status> {
         let r = req.into_inner();
-        let (unknown, ended, verdict) = self.handler.touch_sessions(&r.session_ids, r.confirm).await;
+        let RenewalReport { unknown, ended, expiring, verdict } =
+            self.handler.touch_sessions(&r.session_ids, r.confirm).await;
         let (confirmed, error) = match verdict {
             Ok(()) => (r.confirm, Default::default()),
             Err(e) => (false, postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into()),
         };
-        Ok(Response::new(TouchSessionsResponse { confirmed, unknown, ended, error }))
+        Ok(Response::new(TouchSessionsResponse { confirmed, unknown, ended, error, expiring }))
     }
 
     async fn election(&self, req: Request<ElectionRequest>) -> Result<Response<ElectionResponse>, Status> {

@@ -15,6 +15,12 @@ pub fn clock_key() -> &'static [u8] {
     b"\x00clock"
 }
 
+/// The key of the current membership's ids (as the state machine last applied it) in the
+/// `cluster` table.
+pub fn membership_key() -> &'static [u8] {
+    b"\x00membership"
+}
+
 /// The key of a member's record in the `cluster` table.
 pub fn member_key(id: u64) -> Vec<u8> {
     let mut k = vec![1u8];

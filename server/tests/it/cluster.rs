@@ -203,6 +203,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts stopped servers again together (a server waits at start for a majority of
+    /// the voters to answer, so a majority restarted one after the other would wait on
+    /// the next).
+    pub fn restart_together(&mut self, ids: &[u64]) {
+        std::thread::scope(|s| {
+            for m in self.members.iter_mut().filter(|m| ids.contains(&m.id)) {
+                assert!(m.server.is_none(), "server {} is running", m.id);
+                s.spawn(move || m.server = Some(Server::start_on(&m.dir, m.ports, &m.args)));
+            }
+        });
+    }
+
     /// Starts a stopped server again with its data directory.
     pub fn restart(&mut self, id: u64) {
         let m = &mut self.members[(id - 1) as usize];

@@ -110,3 +110,40 @@ async fn a_former_leader_caught_up_by_snapshot_takes_writes_again() {
     // The stale entry never took effect anywhere.
     assert!(majority.exists("/stale").await.unwrap().is_none(), "the cut-off leader's entry was applied");
 }
+
+/// An acquire given up with its outcome unknown leaves no lock behind, whatever became of
+/// its entry: discarded with the old term when the paused followers elect, withdrawn by
+/// the server once the caller went away, or committed after the answer and withdrawn by
+/// the client in the background (its request sent again with the same id). The lock is
+/// free for the next caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acquire_given_up_without_quorum_leaves_no_lock_behind() {
+    use grove_client::{LockRequest, RetryPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), 3, 0, &[]);
+    let leader = cluster.leader(Duration::from_secs(20)).await;
+    let c = Client::builder(&cluster.client_addr(leader))
+        .request_timeout(Duration::from_secs(4))
+        .retry_policy(RetryPolicy::Never)
+        .build()
+        .unwrap();
+    c.open_session(Duration::from_secs(30)).await.unwrap();
+    let followers: Vec<u64> = (1..=3).filter(|i| *i != leader).collect();
+    for f in &followers {
+        cluster.server(*f).signal("STOP");
+    }
+    let given_up = c.acquire(&LockRequest::mutex("/held-by-nobody")).await;
+    assert!(
+        matches!(given_up, Err(Error::NoQuorum { .. } | Error::ConnectionLoss { .. })),
+        "an acquire without quorum: {given_up:?}"
+    );
+    // The followers come back.
+    for f in &followers {
+        cluster.server(*f).signal("CONT");
+    }
+    let other = Client::builder(&cluster.client_addr(followers[0])).build().unwrap();
+    other.open_session(Duration::from_secs(30)).await.unwrap();
+    let req = LockRequest { timeout: Some(Duration::from_secs(15)), ..LockRequest::mutex("/held-by-nobody") };
+    let grant = other.acquire(&req).await.expect("the lock was left held by a request nobody waits for");
+    assert_ne!(grant.session, c.session_id());
+}

@@ -146,3 +146,32 @@ async fn a_plain_restart_with_its_own_data_is_welcome() {
         .collect();
     assert!(ids[0] != 0 && ids.iter().all(|i| *i == ids[0]), "{ids:?}");
 }
+
+/// A voter started while most of the ensemble is down waits for a majority to answer
+/// before it starts (fewer answers could miss the registration that refuses it), and
+/// says so; once another is back, both check each other and the ensemble keeps its data.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_voter_started_alone_waits_for_a_majority_of_the_voters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), 3, 0, &[]);
+    c.leader(Duration::from_secs(20)).await;
+    registered(&c, &[1, 2, 3]).await;
+    client(&c, &[1, 2, 3]).create("/kept", "yes", &CreateOptions::default()).await.unwrap();
+    for id in 1..=3 {
+        c.stop(id);
+    }
+    let m = c.member(1);
+    let (data, ports, args) = (m.dir.clone(), m.ports, m.args.clone());
+    let alone = std::thread::spawn(move || crate::harness::Server::start_on(&data, ports, &args));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(!alone.is_finished(), "server 1 started with no other voter answering");
+    let log = std::fs::read_to_string(c.member(1).dir.join("groved.log")).unwrap();
+    assert!(log.contains("for a majority of the voters (2 of 3) to answer"), "{log}");
+    c.restart(2);
+    let first = alone.join().unwrap();
+    c.members[0].server = Some(first);
+    c.restart(3);
+    c.leader(Duration::from_secs(20)).await;
+    let (data, _) = client(&c, &[1, 2, 3]).get_with("/kept", Consistency::Linearizable).await.unwrap();
+    assert_eq!(&data[..], b"yes");
+}

@@ -79,9 +79,7 @@ async fn acknowledged_writes_survive_power_loss() {
         for w in writers {
             let _ = tokio::time::timeout(Duration::from_secs(20), w).await;
         }
-        for v in &victims {
-            c.restart(*v);
-        }
+        c.restart_together(&victims);
         let took = nemesis::recovered(&c, Duration::from_secs(30)).await;
         tally.worst_recovery = tally.worst_recovery.max(took);
         tally.faults.push(format!("cycle {cycle}: power cut on {plan} ({victims:?}); recovered in {took:?}"));

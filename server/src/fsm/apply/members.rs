@@ -19,6 +19,13 @@ impl Staged {
         boot: u64,
         cluster_id: u64,
     ) -> CommandResult {
+        // A registration proposed by a server being removed can commit after the removal;
+        // recorded, it would refuse that id's fresh replacement (`--join`) as amnesiac.
+        if let Some(members) = membership(t)?
+            && !members.contains(&id)
+        {
+            return Ok(Outcome::Done);
+        }
         if t.cluster_id()? == 0 && cluster_id != 0 {
             self.cluster.push((keys::cluster_key().to_vec(), Some(cluster_id.to_le_bytes().to_vec())));
         }
@@ -29,12 +36,22 @@ impl Staged {
 }
 
 /// Forgets the registrations of servers no longer in the membership (`members`): once
-/// removed, a server may come back with a new data directory (`--join`).
+/// removed, a server may come back with a new data directory (`--join`). Remembers the
+/// membership, so that later registrations of removed servers are ignored.
 pub fn forget_members(t: &mut WriteTables<'_>, members: &[u64]) -> Result<(), GroveError> {
+    let list = postcard::to_allocvec(members).map_err(GroveError::internal)?;
+    t.put(Table::Cluster, keys::membership_key(), Some(&list))?;
     for (id, _) in t.members()? {
         if !members.contains(&id) {
             t.put(Table::Cluster, &keys::member_key(id), None)?;
         }
     }
     Ok(())
+}
+
+/// The ids of the membership last applied (voters and learners), once one has been.
+fn membership(t: &WriteTables<'_>) -> Result<Option<Vec<u64>>, GroveError> {
+    t.get(Table::Cluster, keys::membership_key(), |raw| {
+        postcard::from_bytes(raw).map_err(|_| GroveError::internal("corrupt membership record"))
+    })
 }

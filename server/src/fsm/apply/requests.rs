@@ -9,7 +9,11 @@
 //! - At most `MAX_RECORDS` records in all and `MAX_PER_CALLER` per caller (its session, or
 //!   for writes without one its identities), oldest evicted first; expired records are
 //!   pruned, oldest first, by more than each write adds. So the tables stay bounded
-//!   whatever the callers send, and one caller can only evict its own records.
+//!   whatever the callers send. Below the total, a caller at its cap evicts only its own
+//!   records; at the total, the oldest record of anyone's goes. The caps are sized so that
+//!   neither is reached within the retention below about 8,000 identified writes a second
+//!   in all, or 800 from one caller: a retry, which comes within its client's request
+//!   timeout, finds its record.
 
 use crate::error::GroveError;
 use crate::fsm::acl::Caller;
@@ -18,9 +22,9 @@ use crate::storage::access::{StateTables, Table};
 use crate::storage::write::WriteTables;
 
 /// Most request results remembered.
-pub const MAX_RECORDS: u64 = 100_000;
+pub const MAX_RECORDS: u64 = 1_000_000;
 /// Most request results remembered for one caller.
-pub const MAX_PER_CALLER: u64 = 10_000;
+pub const MAX_PER_CALLER: u64 = 100_000;
 /// Expired records pruned at most per identified write (more than the one it adds).
 const PRUNE_PER_WRITE: usize = 16;
 
