@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Grove's whole test suite: unit, property and conformance tests, integration tests
 # against real groved processes, the polyglot client checks, the Helm chart, and a bounded
-# fuzzing run. Installs what the tests need (a Python virtualenv with grpcio-tools and the
-# Helm engine, the Node.js gRPC packages, cargo-fuzz) into the repository itself.
+# fuzzing run. Installs what the tests need: Debian's faketime and cargo-nextest
+# (scripts/setup-debian.sh), a Python virtualenv with grpcio-tools and the Helm engine, the
+# Node.js gRPC packages, cargo-fuzz (into the repository itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ fi
 
 # Layout rules: no source file over 600 lines (tests aside), no import cycles.
 python3 scripts/check-structure.py
+scripts/setup-debian.sh
 scripts/setup-python.sh
 scripts/setup-node.sh
 # The integration tests run both binaries (groved and grove): build the whole workspace.

@@ -306,6 +306,8 @@ pub enum SessionChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub zxid: u64,
+    /// The entry's time as applied (ms since the epoch; 0: an entry without one).
+    pub time: i64,
     /// One result per write of the entry.
     pub results: Vec<CommandResult>,
     /// The events of every write, in order.
@@ -318,6 +320,6 @@ pub struct Applied {
 impl Applied {
     /// An entry that changed nothing (blank or membership entries).
     pub fn empty(zxid: u64) -> Applied {
-        Applied { zxid, results: Vec::new(), events: Vec::new(), sessions: Vec::new(), grants: Vec::new() }
+        Applied { zxid, time: 0, results: Vec::new(), events: Vec::new(), sessions: Vec::new(), grants: Vec::new() }
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Node, now_ms};
+use super::Node;
 use crate::fsm::command::Op;
 use crate::fsm::members::MemberRecord;
 use crate::raft::{PeerNode, Role};
@@ -211,7 +211,7 @@ async fn reap(node: Arc<Node>) {
         if !node.is_leader() || node.holding.load(std::sync::atomic::Ordering::Relaxed) {
             continue;
         }
-        let paths = match node.view().and_then(|v| v.tables.reapable(now_ms(), REAP_BATCH)) {
+        let paths = match node.view().and_then(|v| v.tables.reapable(node.clock.now(), REAP_BATCH)) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("looking for nodes to reap: {e}");

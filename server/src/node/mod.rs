@@ -5,6 +5,7 @@
 //! happens (here, or forwarded to the leader) and how fresh a read must be.
 
 mod addresses;
+pub mod clock;
 mod forward;
 pub use forward::PeerGateway;
 pub(crate) use forward::info_from as forward_info;
@@ -104,6 +105,8 @@ pub struct Node {
     /// reads are past the point where they could go backwards (`sequential_floor`).
     log_end_at_start: u64,
     sequential_ok: std::sync::atomic::AtomicBool,
+    /// The time stamped on the entries this server proposes as leader.
+    pub(crate) clock: Arc<clock::EntryClock>,
     stop: watch::Sender<bool>,
 }
 
@@ -115,10 +118,14 @@ struct Observer {
     lock_waiters: Arc<locks::LockWaiters>,
     applied: watch::Sender<u64>,
     state: StateDb,
+    clock: Arc<clock::EntryClock>,
 }
 
 impl ApplyObserver for Observer {
     fn applied(&self, batch: &[Applied]) {
+        if let Some(time) = batch.iter().map(|a| a.time).max() {
+            self.clock.observe(time);
+        }
         self.hub.publish(batch);
         self.sessions.apply(batch);
         self.lock_waiters.applied(batch);
@@ -134,7 +141,10 @@ impl ApplyObserver for Observer {
             Err(e) => tracing::error!("reloading sessions after a snapshot: {e}"),
         }
         match self.state.read() {
-            Ok(tables) => self.lock_waiters.reset(&tables),
+            Ok(tables) => {
+                self.lock_waiters.reset(&tables);
+                self.clock.observe(tables.clock().unwrap_or(0));
+            }
             Err(e) => tracing::error!("settling lock waiters after a snapshot: {e}"),
         }
         self.applied.send_replace(zxid);
@@ -204,12 +214,14 @@ impl Node {
         let sessions = Arc::new(SessionTracker::new(state.live_sessions()?));
         let (applied_tx, applied_rx) = watch::channel(applied_at_start);
         let lock_waiters = Arc::new(locks::LockWaiters::default());
+        let clock = Arc::new(clock::EntryClock::new(state.read()?.clock()?));
         let observer = Arc::new(Observer {
             hub: hub.clone(),
             sessions: sessions.clone(),
             lock_waiters: lock_waiters.clone(),
             applied: applied_tx,
             state: state.clone(),
+            clock: clock.clone(),
         });
         let consensus = Consensus::open(&config, log, state.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
@@ -240,6 +252,7 @@ impl Node {
             caught_up_in_term: AtomicU64::new(0),
             log_end_at_start,
             sequential_ok: Default::default(),
+            clock,
             stop,
             config,
         });
@@ -334,7 +347,7 @@ impl Node {
     /// expiry and reaping are the leader's decisions, and a server that just lost
     /// leadership must not have its stale decision committed by the next leader.
     pub(crate) async fn propose_as_leader(self: &Arc<Self>, op: Op) -> Result<(), GroveError> {
-        let cmd = Command::single(now_ms(), Write::by_server(op));
+        let cmd = Command::single(self.clock.stamp(), Write::by_server(op));
         match tokio::time::timeout(self.config.request_timeout, self.consensus.write(cmd)).await {
             Ok(Ok((_, mut results))) => results.pop().unwrap_or(Ok(Outcome::Done)).map(|_| ()),
             Ok(Err(NotHere::Failed(e))) => Err(e),

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, oneshot};
 
-use super::{Node, now_ms};
+use super::Node;
 use crate::error::{GroveError, Limit};
 use crate::fsm::command::{Command, CommandResult, MAX_BATCH, Op, Write};
 use crate::raft::{NodeId, NotHere, PeerNode, Role};
@@ -225,7 +225,7 @@ pub(super) async fn run(node: Arc<Node>, proposer: Arc<Proposer>) {
             continue;
         }
         metrics::histogram!("grove_batch_operations").record(writes.len() as f64);
-        let cmd = Command::new(now_ms(), writes);
+        let cmd = Command::new(node.clock.stamp(), writes);
         let applied = match node.consensus.submit(cmd).await {
             Ok(applied) => applied,
             Err(e) => {

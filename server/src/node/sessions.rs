@@ -216,6 +216,7 @@ mod tests {
 
     fn opened(id: u64, timeout_ms: i64) -> Applied {
         Applied {
+            time: 0,
             zxid: id,
             results: vec![Ok(Outcome::Done)],
             events: vec![],
@@ -253,6 +254,7 @@ mod tests {
         assert_eq!(t.take_touched(), vec![5]);
         assert_eq!(t.renew(5), Standing::Live);
         t.apply(&[Applied {
+            time: 0,
             zxid: 9,
             results: vec![Ok(Outcome::Done)],
             events: vec![],

@@ -22,6 +22,8 @@ pub const FAST_RAFT: &[&str] = &[
 
 pub struct Member {
     pub id: u64,
+    /// A command groved runs under from its next restart (see `Server::try_start_on_prefixed`).
+    pub prefix: Vec<String>,
     pub ports: (u16, u16, u16),
     pub server: Option<Server>,
     pub dir: PathBuf,
@@ -58,6 +60,7 @@ impl Cluster {
             args.extend(extra.iter().map(|s| s.to_string()));
             members.push(Member {
                 id,
+                prefix: Vec::new(),
                 ports: ports[(id - 1) as usize],
                 server: None,
                 dir: root.join(format!("n{id}")),
@@ -95,6 +98,7 @@ impl Cluster {
             args.extend(extra.iter().map(|s| s.to_string()));
             members.push(Member {
                 id: i,
+                prefix: Vec::new(),
                 ports: ports[(i - 1) as usize],
                 server: None,
                 dir: root.join(format!("n{i}")),
@@ -140,7 +144,7 @@ impl Cluster {
         args.extend(extra.iter().map(|s| s.to_string()));
         let dir = root.join(format!("n{id}"));
         let server = Server::start_on(&dir, ports, &args);
-        self.members.push(Member { id, ports, server: Some(server), dir, args });
+        self.members.push(Member { id, prefix: Vec::new(), ports, server: Some(server), dir, args });
         id
     }
 
@@ -219,7 +223,8 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         let m = &mut self.members[(id - 1) as usize];
         assert!(m.server.is_none(), "server {id} is running");
-        m.server = Some(Server::start_on(&m.dir, m.ports, &m.args));
+        let started = Server::try_start_on_prefixed(&m.dir, m.ports, &m.args, m.prefix.clone());
+        m.server = Some(started.unwrap_or_else(|log| panic!("groved did not start; its log:\n{log}")));
     }
 
     pub async fn status(&self, id: u64) -> Result<StatusResponse, Error> {

@@ -194,6 +194,17 @@ impl Server {
 
     /// Like `start_on`; a server that refuses to start gives the end of its log.
     pub fn try_start_on(dir: &Path, ports: (u16, u16, u16), extra: &[String]) -> Result<Server, String> {
+        Self::try_start_on_prefixed(dir, ports, extra, Vec::new())
+    }
+
+    /// Like `try_start_on`, through `prefix` (a command that then runs groved, which must
+    /// exec it so that its PID is groved's: `env`, `nsenter`).
+    pub fn try_start_on_prefixed(
+        dir: &Path,
+        ports: (u16, u16, u16),
+        extra: &[String],
+        prefix: Vec<String>,
+    ) -> Result<Server, String> {
         let mut s = Server {
             child: None,
             inproc: None,
@@ -206,7 +217,7 @@ impl Server {
             args: extra.to_vec(),
             ports: Some(ports),
             rust_log: std::env::var("GROVE_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
-            prefix: Vec::new(),
+            prefix,
         };
         s.try_spawn()?;
         Ok(s)

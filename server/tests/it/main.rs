@@ -43,4 +43,5 @@ mod t94_amnesia;
 mod t95_fault_locks;
 mod t96_fault_watches;
 mod t97_fault_power_loss;
+mod t98_clock_skew;
 mod t99_fault_five_nodes;

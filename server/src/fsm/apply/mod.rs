@@ -38,14 +38,15 @@ use crate::storage::write::WriteTables;
 pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<Applied, GroveError> {
     cmd.check_format()?;
     // The entry's time never goes back, whatever the clocks of successive leaders: TTLs,
-    // ctime/mtime and request retention only ever see time move forward (a leader whose
-    // clock is behind stamps the latest time applied until its clock catches up).
+    // ctime/mtime and request retention only ever see time move forward (leaders stamp
+    // ahead of the latest entry they applied: node::clock; this is the backstop).
     let clock = tables.clock()?;
     let time = cmd.time_ms.max(clock);
     if time > clock {
         tables.put(Table::Cluster, keys::clock_key(), Some(&time.to_le_bytes()))?;
     }
     let mut applied = Applied::empty(zxid);
+    applied.time = time;
     for (position, write) in cmd.writes.iter().enumerate() {
         if position >= MAX_BATCH {
             applied.results.push(Err(GroveError::bad_args("", format!("an entry holds at most {MAX_BATCH} writes"))));

@@ -516,6 +516,7 @@ mod tests {
     fn applied(zxid: u64, events: Vec<Event>) -> Applied {
         Applied {
             zxid,
+            time: 0,
             results: vec![Ok(crate::fsm::command::Outcome::Done)],
             events,
             sessions: vec![],
@@ -699,7 +700,7 @@ mod replay_tests {
             data: Bytes::from(vec![b'x'; data]),
             acl: Vec::new(),
         };
-        Applied { zxid, results: vec![], events: vec![e], sessions: vec![], grants: vec![] }
+        Applied { zxid, time: 0, results: vec![], events: vec![e], sessions: vec![], grants: vec![] }
     }
 
     /// A resume far behind is paced by its reader: the queue never holds more than its

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages and cargo tools the test suite needs, if missing:
+# - faketime: libfaketime, preloaded into groved by the clock-skew test (t98);
+# - cargo-nextest: the test runner scripts/test.sh uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(faketime)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" != "0" ]; then
+        command -v sudo >/dev/null || { echo "setup-debian: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    echo "setup-debian: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+        || { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "setup-debian: installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
