@@ -100,6 +100,10 @@ pub(crate) fn info_from(state: &StateDb, about: u64) -> InfoResponse {
             info.incarnation = rec.incarnation;
             info.boot = rec.boot;
         }
+        if let Ok(Some(members)) = tables.membership() {
+            info.membership_known = true;
+            info.in_membership = members.contains(&about);
+        }
     }
     info
 }

@@ -13,7 +13,9 @@
 //! - its log is empty but its id is registered: it ran before and lost its state;
 //! - the registered incarnation is another: this is not the directory that ran last;
 //! - the registered start count is at least its own: this is an older copy;
-//! - the leader says it acknowledged entries past the end of its log.
+//! - the leader says it acknowledged entries past the end of its log;
+//! - its log is empty, it was not told to `--join`, and the peers already form an
+//!   ensemble without it: it would bootstrap a second one.
 //!
 //! The safe way back is etcd's: remove the member, empty it, start it with `--join`, add it
 //! again (docs/operations.md).
@@ -57,6 +59,15 @@ pub(super) async fn preflight(
     let answers = ask(config, channels, &peers).await;
     let me = config.id;
     for (peer, info) in &answers {
+        if identity.fresh && !config.join && info.cluster_id != 0 && info.membership_known && !info.in_membership {
+            anyhow::bail!(
+                "server {peer} belongs to an ensemble (cluster {:016x}) that server {me} is not a member of: starting \
+                 without --join would bootstrap a second ensemble over the same peers. A new member starts with an \
+                 empty data directory and --join, and is added with `grove member add {me} <its peer address>` \
+                 (docs/operations.md)",
+                info.cluster_id
+            );
+        }
         if info.registered {
             if identity.fresh {
                 anyhow::bail!(
@@ -100,7 +111,6 @@ pub(super) async fn preflight(
     Ok(())
 }
 
-/// Asks every peer, for a while, until at least one answers: (peer id, answer).
 /// Asks every peer until a majority of the voters has answered (see the module's comment).
 async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)]) -> Vec<(u64, InfoResponse)> {
     let voters: Vec<u64> = config.peers.iter().map(|(id, _)| *id).collect();

@@ -61,6 +61,7 @@ struct Queued {
     write: Arc<Write>,
     bytes: usize,
     reply: Reply,
+    at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -132,7 +133,7 @@ impl Proposer {
                 )));
             }
             q.bytes += bytes;
-            q.items.push_back(Queued { write, bytes, reply });
+            q.items.push_back(Queued { write, bytes, reply, at: std::time::Instant::now() });
         }
         self.ready.notify_one();
         rx.await.unwrap_or_else(|_| Err(Refused::Failed(GroveError::internal("the server is shutting down"))))
@@ -154,6 +155,8 @@ impl Proposer {
                 continue;
             }
             bytes += item.bytes;
+            metrics::histogram!("grove_write_stage_seconds", "stage" => "queued")
+                .record(item.at.elapsed().as_secs_f64());
             writes.push(item.write);
             replies.push(item.reply);
         }
@@ -226,6 +229,7 @@ pub(super) async fn run(node: Arc<Node>, proposer: Arc<Proposer>) {
         }
         metrics::histogram!("grove_batch_operations").record(writes.len() as f64);
         let cmd = Command::new(node.clock.stamp(), writes);
+        let submitted = std::time::Instant::now();
         let applied = match node.consensus.submit(cmd).await {
             Ok(applied) => applied,
             Err(e) => {
@@ -268,6 +272,10 @@ pub(super) async fn run(node: Arc<Node>, proposer: Arc<Proposer>) {
             drop(permit);
             match outcome {
                 Ok((zxid, results)) => {
+                    // Submitted to applied on this leader: append, replication, the
+                    // quorum's fsyncs, commit and apply.
+                    metrics::histogram!("grove_write_stage_seconds", "stage" => "raft")
+                        .record(submitted.elapsed().as_secs_f64());
                     for (reply, r) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok((zxid, r)));
                     }

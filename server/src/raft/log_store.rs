@@ -276,6 +276,7 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
             let took = started.elapsed();
             stats.fsync_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
             metrics::histogram!("grove_log_fsync_seconds").record(took.as_secs_f64());
+            metrics::histogram!("grove_write_stage_seconds", "stage" => "log_commit").record(took.as_secs_f64());
             metrics::histogram!("grove_log_entries_per_fsync_batch").record(n as f64);
         }
         let inner = inner.upgrade();

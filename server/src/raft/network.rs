@@ -240,7 +240,14 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         let n = rpc.entries.len() as u64;
-        self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl(), Some(n)).await
+        let started = std::time::Instant::now();
+        let r = self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl(), Some(n)).await;
+        if n > 0 {
+            // To the follower and back: transport, its append and fsync, its answer.
+            metrics::histogram!("grove_write_stage_seconds", "stage" => "replicate")
+                .record(started.elapsed().as_secs_f64());
+        }
+        r
     }
 
     async fn install_snapshot(

@@ -80,8 +80,16 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     }
 
     async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let rpc = decode(&req.into_inner().payload)?;
-        encode(self.raft.append_entries(rpc).await)
+        let rpc: openraft::raft::AppendEntriesRequest<super::types::TypeConfig> = decode(&req.into_inner().payload)?;
+        let entries = rpc.entries.len();
+        let started = std::time::Instant::now();
+        let r = self.raft.append_entries(rpc).await;
+        if entries > 0 {
+            // The follower's part: append, fsync, answer.
+            metrics::histogram!("grove_write_stage_seconds", "stage" => "follower_append")
+                .record(started.elapsed().as_secs_f64());
+        }
+        encode(r)
     }
 
     async fn install_snapshot(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {

@@ -76,6 +76,7 @@ fn apply_blocking(
     durable: bool,
     observer: &dyn ApplyObserver,
 ) -> Result<Vec<Vec<CommandResult>>, StorageError> {
+    let started = std::time::Instant::now();
     let mut txn = db.begin_write().map_err(sm_err)?;
     txn.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(sm_err)?;
     let mut applied: Vec<Applied> = Vec::with_capacity(entries.len());
@@ -109,6 +110,7 @@ fn apply_blocking(
         }
     }
     txn.commit().map_err(sm_err)?;
+    metrics::histogram!("grove_write_stage_seconds", "stage" => "apply").record(started.elapsed().as_secs_f64());
     observer.applied(&applied);
     Ok(applied.into_iter().map(|a| a.results).collect())
 }

@@ -301,6 +301,13 @@ pub trait StateTables {
         self.get(Table::Cluster, &keys::member_key(id), MemberRecord::decode)
     }
 
+    /// The ids of the membership last applied (voters and learners), once one has been.
+    fn membership(&self) -> Result<Option<Vec<u64>>, GroveError> {
+        self.get(Table::Cluster, keys::membership_key(), |raw| {
+            postcard::from_bytes(raw).map_err(|_| GroveError::internal("corrupt membership record"))
+        })
+    }
+
     /// Every registered member: (id, record).
     fn members(&self) -> Result<Vec<(u64, MemberRecord)>, GroveError> {
         let mut out = Vec::new();

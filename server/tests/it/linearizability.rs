@@ -63,7 +63,18 @@ pub fn check(history: &[Event]) -> Result<(), String> {
     let mut done = vec![0u64; words];
     let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
     let mut budget: u64 = 20_000_000;
-    if search(history, &order, &mut done, None, &mut seen, &mut budget) {
+    // The search recurses once per operation linearized: a soak's histories (thousands of
+    // operations per key) need more stack than a test thread has. Only what is used of it
+    // is ever committed.
+    let found = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn_scoped(s, || search(history, &order, &mut done, None, &mut seen, &mut budget))
+            .expect("a thread for the search")
+            .join()
+            .expect("the search")
+    });
+    if found {
         Ok(())
     } else if budget == 0 {
         Err("the search gave up (history too large to decide)".into())

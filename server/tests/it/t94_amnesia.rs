@@ -175,3 +175,24 @@ async fn a_voter_started_alone_waits_for_a_majority_of_the_voters() {
     let (data, _) = client(&c, &[1, 2, 3]).get_with("/kept", Consistency::Linearizable).await.unwrap();
     assert_eq!(&data[..], b"yes");
 }
+
+/// A fresh server given the peers of a running ensemble, without `--join`, refuses to start
+/// instead of bootstrapping a second ensemble over them; with `--join` it waits to be added.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_server_without_join_does_not_bootstrap_over_an_ensemble() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), 3, 0, &[]);
+    c.leader(Duration::from_secs(20)).await;
+    registered(&c, &[1, 2, 3]).await;
+    let ports = (crate::harness::free_port(), crate::harness::free_port(), crate::harness::free_port());
+    let mut peers: Vec<String> = (1..=3).map(|i| format!("{i}={}", c.server(i).peer)).collect();
+    peers.push(format!("4=127.0.0.1:{}", ports.1));
+    let mut args: Vec<String> = vec!["--id".into(), "4".into(), "--peers".into(), peers.join(",")];
+    args.extend(crate::cluster::FAST_RAFT.iter().map(|s| s.to_string()));
+    let log = crate::harness::Server::try_start_on(&dir.path().join("n4"), ports, &args)
+        .err()
+        .expect("a fresh server without --join must not start over a running ensemble");
+    assert!(log.contains("is not a member of") && log.contains("--join"), "{log}");
+    // The ensemble is untouched.
+    client(&c, &[1, 2, 3]).create("/still", "fine", &CreateOptions::default()).await.unwrap();
+}

@@ -67,7 +67,8 @@ struct Args {
     /// Server process ids: report their CPU time per operation.
     #[arg(long, value_delimiter = ',')]
     pid: Vec<u32>,
-    /// Admin address of the leader: report Raft log entries per fsync.
+    /// Admin addresses, the leader's first: report Raft log entries per fsync (the leader's)
+    /// and each server's mean time per write stage (`grove_write_stage_seconds`).
     #[arg(long)]
     admin: Option<String>,
     /// Label for the JSON line (e.g. the machine or the server role).
@@ -92,7 +93,7 @@ mod procfs;
 mod runs;
 
 use conn::Conn;
-use procfs::{cpu_ticks, log_figures, ticks_per_second};
+use procfs::{Stages, cpu_ticks, log_figures, stage_means, stages, ticks_per_second};
 use runs::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -125,7 +126,10 @@ fn main() {
             eprintln!("grove-bench: preparing {root}: {e}");
             std::process::exit(1);
         }
-        let fsync_before = args.admin.as_deref().and_then(log_figures);
+        let admins: Vec<String> =
+            args.admin.as_deref().map(|a| a.split(',').map(str::to_string).collect()).unwrap_or_default();
+        let fsync_before = admins.first().and_then(|a| log_figures(a));
+        let stages_before: Vec<Option<Stages>> = admins.iter().map(|a| stages(a)).collect();
         let cpu_before = cpu_ticks(&args.pid);
         let wall = Instant::now();
         let mut stats = match args.workload {
@@ -141,7 +145,7 @@ fn main() {
         );
         let elapsed = if driven { wall.elapsed().as_secs_f64() } else { args.duration };
         let cpu = (cpu_ticks(&args.pid).saturating_sub(cpu_before)) as f64 / ticks_per_second();
-        let fsync_after = args.admin.as_deref().and_then(log_figures);
+        let fsync_after = admins.first().and_then(|a| log_figures(a));
         stats.latencies.sort_unstable();
         let l = &stats.latencies;
         let ops_s = stats.ops as f64 / elapsed;
@@ -188,6 +192,28 @@ fn main() {
             println!("raft log: {per:.1} entries and {ops_per:.1} operations per fsync ({} fsyncs)", f1 - f0);
             j["entries_per_fsync"] = json!((per * 10.0).round() / 10.0);
             j["ops_per_fsync"] = json!((ops_per * 10.0).round() / 10.0);
+        }
+        let mut breakdown = serde_json::Map::new();
+        for (admin, before) in admins.iter().zip(&stages_before) {
+            let (Some(before), Some(after)) = (before, stages(admin)) else { continue };
+            let means = stage_means(before, &after);
+            if means.is_empty() {
+                continue;
+            }
+            let text: Vec<String> = means.iter().map(|(n, ms, _)| format!("{n}={ms:.3}")).collect();
+            println!("write stages, mean ms, server {admin}: {}", text.join(" "));
+            breakdown.insert(
+                admin.clone(),
+                json!(
+                    means
+                        .iter()
+                        .map(|(n, ms, c)| (n.clone(), json!({"mean_ms": (ms * 1000.0).round() / 1000.0, "count": c})))
+                        .collect::<serde_json::Map<_, _>>()
+                ),
+            );
+        }
+        if !breakdown.is_empty() {
+            j["stages"] = json!(breakdown);
         }
         println!("{j}");
         // Leave the tree as it was.

@@ -21,7 +21,7 @@ impl Staged {
     ) -> CommandResult {
         // A registration proposed by a server being removed can commit after the removal;
         // recorded, it would refuse that id's fresh replacement (`--join`) as amnesiac.
-        if let Some(members) = membership(t)?
+        if let Some(members) = t.membership()?
             && !members.contains(&id)
         {
             return Ok(Outcome::Done);
@@ -47,11 +47,4 @@ pub fn forget_members(t: &mut WriteTables<'_>, members: &[u64]) -> Result<(), Gr
         }
     }
     Ok(())
-}
-
-/// The ids of the membership last applied (voters and learners), once one has been.
-fn membership(t: &WriteTables<'_>) -> Result<Option<Vec<u64>>, GroveError> {
-    t.get(Table::Cluster, keys::membership_key(), |raw| {
-        postcard::from_bytes(raw).map_err(|_| GroveError::internal("corrupt membership record"))
-    })
 }
