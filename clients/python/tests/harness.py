@@ -76,6 +76,12 @@ class Groved:
         self.start()
 
     def start(self) -> None:
+        self.spawn()
+        self.await_ready()
+
+    def spawn(self) -> None:
+        """Starts the process without waiting: a voter of a stopped majority only gets
+        ready once enough of the others run too (it waits for a majority's identity check)."""
         assert self.proc is None
         self.dir.mkdir(parents=True, exist_ok=True)
         c, p, a = (f"127.0.0.1:{x}" for x in self.ports) if self.ports else ("127.0.0.1:0",) * 3
@@ -89,6 +95,7 @@ class Groved:
         )
         log.close()
         lines: "queue.Queue[str]" = queue.Queue()
+        self._ready = lines
         out = self.proc.stdout
         assert out is not None
 
@@ -99,8 +106,10 @@ class Groved:
                     lines.put(line)
 
         threading.Thread(target=read, daemon=True).start()
+
+    def await_ready(self) -> None:
         try:
-            line = lines.get(timeout=30)
+            line = self._ready.get(timeout=30)
         except queue.Empty:
             self.kill9()
             raise RuntimeError(f"groved did not start; its log:\n{self.log_tail()}") from None
@@ -195,6 +204,13 @@ class Cluster:
                 return leaders[0]
             time.sleep(0.1)
         raise AssertionError(f"no single leader within {timeout} s ({last})")
+
+    def restart(self, *ids: int) -> None:
+        """Starts stopped members together, as a majority restarted at once must be."""
+        for i in ids:
+            self.members[i].spawn()
+        for i in ids:
+            self.members[i].await_ready()
 
     def kill(self, *ids: int) -> None:
         """SIGKILL to all of them first, then wait for each: they die together."""

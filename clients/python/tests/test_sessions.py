@@ -60,8 +60,7 @@ def test_failover_keeps_the_session_then_lost_when_every_server_is_gone(make_clu
         assert client.session_id is None
 
         # Servers back: the next operation that needs a session opens a new one (CONNECTED).
-        for i in cluster.members:
-            cluster.members[i].start()
+        cluster.restart(*cluster.members)
         cluster.leader()
         client.create("/f/eph2", ephemeral=True)
         assert log.states()[5] == S.CONNECTED, log.events

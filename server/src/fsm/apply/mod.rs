@@ -47,6 +47,7 @@ pub fn apply(tables: &mut WriteTables<'_>, zxid: u64, cmd: &Command) -> Result<A
     }
     let mut applied = Applied::empty(zxid);
     applied.time = time;
+    requests::prune_for_entry(tables, time, cmd.writes.iter().filter(|w| w.request_id != 0).count())?;
     for (position, write) in cmd.writes.iter().enumerate() {
         if position >= MAX_BATCH {
             applied.results.push(Err(GroveError::bad_args("", format!("an entry holds at most {MAX_BATCH} writes"))));

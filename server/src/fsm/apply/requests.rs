@@ -25,8 +25,18 @@ use crate::storage::write::WriteTables;
 pub const MAX_RECORDS: u64 = 1_000_000;
 /// Most request results remembered for one caller.
 pub const MAX_PER_CALLER: u64 = 100_000;
-/// Expired records pruned at most per identified write (more than the one it adds).
+/// Expired records pruned at most per identified write (more than the one it adds), all
+/// of an entry's at once before its writes run (`prune_for_entry`): one range scan per
+/// entry, not per write.
 const PRUNE_PER_WRITE: usize = 16;
+
+/// Prunes expired records ahead of an entry with `identified` writes that carry a request id.
+pub(super) fn prune_for_entry(t: &mut WriteTables<'_>, now: i64, identified: usize) -> Result<(), GroveError> {
+    if identified == 0 {
+        return Ok(());
+    }
+    prune_expired(t, now, PRUNE_PER_WRITE * identified)
+}
 
 /// The caller bucket a record counts against: the session, or for sessionless writes a
 /// hash of the caller's identities (high bit set, so it never equals a session id).
@@ -113,7 +123,6 @@ pub(super) fn remember(
     now: i64,
     result: &CommandResult,
 ) -> Result<(), GroveError> {
-    prune_expired(t, now, PRUNE_PER_WRITE)?;
     let b = bucket(caller);
     let start = b.to_be_bytes();
     if count(t, b)? >= MAX_PER_CALLER {
