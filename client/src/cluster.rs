@@ -76,6 +76,41 @@ impl Client {
         Ok(r.leader_id)
     }
 
+    /// Copies the state of the server this client talks to into `out`, as a backup file
+    /// (`grove_proto::backup`): one consistent point of its state, while writes go on. With
+    /// `linearizable`, a point that includes every write acknowledged before the call. Needs
+    /// ADMIN on "/". Returns what the file's header and trailer say; a stream cut short or
+    /// not matching its trailer is an error, and what `out` got is then not a backup.
+    pub async fn save_snapshot<W: std::io::Write>(
+        &self,
+        out: W,
+        linearizable: bool,
+    ) -> Result<(pb::SnapshotHeader, pb::SnapshotTrailer, W)> {
+        use grove_proto::backup::BackupWriter;
+        use pb::snapshot_chunk::Part;
+        let msg = pb::SaveSnapshotRequest { linearizable };
+        let mut stream =
+            self.call(true, |ch| async { ClusterClient::new(ch).save_snapshot(self.request(msg)).await }).await?;
+        let broken = |what: &str| Error::ConnectionLoss { message: format!("the snapshot stream {what}") };
+        let io = |e: std::io::Error| Error::Client(format!("writing the backup: {e}"));
+        let header = match stream.message().await.map_err(crate::connection::status_err)? {
+            Some(pb::SnapshotChunk { part: Some(Part::Header(h)) }) => h,
+            _ => return Err(broken("did not start with a header")),
+        };
+        let mut writer = BackupWriter::new(out, &header).map_err(io)?;
+        loop {
+            match stream.message().await.map_err(crate::connection::status_err)? {
+                Some(pb::SnapshotChunk { part: Some(Part::Data(d)) }) => writer.data(&d).map_err(io)?,
+                Some(pb::SnapshotChunk { part: Some(Part::Trailer(t)) }) => {
+                    let out = writer.finish(&t).map_err(io)?;
+                    return Ok((header, t, out));
+                }
+                Some(_) => return Err(broken("sent an unknown part")),
+                None => return Err(broken("ended before its trailer")),
+            }
+        }
+    }
+
     pub fn cluster_client(&self) -> ClusterClient<Channel> {
         let i = self.conn.current.load(Ordering::Relaxed) % self.conn.channels.len();
         ClusterClient::new(self.conn.channels[i].clone())

@@ -32,6 +32,7 @@ pub use connection::TlsOptions;
 pub use coordination::{Grant, LeaderInfo, LeaderObserver, LockEntry, LockKind, LockRequest};
 pub use error::{Error, Result};
 pub use framework::Framework;
+pub use grove_proto::backup;
 pub use grove_proto::v1 as proto;
 pub use quotas::{Quota, QuotaChange};
 pub use retry::RetryPolicy;

@@ -16,6 +16,8 @@ pub mod rpc {
     tonic::include_proto!("google.rpc");
 }
 
+pub mod backup;
+
 /// Every Grove file descriptor, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("grove_descriptor");
 

@@ -71,6 +71,13 @@ pub struct Settings {
     #[arg(long, env = "GROVE_JOIN", num_args = 0..=1, default_missing_value = "true")]
     pub join: Option<bool>,
 
+    /// Make this server a member of a NEW cluster restored from a backup (`grove snapshot
+    /// save`): fills the empty --data-dir from FILE, then starts. Restore every member of
+    /// the new cluster from the same file with the same --peers. Sessions, ephemeral nodes
+    /// and lock holders are not restored. A restart with the same FILE starts normally.
+    #[arg(long, env = "GROVE_RESTORE", value_name = "FILE")]
+    pub restore: Option<PathBuf>,
+
     /// Smallest session timeout granted, in ms.
     #[arg(long, env = "GROVE_MIN_SESSION_TIMEOUT_MS")]
     pub min_session_timeout_ms: Option<u64>,
@@ -259,6 +266,8 @@ pub struct Config {
     pub peers: Members,
     pub observers: Members,
     pub join: bool,
+    /// The backup a new cluster is restored from (`--restore`).
+    pub restore: Option<PathBuf>,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
     pub max_data_bytes: usize,
@@ -381,6 +390,9 @@ impl Config {
         {
             return Err(format!("--id {id} is neither in --peers nor in --observers (use --join to join an ensemble)"));
         }
+        if join && given!(restore).is_some() {
+            return Err("--join and --restore exclude each other: a restore makes a new cluster".into());
+        }
         if let Some((dup, _)) = observers.iter().find(|(i, _)| peers.iter().any(|(p, _)| p == i)) {
             return Err(format!("server {dup} is both a voter (--peers) and an observer"));
         }
@@ -415,6 +427,7 @@ impl Config {
             peers,
             observers,
             join,
+            restore: given!(restore),
             min_session_timeout: ms(pick!(min_session_timeout_ms, 4_000)),
             max_session_timeout: ms(pick!(max_session_timeout_ms, 40_000)),
             max_data_bytes: pick!(max_data_bytes, 1 << 20),

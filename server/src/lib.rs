@@ -119,6 +119,18 @@ pub async fn run(
     // Before Raft runs, the peers are asked whether this data directory is the one that
     // last ran as this member (no amnesia: node::identity). They ask the same of this
     // server meanwhile, so its peer port answers `Info` from its state already.
+    if let Some(file) = &config.restore {
+        match raft::backup::restore(&config, file, &peer_addr)? {
+            Some(r) => tracing::info!(
+                backup = %file.display(),
+                zxid = r.zxid,
+                nodes = r.nodes,
+                sessions_dropped = r.sessions_dropped,
+                "restored a new cluster's state from a backup"
+            ),
+            None => tracing::info!(backup = %file.display(), "already restored from this backup: starting"),
+        }
+    }
     let storage = node::Storage::open(&config)?;
     let channels = raft::PeerChannels::new(peer_tls.clone(), config.peer_secret.as_deref());
     let require_secret = raft::RequirePeerSecret::new(config.peer_secret.as_deref());

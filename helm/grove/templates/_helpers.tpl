@@ -1,9 +1,37 @@
+{{- define "grove.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "grove.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "grove.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "grove.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "grove.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The label a pod carries to reach the client port when networkPolicy.allowExternal is false. */}}
+{{- define "grove.clientLabel" -}}{{ include "grove.fullname" . }}-client{{- end -}}
+
+{{/* The client Service's DNS name, and the name its certificate is expected to carry. */}}
+{{- define "grove.clientServiceHost" -}}
+{{ include "grove.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{- end -}}
+{{- define "grove.clientTlsServerName" -}}
+{{ include "grove.fullname" . }}.{{ .Release.Namespace }}.svc
 {{- end -}}
 
 {{/* The Secret holding the peer secret: the given one, or the chart's own. */}}
@@ -15,7 +43,7 @@
 {{- define "grove.observersName" -}}{{ include "grove.fullname" . }}-obs{{- end -}}
 
 {{- define "grove.selectorLabels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "grove.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
@@ -56,9 +84,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- join "," $list -}}
 {{- end -}}
 
+{{/* Whether pods of this role keep their data on persistence.existingClaim (voters only). */}}
+{{- define "grove.usesExistingClaim" -}}
+{{- $root := index . 0 -}}{{- $role := index . 1 -}}
+{{- if and $root.Values.persistence.enabled $root.Values.persistence.existingClaim (eq $role "voter") -}}true{{- end -}}
+{{- end -}}
+
 {{/* One pod template for voters (role=voter) and observers (role=observer). */}}
 {{- define "grove.podTemplate" -}}
 {{- $root := index . 0 -}}{{- $role := index . 1 -}}
+{{- $existingClaim := include "grove.usesExistingClaim" (list $root $role) -}}
 metadata:
   labels:
     {{- include "grove.selectorLabels" $root | nindent 4 }}
@@ -75,10 +110,18 @@ spec:
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  serviceAccountName: {{ include "grove.serviceAccountName" $root }}
+  automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+  {{- with $root.Values.priorityClassName }}
+  priorityClassName: {{ . | quote }}
+  {{- end }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
-  {{- if ne $root.Values.podAntiAffinity "none" }}
+  {{- if $root.Values.affinity }}
+  affinity:
+    {{- toYaml $root.Values.affinity | nindent 4 }}
+  {{- else if ne $root.Values.podAntiAffinity "none" }}
   affinity:
     podAntiAffinity:
       {{- if eq $root.Values.podAntiAffinity "hard" }}
@@ -103,6 +146,14 @@ spec:
   {{- end }}
   {{- with $root.Values.tolerations }}
   tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.initContainers }}
+  initContainers:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   containers:
@@ -182,6 +233,10 @@ spec:
         {{- with $root.Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+      {{- with $root.Values.extraEnvFrom }}
+      envFrom:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       ports:
         - name: client
           containerPort: {{ $root.Values.ports.client }}
@@ -227,11 +282,21 @@ spec:
           mountPath: /etc/grove/tls/peer
           readOnly: true
         {{- end }}
-  {{- if or (not $root.Values.persistence.enabled) $root.Values.tls.client.enabled $root.Values.tls.peer.enabled }}
+        {{- with $root.Values.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    {{- with $root.Values.sidecars }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if or (not $root.Values.persistence.enabled) $existingClaim $root.Values.tls.client.enabled $root.Values.tls.peer.enabled $root.Values.extraVolumes }}
   volumes:
     {{- if not $root.Values.persistence.enabled }}
     - name: data
       emptyDir: {}
+    {{- else if $existingClaim }}
+    - name: data
+      persistentVolumeClaim:
+        claimName: {{ $root.Values.persistence.existingClaim | quote }}
     {{- end }}
     {{- if $root.Values.tls.client.enabled }}
     - name: tls-client
@@ -243,11 +308,17 @@ spec:
       secret:
         secretName: {{ $root.Values.tls.peer.secretName }}
     {{- end }}
+    {{- with $root.Values.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
 {{- end -}}
 
+{{/* Called with (list $ role): voters on persistence.existingClaim get no claim template. */}}
 {{- define "grove.claimTemplates" -}}
-{{- if .Values.persistence.enabled }}
+{{- $root := index . 0 -}}{{- $role := index . 1 -}}
+{{- with $root }}
+{{- if and .Values.persistence.enabled (not (include "grove.usesExistingClaim" (list . $role))) }}
 volumeClaimTemplates:
   - metadata:
       name: data
@@ -260,5 +331,6 @@ volumeClaimTemplates:
       resources:
         requests:
           storage: {{ .Values.persistence.size }}
+{{- end }}
 {{- end }}
 {{- end -}}

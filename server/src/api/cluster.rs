@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use grove_proto::v1 as pb;
 use grove_proto::v1::cluster_server::Cluster;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, metered};
 use crate::error::GroveError;
-use crate::node::{Node, NodeStatus};
+use crate::node::{Consistency, Node, NodeStatus};
 use crate::raft::{NotHere, PeerNode, Role};
 
 pub struct ClusterService {
@@ -87,8 +89,36 @@ impl ClusterService {
     }
 }
 
+type SnapshotStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
+    type SaveSnapshotStream = SnapshotStream;
+
+    async fn save_snapshot(&self, req: Request<pb::SaveSnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        metered("SaveSnapshot", async {
+            self.operator(&req).await?;
+            let consistency =
+                if req.get_ref().linearizable { Consistency::Linearizable } else { Consistency::Sequential };
+            let view = self.node.read(consistency, 0).await?;
+            let origin = crate::raft::backup::Origin { server_id: self.node.id, now_ms: crate::node::now_ms() };
+            // A few chunks ahead of a slow reader, no more: the copy streams, it is never
+            // held in memory whole.
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let copying = tokio::task::spawn_blocking(move || crate::raft::backup::save(view.tables, origin, tx));
+            // A failure part-way ends the stream with an error, never with a short copy
+            // that looks whole (the client also checks the trailer).
+            let outcome = futures::stream::once(copying).filter_map(|done| match done {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(Err(e.into())),
+                Err(e) => Some(Err(GroveError::internal(e).into())),
+            });
+            let stream: SnapshotStream = Box::pin(ReceiverStream::new(rx).map(Ok).chain(outcome));
+            Ok(stream)
+        })
+        .await
+    }
+
     async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         metered("Status", async { Ok(status_response(&self.node)) }).await
     }

@@ -7,6 +7,7 @@
 
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;

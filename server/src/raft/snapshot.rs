@@ -11,12 +11,14 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use openraft::{StorageIOError, StoredMembership};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::types::{LogId, SnapshotMeta, StorageError};
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META, STATE_TABLES};
 
 const MAGIC: &[u8; 10] = b"GROVESNAP\x01";
+/// The tag of `NODES` in `STATE_TABLES`.
+const NODES_TAG: u8 = 1;
 
 fn err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e)).into()
@@ -79,12 +81,19 @@ impl<R: Read> CrcReader<R> {
 /// Reads the applied log id and membership recorded in the state database.
 pub fn read_applied(db: &Database) -> Result<(Option<LogId>, super::types::StoredMembership), StorageError> {
     let txn = db.begin_read().map_err(err)?;
-    let meta = match txn.open_table(STATE_META) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((None, StoredMembership::default())),
-        Err(e) => return Err(err(e)),
-    };
-    let last = match meta.get("last_applied").map_err(err)? {
+    match txn.open_table(STATE_META) {
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok((None, StoredMembership::default())),
+        Err(e) => Err(err(e)),
+        Ok(_) => applied_in(&txn),
+    }
+}
+
+/// The applied log id and membership a read transaction sees.
+pub(super) fn applied_in(
+    txn: &ReadTransaction,
+) -> Result<(Option<LogId>, super::types::StoredMembership), StorageError> {
+    let meta = txn.open_table(STATE_META).map_err(err)?;
+    let last: Option<LogId> = match meta.get("last_applied").map_err(err)? {
         Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
         None => None,
     };
@@ -93,6 +102,39 @@ pub fn read_applied(db: &Database) -> Result<(Option<LogId>, super::types::Store
         None => StoredMembership::default(),
     };
     Ok((last, membership))
+}
+
+/// Writes what `txn` sees to `out` in the snapshot format, described by `meta`; returns
+/// `out` and the number of znodes written.
+pub(super) fn write<W: Write>(txn: &ReadTransaction, meta: &SnapshotMeta, out: W) -> Result<(W, u64), StorageError> {
+    let mut w = CrcWriter { inner: out, crc: crc32fast::Hasher::new() };
+    let meta_raw = postcard::to_allocvec(meta).map_err(err)?;
+    w.write_all(MAGIC).map_err(err)?;
+    w.write_all(&(meta_raw.len() as u32).to_le_bytes()).map_err(err)?;
+    w.write_all(&meta_raw).map_err(err)?;
+    let mut nodes = 0;
+    for (tag, def) in STATE_TABLES {
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(err(e)),
+        };
+        for item in table.iter().map_err(err)? {
+            let (k, v) = item.map_err(err)?;
+            let (k, v) = (k.value(), v.value());
+            w.write_all(&[tag]).map_err(err)?;
+            w.write_all(&(k.len() as u32).to_le_bytes()).map_err(err)?;
+            w.write_all(k).map_err(err)?;
+            w.write_all(&(v.len() as u32).to_le_bytes()).map_err(err)?;
+            w.write_all(v).map_err(err)?;
+            nodes += u64::from(tag == NODES_TAG);
+        }
+    }
+    w.write_all(&[0]).map_err(err)?;
+    let crc = w.crc.clone().finalize();
+    let mut inner = w.inner;
+    inner.write_all(&crc.to_le_bytes()).map_err(err)?;
+    Ok((inner, nodes))
 }
 
 /// Serializes replacing the current snapshot file: a build and an install may race.
@@ -115,46 +157,11 @@ pub fn build(
     sync.set_durability(Durability::Immediate).map_err(err)?;
     sync.commit().map_err(err)?;
 
-    let (last_log_id, last_membership) = {
-        let meta = txn.open_table(STATE_META).map_err(err)?;
-        let last: Option<LogId> = match meta.get("last_applied").map_err(err)? {
-            Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
-            None => None,
-        };
-        let membership = match meta.get("membership").map_err(err)? {
-            Some(v) => postcard::from_bytes(v.value()).map_err(err)?,
-            None => StoredMembership::default(),
-        };
-        (last, membership)
-    };
+    let (last_log_id, last_membership) = applied_in(&txn)?;
     let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id: id(last_log_id) };
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(err)?;
-    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new() };
-    let meta_raw = postcard::to_allocvec(&meta).map_err(err)?;
-    w.write_all(MAGIC).map_err(err)?;
-    w.write_all(&(meta_raw.len() as u32).to_le_bytes()).map_err(err)?;
-    w.write_all(&meta_raw).map_err(err)?;
-    for (tag, def) in STATE_TABLES {
-        let table = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => continue,
-            Err(e) => return Err(err(e)),
-        };
-        for item in table.iter().map_err(err)? {
-            let (k, v) = item.map_err(err)?;
-            let (k, v) = (k.value(), v.value());
-            w.write_all(&[tag]).map_err(err)?;
-            w.write_all(&(k.len() as u32).to_le_bytes()).map_err(err)?;
-            w.write_all(k).map_err(err)?;
-            w.write_all(&(v.len() as u32).to_le_bytes()).map_err(err)?;
-            w.write_all(v).map_err(err)?;
-        }
-    }
-    w.write_all(&[0]).map_err(err)?;
-    let crc = w.crc.clone().finalize();
-    let mut inner = w.inner;
-    inner.write_all(&crc.to_le_bytes()).map_err(err)?;
+    let (inner, _) = write(&txn, &meta, BufWriter::with_capacity(1 << 20, file))?;
     let file = inner.into_inner().map_err(|e| err(e.error()))?;
     file.sync_all().map_err(err)?;
     drop(file);
@@ -245,55 +252,24 @@ pub fn install(
         crc: crc32fast::Hasher::new(),
         copy: Some(BufWriter::new(File::create(&tmp).map_err(err)?)),
     };
-    let meta = read_header(&mut r)?;
-    if meta.last_log_id != expected.last_log_id || meta.last_membership != expected.last_membership {
-        return Err(err(format!(
-            "the snapshot file describes {:?}, the leader announced {:?}",
-            meta.last_log_id, expected.last_log_id
-        )));
-    }
     let mut txn = db.begin_write().map_err(err)?;
     txn.set_durability(Durability::Immediate).map_err(err)?;
+    let meta = load_tables(&txn, &mut r, |meta| {
+        if meta.last_log_id != expected.last_log_id || meta.last_membership != expected.last_membership {
+            return Err(err(format!(
+                "the snapshot file describes {:?}, the leader announced {:?}",
+                meta.last_log_id, expected.last_log_id
+            )));
+        }
+        Ok(())
+    })?;
+    set_applied(&txn, meta.last_log_id, &meta.last_membership)?;
     {
-        let mut tables = Vec::new();
-        for (tag, def) in STATE_TABLES {
-            let mut t = txn.open_table(def).map_err(err)?;
-            t.retain(|_, _| false).map_err(err)?;
-            tables.push((tag, t));
-        }
-        loop {
-            let tag = r.u8().map_err(err)?;
-            if tag == 0 {
-                break;
-            }
-            let key = r.bytes(64 << 20).map_err(err)?;
-            let value = r.bytes(64 << 20).map_err(err)?;
-            let (_, table) = tables
-                .iter_mut()
-                .find(|(t, _)| *t == tag)
-                .ok_or_else(|| err(format!("snapshot record with unknown table tag {tag}")))?;
-            table.insert(&key[..], &value[..]).map_err(err)?;
-        }
-        let expected = r.crc.clone().finalize();
-        let mut crc = [0u8; 4];
-        r.inner.read_exact(&mut crc).map_err(err)?;
-        if u32::from_le_bytes(crc) != expected {
-            // Dropping the transaction without committing leaves the state untouched.
-            return Err(err("snapshot checksum mismatch"));
-        }
-        if let Some(c) = &mut r.copy {
-            c.write_all(&crc).map_err(err)?;
-        }
-        let mut meta_table = txn.open_table(STATE_META).map_err(err)?;
-        let last = postcard::to_allocvec(&meta.last_log_id).map_err(err)?;
-        meta_table.insert("last_applied", &last[..]).map_err(err)?;
-        let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        meta_table.insert(APPLIED_INDEX_KEY, &index.to_le_bytes()[..]).map_err(err)?;
-        let membership = postcard::to_allocvec(&meta.last_membership).map_err(err)?;
-        meta_table.insert("membership", &membership[..]).map_err(err)?;
         // Which snapshot the state now is, in the same transaction: if the process stops
         // before the file below is renamed into place, the next start sees the file is
         // older than the state and rebuilds it (`repair`).
+        let mut meta_table = txn.open_table(STATE_META).map_err(err)?;
+        let last = postcard::to_allocvec(&meta.last_log_id).map_err(err)?;
         meta_table.insert(INSTALLED_KEY, &last[..]).map_err(err)?;
     }
     txn.commit().map_err(err)?;
@@ -305,6 +281,70 @@ pub fn install(
     std::fs::rename(&tmp, keep).map_err(err)?;
     sync_dir(keep);
     Ok(meta)
+}
+
+/// Records in `txn` that the state is applied up to `last`, with `membership`.
+pub(super) fn set_applied(
+    txn: &WriteTransaction,
+    last: Option<LogId>,
+    membership: &super::types::StoredMembership,
+) -> Result<(), StorageError> {
+    let mut meta_table = txn.open_table(STATE_META).map_err(err)?;
+    let raw = postcard::to_allocvec(&last).map_err(err)?;
+    meta_table.insert("last_applied", &raw[..]).map_err(err)?;
+    let index = last.map(|l| l.index).unwrap_or(0);
+    meta_table.insert(APPLIED_INDEX_KEY, &index.to_le_bytes()[..]).map_err(err)?;
+    let raw = postcard::to_allocvec(membership).map_err(err)?;
+    meta_table.insert("membership", &raw[..]).map_err(err)?;
+    Ok(())
+}
+
+/// Replaces every state table in `txn` with the records of the snapshot `r` reads, once
+/// `accept` agreed to its metadata; fails (and the caller drops `txn`) unless it reads
+/// back whole with a valid checksum.
+fn load_tables<R: Read>(
+    txn: &WriteTransaction,
+    r: &mut CrcReader<R>,
+    accept: impl FnOnce(&SnapshotMeta) -> Result<(), StorageError>,
+) -> Result<SnapshotMeta, StorageError> {
+    let meta = read_header(r)?;
+    accept(&meta)?;
+    let mut tables = Vec::new();
+    for (tag, def) in STATE_TABLES {
+        let mut t = txn.open_table(def).map_err(err)?;
+        t.retain(|_, _| false).map_err(err)?;
+        tables.push((tag, t));
+    }
+    loop {
+        let tag = r.u8().map_err(err)?;
+        if tag == 0 {
+            break;
+        }
+        let key = r.bytes(64 << 20).map_err(err)?;
+        let value = r.bytes(64 << 20).map_err(err)?;
+        let (_, table) = tables
+            .iter_mut()
+            .find(|(t, _)| *t == tag)
+            .ok_or_else(|| err(format!("snapshot record with unknown table tag {tag}")))?;
+        table.insert(&key[..], &value[..]).map_err(err)?;
+    }
+    let expected = r.crc.clone().finalize();
+    let mut crc = [0u8; 4];
+    r.inner.read_exact(&mut crc).map_err(err)?;
+    if u32::from_le_bytes(crc) != expected {
+        return Err(err("snapshot checksum mismatch"));
+    }
+    if let Some(c) = &mut r.copy {
+        c.write_all(&crc).map_err(err)?;
+    }
+    Ok(meta)
+}
+
+/// Replaces the state tables in `txn` with the snapshot `src` holds (a restore; see
+/// `load_tables`).
+pub(super) fn load(txn: &WriteTransaction, src: impl Read) -> Result<SnapshotMeta, StorageError> {
+    let mut r = CrcReader { inner: BufReader::with_capacity(1 << 20, src), crc: crc32fast::Hasher::new(), copy: None };
+    load_tables(txn, &mut r, |_| Ok(()))
 }
 
 fn sync_dir(path: &Path) {

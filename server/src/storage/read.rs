@@ -25,6 +25,11 @@ impl ReadTables {
         Ok(ReadTables { nodes: txn.open_table(NODES).map_err(GroveError::storage)?, txn, lazy: Default::default() })
     }
 
+    /// The transaction under the view (for a snapshot of exactly what it sees).
+    pub fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
     /// The zxid of the last entry this view reflects.
     pub fn applied_index(&self) -> Result<u64, GroveError> {
         let meta = self.txn.open_table(STATE_META).map_err(GroveError::storage)?;

@@ -32,6 +32,7 @@ mod t43_limits;
 mod t50_ensemble;
 mod t51_recipes_failover;
 mod t60_admin;
+mod t61_backup;
 mod t70_python;
 mod t71_nodejs;
 mod t72_grpcurl;

@@ -36,6 +36,7 @@ mod remove_watches;
 mod set;
 mod set_acl;
 mod setquota;
+mod snapshot;
 mod stat;
 mod status;
 mod sync;
@@ -135,6 +136,7 @@ commands! {
     Set(set),
     SetAcl(set_acl),
     SetQuota(setquota),
+    Snapshot(snapshot),
     Stat(stat),
     Status(status),
     Sync(sync),
@@ -197,6 +199,7 @@ impl Command {
             Command::Set(c) => c.run(ctx).await,
             Command::SetAcl(c) => c.run(ctx).await,
             Command::SetQuota(c) => c.run(ctx).await,
+            Command::Snapshot(c) => c.run(ctx).await,
             Command::Stat(c) => c.run(ctx).await,
             Command::Status(c) => c.run(ctx).await,
             Command::Sync(c) => c.run(ctx).await,
