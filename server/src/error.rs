@@ -152,6 +152,7 @@ impl GroveError {
 
     /// The storage engine failed (an I/O error, a corrupt page): never a committed result.
     pub fn storage(e: impl std::fmt::Display) -> Self {
+        metrics::counter!("grove_storage_errors_total", "store" => "state").increment(1);
         GroveError::Internal(format!("storage: {e}"))
     }
 

@@ -92,10 +92,12 @@ enum WriteOp {
 }
 
 fn read_err(e: impl std::fmt::Display) -> StorageError {
+    metrics::counter!("grove_storage_errors_total", "store" => "log").increment(1);
     StorageIOError::read_logs(openraft::AnyError::error(e)).into()
 }
 
 fn write_err(e: impl std::fmt::Display) -> StorageError {
+    metrics::counter!("grove_storage_errors_total", "store" => "log").increment(1);
     StorageIOError::write_logs(openraft::AnyError::error(e)).into()
 }
 
@@ -263,6 +265,9 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
         let durable = batch.iter().any(|op| !matches!(op, WriteOp::SaveCommitted { .. }));
         let started = std::time::Instant::now();
         let result = commit_batch(&db, &batch, durable);
+        if result.is_err() {
+            metrics::counter!("grove_storage_errors_total", "store" => "log").increment(1);
+        }
         if durable && result.is_ok() {
             let n: usize = batch
                 .iter()

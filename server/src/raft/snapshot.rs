@@ -21,6 +21,7 @@ const MAGIC: &[u8; 10] = b"GROVESNAP\x01";
 const NODES_TAG: u8 = 1;
 
 fn err(e: impl std::fmt::Display) -> StorageError {
+    metrics::counter!("grove_storage_errors_total", "store" => "snapshot").increment(1);
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e)).into()
 }
 

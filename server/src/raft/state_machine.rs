@@ -33,6 +33,7 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(5);
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    metrics::counter!("grove_storage_errors_total", "store" => "state").increment(1);
     StorageIOError::write_state_machine(openraft::AnyError::error(e)).into()
 }
 

@@ -38,9 +38,34 @@ async fn health_ready_status_and_metrics() {
         "grove_log_entries_per_fsync",
         "grove_log_fsync_seconds_bucket",
         "grove_nodes 2",
+        "grove_has_quorum 1",
+        "grove_log_fsyncs_total ",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
     ] {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
+    // Prometheus' conventions: every family has a HELP and a TYPE line, and a counter's name
+    // ends in _total (a gauge's never does).
+    let mut families = std::collections::BTreeMap::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            families.insert(name.to_string(), kind.to_string());
+        }
+    }
+    assert!(families.len() > 20, "{metrics}");
+    for (name, kind) in &families {
+        assert!(metrics.contains(&format!("# HELP {name} ")), "no HELP line for {name}");
+        match kind.as_str() {
+            "counter" => assert!(name.ends_with("_total"), "counter {name} does not end in _total"),
+            _ => assert!(!name.ends_with("_total"), "{kind} {name} is named like a counter"),
+        }
+    }
+    // Logs written to a file carry no colour codes.
+    let log = std::fs::read_to_string(dir.path().join("groved.log")).unwrap();
+    assert!(log.contains("grove server ready") && !log.contains('\u{1b}'), "{log}");
     assert_eq!(s.admin_get("/nope").0, 404);
     // SIGTERM: a clean exit, with an open watch stream in the way.
     let mut w = c.watch_stream().await.unwrap();

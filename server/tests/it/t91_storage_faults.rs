@@ -125,6 +125,9 @@ async fn a_full_disk_stops_writes_with_a_clear_error_and_loses_nothing_acknowled
     let again = c.set("/kept", "after", None).await.unwrap_err();
     assert!(again.to_string().contains("No space left on device"), "{again}");
     assert!(s.is_running());
+    // What the chart's GroveStorageFailure alert watches.
+    let (_, metrics) = s.admin_get("/metrics");
+    assert!(metrics.contains("grove_storage_errors_total{store=\"log\"}"), "{metrics}");
     let (code, body) = s.admin_get("/health");
     assert_eq!(code, 503);
     assert!(body.contains("No space left on device"), "{body}");

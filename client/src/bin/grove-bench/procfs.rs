@@ -37,7 +37,7 @@ pub fn log_figures(admin: &str) -> Option<(f64, f64)> {
             .and_then(|l| l.split_whitespace().last())
             .and_then(|v| v.parse::<f64>().ok())
     };
-    Some((value("grove_log_fsyncs")?, value("grove_log_entries_synced")?))
+    Some((value("grove_log_fsyncs_total")?, value("grove_log_entries_synced_total")?))
 }
 
 /// A server's write-stage histograms: stage -> (sum of seconds, count).
