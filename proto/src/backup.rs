@@ -28,13 +28,15 @@ pub struct BackupWriter<W: Write> {
     out: W,
     crc: crc32fast::Hasher,
     bytes: u64,
+    header_crc32: u32,
 }
 
 impl<W: Write> BackupWriter<W> {
     pub fn new(mut out: W, header: &SnapshotHeader) -> io::Result<Self> {
         out.write_all(MAGIC)?;
-        write_frame(&mut out, &header.encode_to_vec())?;
-        Ok(BackupWriter { out, crc: crc32fast::Hasher::new(), bytes: 0 })
+        let raw = header.encode_to_vec();
+        write_frame(&mut out, &raw)?;
+        Ok(BackupWriter { out, crc: crc32fast::Hasher::new(), bytes: 0, header_crc32: crc32fast::hash(&raw) })
     }
 
     pub fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
@@ -47,6 +49,9 @@ impl<W: Write> BackupWriter<W> {
     /// data received is not what the server sent.
     pub fn finish(mut self, trailer: &SnapshotTrailer) -> io::Result<W> {
         let crc = self.crc.clone().finalize();
+        if trailer.header_crc32 != self.header_crc32 {
+            return Err(bad("the header received is not the one the server sent (its checksum differs)"));
+        }
         if trailer.bytes != self.bytes || trailer.crc32 != crc {
             return Err(bad(format!(
                 "the data received ({} bytes, crc32 {crc:08x}) is not what the server sent ({} bytes, crc32 {:08x})",
@@ -89,6 +94,7 @@ impl<R: Read + Seek> Backup<R> {
         }
         let mut raw = vec![0u8; header_len as usize];
         input.read_exact(&mut raw).map_err(|_| bad("the backup ends inside its header"))?;
+        let header_crc32 = crc32fast::hash(&raw);
         let header = SnapshotHeader::decode(&raw[..]).map_err(|e| bad(format!("backup header: {e}")))?;
         let data_start = (MAGIC.len() + 4) as u64 + u64::from(header_len);
 
@@ -108,7 +114,14 @@ impl<R: Read + Seek> Backup<R> {
         let mut raw = vec![0u8; trailer_len as usize];
         input.read_exact(&mut raw)?;
         let trailer = SnapshotTrailer::decode(&raw[..]).map_err(|e| bad(format!("backup trailer: {e}")))?;
-        if data_start + trailer.bytes + u64::from(trailer_len) + tail != total {
+        if trailer.header_crc32 != header_crc32 {
+            return Err(bad("the backup's header does not match its checksum: the file is corrupt"));
+        }
+        if trailer.bytes == 0 {
+            return Err(bad("the backup holds no data"));
+        }
+        let expected = data_start.checked_add(trailer.bytes).and_then(|n| n.checked_add(u64::from(trailer_len) + tail));
+        if expected != Some(total) {
             return Err(bad(format!(
                 "the backup's trailer announces {} bytes of data, the file holds {}",
                 trailer.bytes,
@@ -159,7 +172,7 @@ impl<R: Read> Read for Checked<R> {
         if n == 0 && self.left > 0 {
             return Err(bad("the backup's data ends early"));
         }
-        if self.left == 0 && (n > 0 || !buf.is_empty()) {
+        if self.left == 0 && n > 0 {
             let crc = self.crc.clone().finalize();
             if crc != self.expected {
                 return Err(bad(format!(
@@ -185,7 +198,8 @@ mod tests {
             w.data(chunk).unwrap();
         }
         let crc = crc32fast::hash(data);
-        w.finish(&SnapshotTrailer { bytes: data.len() as u64, crc32: crc, nodes: 1 }).unwrap()
+        let header_crc32 = crc32fast::hash(&header.encode_to_vec());
+        w.finish(&SnapshotTrailer { bytes: data.len() as u64, crc32: crc, nodes: 1, header_crc32 }).unwrap()
     }
 
     #[test]
@@ -205,7 +219,8 @@ mod tests {
         let header = SnapshotHeader::default();
         let mut w = BackupWriter::new(Vec::new(), &header).unwrap();
         w.data(b"abc").unwrap();
-        let err = w.finish(&SnapshotTrailer { bytes: 4, crc32: 0, nodes: 0 }).unwrap_err();
+        let header_crc32 = crc32fast::hash(&header.encode_to_vec());
+        let err = w.finish(&SnapshotTrailer { bytes: 4, crc32: 0, nodes: 0, header_crc32 }).unwrap_err();
         assert!(err.to_string().contains("not what the server sent"), "{err}");
     }
 
@@ -224,5 +239,34 @@ mod tests {
 
         let err = Backup::open(Cursor::new(b"GROVESNAP\x01 not a backup".to_vec())).err().unwrap();
         assert!(err.to_string().contains("not a Grove backup"), "{err}");
+
+        // A flipped bit in the header (its zxid) is caught too.
+        let mut header_flipped = raw.clone();
+        header_flipped[MAGIC.len() + 5] ^= 0x01;
+        let err = Backup::open(Cursor::new(header_flipped)).err().unwrap();
+        assert!(err.to_string().contains("header"), "{err}");
+
+        // A hostile trailer announcing u64::MAX bytes is refused, not an overflow.
+        let header = SnapshotHeader::default();
+        let mut w = BackupWriter::new(Vec::new(), &header).unwrap();
+        w.data(b"x").unwrap();
+        let mut forged = w
+            .finish(&SnapshotTrailer {
+                bytes: 1,
+                crc32: crc32fast::hash(b"x"),
+                nodes: 0,
+                header_crc32: crc32fast::hash(&header.encode_to_vec()),
+            })
+            .unwrap();
+        let at = forged.len() - END.len() - 4;
+        let trailer_len = u32::from_le_bytes(forged[at..at + 4].try_into().unwrap()) as usize;
+        let mut t = SnapshotTrailer::decode(&forged[at - trailer_len..at]).unwrap();
+        t.bytes = u64::MAX;
+        let raw_t = t.encode_to_vec();
+        forged.truncate(at - trailer_len);
+        forged.extend_from_slice(&raw_t);
+        forged.extend_from_slice(&(raw_t.len() as u32).to_le_bytes());
+        forged.extend_from_slice(END);
+        assert!(Backup::open(Cursor::new(forged)).is_err());
     }
 }

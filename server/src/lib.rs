@@ -237,7 +237,7 @@ pub async fn run(
         .add_service(
             WatchServer::new(api::watch::WatchService { node: node.clone() }).max_decoding_message_size(max_request),
         )
-        .add_service(ClusterServer::new(api::cluster::ClusterService { node: node.clone() }))
+        .add_service(ClusterServer::new(api::cluster::ClusterService::new(node.clone())))
         .add_service(
             LocksServer::new(api::locks::LocksService { node: node.clone() }).max_decoding_message_size(max_request),
         )

@@ -15,6 +15,15 @@ use crate::raft::{NotHere, PeerNode, Role};
 
 pub struct ClusterService {
     pub node: Arc<Node>,
+    /// One backup stream at a time per server: each holds a read transaction (redb cannot
+    /// reuse the pages it sees while writes go on) and a blocking thread.
+    pub backups: Arc<tokio::sync::Semaphore>,
+}
+
+impl ClusterService {
+    pub fn new(node: Arc<Node>) -> ClusterService {
+        ClusterService { node, backups: Arc::new(tokio::sync::Semaphore::new(1)) }
+    }
 }
 
 /// The mode `grove status` prints.
@@ -98,6 +107,13 @@ impl Cluster for ClusterService {
     async fn save_snapshot(&self, req: Request<pb::SaveSnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         metered("SaveSnapshot", async {
             self.operator(&req).await?;
+            let Ok(permit) = self.backups.clone().try_acquire_owned() else {
+                return Err(GroveError::too_many(
+                    crate::error::Limit::Requests,
+                    "a backup is already streaming from this server; try again when it is done, or ask another member",
+                    1_000,
+                ));
+            };
             let consistency =
                 if req.get_ref().linearizable { Consistency::Linearizable } else { Consistency::Sequential };
             let view = self.node.read(consistency, 0).await?;
@@ -105,7 +121,11 @@ impl Cluster for ClusterService {
             // A few chunks ahead of a slow reader, no more: the copy streams, it is never
             // held in memory whole.
             let (tx, rx) = tokio::sync::mpsc::channel(4);
-            let copying = tokio::task::spawn_blocking(move || crate::raft::backup::save(view.tables, origin, tx));
+            let runtime = tokio::runtime::Handle::current();
+            let copying = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                crate::raft::backup::save(view.tables, origin, tx, runtime)
+            });
             // A failure part-way ends the stream with an error, never with a short copy
             // that looks whole (the client also checks the trailer).
             let outcome = futures::stream::once(copying).filter_map(|done| match done {

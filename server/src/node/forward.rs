@@ -95,6 +95,7 @@ pub(crate) fn info_from(state: &StateDb, about: u64) -> InfoResponse {
     let mut info = InfoResponse::default();
     if let Ok(tables) = state.read() {
         info.cluster_id = tables.cluster_id().unwrap_or(0);
+        info.restored_from = tables.restored_from().ok().flatten().unwrap_or_default();
         if let Ok(Some(rec)) = tables.member(about) {
             info.registered = true;
             info.incarnation = rec.incarnation;

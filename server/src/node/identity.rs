@@ -15,7 +15,10 @@
 //! - the registered start count is at least its own: this is an older copy;
 //! - the leader says it acknowledged entries past the end of its log;
 //! - its log is empty, it was not told to `--join`, and the peers already form an
-//!   ensemble without it: it would bootstrap a second one.
+//!   ensemble without it: it would bootstrap a second one;
+//! - a peer was restored from a backup (`--restore`) and this server was restored from
+//!   another backup or with another membership, or not restored at all and not told to
+//!   `--join`: their logs would claim the same positions for different states.
 //!
 //! The safe way back is etcd's: remove the member, empty it, start it with `--join`, add it
 //! again (docs/operations.md).
@@ -50,6 +53,7 @@ pub(super) async fn preflight(
     channels: &PeerChannels,
     identity: Identity,
     last_index: u64,
+    restored_from: Option<String>,
 ) -> anyhow::Result<()> {
     let peers: Vec<(u64, String)> =
         config.peers.iter().chain(&config.observers).filter(|(id, _)| *id != config.id).cloned().collect();
@@ -59,6 +63,21 @@ pub(super) async fn preflight(
     let answers = ask(config, channels, &peers).await;
     let me = config.id;
     for (peer, info) in &answers {
+        if !info.restored_from.is_empty() {
+            match &restored_from {
+                Some(mine) if *mine != info.restored_from => anyhow::bail!(
+                    "server {peer} was restored from another backup or with other members ({}) than this server \
+                     ({mine}): restore every member of the new cluster from the same file with the same --peers",
+                    info.restored_from
+                ),
+                None if identity.fresh && !config.join => anyhow::bail!(
+                    "server {peer} was restored from a backup ({}); start server {me} with the same --restore FILE \
+                     and --peers, or with --join to be added to it (docs/operations.md, \"Backup and restore\")",
+                    info.restored_from
+                ),
+                _ => {}
+            }
+        }
         if identity.fresh && !config.join && info.cluster_id != 0 && info.membership_known && !info.in_membership {
             anyhow::bail!(
                 "server {peer} belongs to an ensemble (cluster {:016x}) that server {me} is not a member of: starting \

@@ -179,7 +179,8 @@ impl Storage {
     /// member (see `identity`); asks the peers, which must be able to reach this server's
     /// peer port meanwhile (`BootingPeer`).
     pub async fn preflight(&self, config: &Config, channels: &PeerChannels) -> anyhow::Result<()> {
-        identity::preflight(config, channels, self.log.identity(), self.log.last_index()).await?;
+        let restored_from = self.state.read().ok().and_then(|t| t.restored_from().ok().flatten());
+        identity::preflight(config, channels, self.log.identity(), self.log.last_index(), restored_from).await?;
         // Counted only now: a refused start does not bring an older copy closer to passing.
         self.log.record_start().map_err(|e| anyhow::anyhow!("recording this start: {e}"))
     }

@@ -17,8 +17,17 @@ use super::types::{LogId, SnapshotMeta, StorageError};
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META, STATE_TABLES};
 
 const MAGIC: &[u8; 10] = b"GROVESNAP\x01";
-/// The tag of `NODES` in `STATE_TABLES`.
+/// Tags of `STATE_TABLES`.
 const NODES_TAG: u8 = 1;
+pub(super) const SESSIONS_TAG: u8 = 2;
+pub(super) const REQUEST_TAGS: [u8; 3] = [6, 11, 12];
+
+/// What `write` does with one record.
+pub(super) enum Rewrite {
+    Keep,
+    Replace(Vec<u8>),
+    Skip,
+}
 
 fn err(e: impl std::fmt::Display) -> StorageError {
     metrics::counter!("grove_storage_errors_total", "store" => "snapshot").increment(1);
@@ -106,8 +115,14 @@ pub(super) fn applied_in(
 }
 
 /// Writes what `txn` sees to `out` in the snapshot format, described by `meta`; returns
-/// `out` and the number of znodes written.
-pub(super) fn write<W: Write>(txn: &ReadTransaction, meta: &SnapshotMeta, out: W) -> Result<(W, u64), StorageError> {
+/// `out` and the number of znodes written. `rewrite` may replace or leave out a record (by
+/// its table tag), e.g. to leave secrets out of a backup.
+pub(super) fn write<W: Write>(
+    txn: &ReadTransaction,
+    meta: &SnapshotMeta,
+    out: W,
+    rewrite: impl Fn(u8, &[u8]) -> Rewrite,
+) -> Result<(W, u64), StorageError> {
     let mut w = CrcWriter { inner: out, crc: crc32fast::Hasher::new() };
     let meta_raw = postcard::to_allocvec(meta).map_err(err)?;
     w.write_all(MAGIC).map_err(err)?;
@@ -123,6 +138,12 @@ pub(super) fn write<W: Write>(txn: &ReadTransaction, meta: &SnapshotMeta, out: W
         for item in table.iter().map_err(err)? {
             let (k, v) = item.map_err(err)?;
             let (k, v) = (k.value(), v.value());
+            let replaced = match rewrite(tag, v) {
+                Rewrite::Skip => continue,
+                Rewrite::Keep => None,
+                Rewrite::Replace(value) => Some(value),
+            };
+            let v = replaced.as_deref().unwrap_or(v);
             w.write_all(&[tag]).map_err(err)?;
             w.write_all(&(k.len() as u32).to_le_bytes()).map_err(err)?;
             w.write_all(k).map_err(err)?;
@@ -162,7 +183,7 @@ pub fn build(
     let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id: id(last_log_id) };
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(err)?;
-    let (inner, _) = write(&txn, &meta, BufWriter::with_capacity(1 << 20, file))?;
+    let (inner, _) = write(&txn, &meta, BufWriter::with_capacity(1 << 20, file), |_, _| Rewrite::Keep)?;
     let file = inner.into_inner().map_err(|e| err(e.error()))?;
     file.sync_all().map_err(err)?;
     drop(file);

@@ -302,6 +302,11 @@ pub trait StateTables {
     }
 
     /// The ids of the membership last applied (voters and learners), once one has been.
+    /// The backup this cluster was restored from (`raft::backup`), if it was.
+    fn restored_from(&self) -> Result<Option<String>, GroveError> {
+        self.get(Table::Cluster, keys::restored_key(), |raw| Ok(String::from_utf8_lossy(raw).into_owned()))
+    }
+
     fn membership(&self) -> Result<Option<Vec<u64>>, GroveError> {
         self.get(Table::Cluster, keys::membership_key(), |raw| {
             postcard::from_bytes(raw).map_err(|_| GroveError::internal("corrupt membership record"))

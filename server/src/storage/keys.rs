@@ -21,6 +21,11 @@ pub fn membership_key() -> &'static [u8] {
     b"\x00membership"
 }
 
+/// The key in the `cluster` table of the backup a restored cluster was made from.
+pub fn restored_key() -> &'static [u8] {
+    b"\x00restored"
+}
+
 /// The key of a member's record in the `cluster` table.
 pub fn member_key(id: u64) -> Vec<u8> {
     let mut k = vec![1u8];

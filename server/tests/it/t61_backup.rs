@@ -95,6 +95,11 @@ async fn a_backup_saved_online_restores_into_a_new_ensemble_with_every_persisten
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(printed.starts_with("Snapshot saved at "), "{printed}");
     writing.await.unwrap();
+    // The file does not let its reader act as a live session: secrets are left out.
+    let raw = std::fs::read(&backup).unwrap();
+    let secret = c.session().unwrap().secret;
+    assert_eq!(secret.len(), 16);
+    assert!(!raw.windows(16).any(|w| w == &secret[..]), "a session secret is in the backup");
 
     // The status names the point, the cluster and the members, after checking the file.
     let out = grove("127.0.0.1:1", &["--json", "snapshot", "status", backup.to_str().unwrap()]);
@@ -181,14 +186,30 @@ async fn a_backup_saved_online_restores_into_a_new_ensemble_with_every_persisten
     assert_ne!(st.cluster_id, old_status.cluster_id);
     let peers: Vec<String> = st.members.iter().map(|m| m.peer_address.clone()).collect();
     assert_eq!(peers, (1..=3).map(|i| new.peer_addr(i)).collect::<Vec<_>>());
-    assert!(st.zxid > zxid);
+    // Its zxids go on well past the backup's: those the old cluster handed out after the
+    // backup (in clients' min_zxid, fencing tokens, session ids) never come back.
+    assert!(st.zxid > zxid + 1_000_000_000, "{}", st.zxid);
 
     // A member restarted with the same --restore flag (a pod restarted with its arguments)
-    // starts as itself; an emptied one would not be restored over a running cluster's data
-    // either: --restore refuses a directory that holds another state.
+    // starts as itself, even once the file is gone (a schedule's retention removed it).
     new.stop(2);
+    std::fs::rename(&backup, dir.path().join("moved.snap")).unwrap();
     new.restart(2);
     new.caught_up(2, r.sync("/").await.unwrap(), Duration::from_secs(20)).await;
+    std::fs::rename(dir.path().join("moved.snap"), &backup).unwrap();
+    // A fresh server beside restored ones, started without --restore (or --join), would
+    // bootstrap a log claiming the same positions for another state: refused.
+    let stray = tempfile::tempdir().unwrap();
+    let mut stray_args = new.members[0].args.clone();
+    let at = stray_args.iter().position(|a| a == "--restore").unwrap();
+    stray_args.drain(at..at + 2);
+    let at = stray_args.iter().position(|a| a == "--id").unwrap();
+    stray_args[at + 1] = "1".into();
+    let ports = (crate::harness::free_port(), crate::harness::free_port(), crate::harness::free_port());
+    let Err(refused) = crate::harness::Server::try_start_on(stray.path(), ports, &stray_args) else {
+        panic!("a fresh server beside restored ones started");
+    };
+    assert!(refused.contains("was restored from a backup"), "{refused}");
     let other = tempfile::tempdir().unwrap();
     let foreign = other.path().join("other.snap");
     let out = grove(&new.client_addr(1), &["snapshot", "save", foreign.to_str().unwrap()]);
@@ -198,14 +219,20 @@ async fn a_backup_saved_online_restores_into_a_new_ensemble_with_every_persisten
     let at = args.iter().position(|a| a == "--restore").unwrap();
     args[at + 1] = foreign.to_str().unwrap().to_string();
     let refused = new.try_restart_with(3, args).unwrap_err();
-    assert!(refused.contains("--restore makes a new cluster in an empty data directory"), "{refused}");
+    assert!(refused.contains("already restored from another backup"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn saving_needs_admin_and_broken_backups_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let s = crate::harness::Server::start(dir.path(), &["--super-digest", &digest("root", "pw")]);
+    let (big, request) = ((8 << 20).to_string(), (9 << 20).to_string());
+    let s = crate::harness::Server::start(
+        dir.path(),
+        &["--super-digest", &digest("root", "pw"), "--max-data-bytes", &big, "--max-request-bytes", &request],
+    );
     let root = Client::builder(&s.client).digest_auth("root", "pw").build().unwrap();
+    // A node larger than a gRPC message's default limit streams in pieces like any other.
+    root.create("/big", vec![7u8; 5 << 20], &CreateOptions::default()).await.unwrap();
     // Lock the root down: ADMIN only for root.
     root.set_acl(
         "/",
@@ -218,9 +245,15 @@ async fn saving_needs_admin_and_broken_backups_are_refused_with_the_reason() {
     let out = grove(&s.client, &["snapshot", "save", file.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not authorized"), "{out:?}");
-    assert!(!file.exists() && !file.with_extension("partial").exists(), "a refused save leaves no file");
+    assert!(!file.exists() && !dir.path().join("b.snap.partial").exists(), "a refused save leaves no file");
     let out = grove(&s.client, &["--auth", "root:pw", "snapshot", "save", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::metadata(&file).unwrap().len() > 5 << 20);
+    // A second save to the same name while a partial one is there is refused, not mixed.
+    std::fs::write(dir.path().join("b.snap.partial"), b"in progress").unwrap();
+    let out = grove(&s.client, &["--auth", "root:pw", "snapshot", "save", file.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("b.snap.partial"), "{out:?}");
+    std::fs::remove_file(dir.path().join("b.snap.partial")).unwrap();
 
     // A truncated copy, a flipped byte and a file of something else: each refused by
     // `snapshot status` and by `groved --restore`, with what is wrong, and nothing restored.

@@ -8,7 +8,9 @@ mod context;
 mod format;
 mod hold;
 mod shell;
+mod transfer;
 mod watches;
+mod zookeeper;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -18,12 +18,14 @@ mod deleteall;
 mod delquota;
 mod digest;
 pub mod election;
+mod export;
 mod get;
 mod get_acl;
 mod get_all_children_number;
 mod get_ephemerals;
 pub mod help;
 mod history;
+mod import;
 mod listquota;
 pub mod lock;
 mod ls;
@@ -119,12 +121,14 @@ commands! {
     DelQuota(delquota),
     DeleteAll(deleteall),
     Digest(digest),
+    Export(export),
     Get(get),
     GetAcl(get_acl),
     GetAllChildrenNumber(get_all_children_number),
     GetEphemerals(get_ephemerals),
     Help(help),
     History(history),
+    Import(import),
     ListQuota(listquota),
     Ls(ls),
     Member(member),
@@ -179,6 +183,7 @@ impl Command {
             Command::DelQuota(c) => c.run(ctx).await,
             Command::DeleteAll(c) => c.run(ctx).await,
             Command::Digest(c) => c.run(ctx).await,
+            Command::Export(c) => c.run(ctx).await,
             Command::Get(c) => c.run(ctx).await,
             Command::GetAcl(c) => c.run(ctx).await,
             Command::GetAllChildrenNumber(c) => c.run(ctx).await,
@@ -188,6 +193,7 @@ impl Command {
                 c.run(help_lines(), declaration)
             }
             Command::History(c) => c.run(ctx).await,
+            Command::Import(c) => c.run(ctx).await,
             Command::ListQuota(c) => c.run(ctx).await,
             Command::Ls(c) => c.run(ctx).await,
             Command::Member(c) => c.run(ctx).await,

@@ -27,8 +27,8 @@ pub struct Snapshot {
 #[derive(Debug, PartialEq, Subcommand)]
 #[command(disable_help_flag = true)]
 pub enum Action {
-    /// Copy the connected server's whole state into FILE (online, one consistent point);
-    /// needs ADMIN on "/". With -l, a point after every write acknowledged before it.
+    // Copy the connected server's whole state into FILE (online, one consistent point);
+    // needs ADMIN on "/". With -l, a point after every write acknowledged before it.
     #[command(override_usage = "snapshot save [-l] file", disable_help_flag = true)]
     Save {
         /// Linearizable: include every write acknowledged before the copy starts.
@@ -36,8 +36,8 @@ pub enum Action {
         linearizable: bool,
         file: PathBuf,
     },
-    /// Check a backup file (its checksum) and print its header: zxid, term, cluster,
-    /// members, size, node count.
+    // Check a backup file (its checksums) and print its header: zxid, term, cluster,
+    // members, size, node count.
     #[command(override_usage = "snapshot status file", disable_help_flag = true)]
     Status { file: PathBuf },
 }
@@ -59,19 +59,35 @@ fn io(file: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
 
 async fn save(ctx: &mut Context, linearizable: bool, file: PathBuf) -> Result<Output, Error> {
     let started = std::time::Instant::now();
-    // Written beside the target and renamed once whole: FILE is never a partial backup.
-    let partial = file.with_extension("partial");
-    let out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&partial).map_err(io(&partial))?);
-    let (header, trailer, out) = match ctx.client()?.save_snapshot(out, linearizable).await {
+    // Written beside the target as FILE.partial (created new: two saves to one name cannot
+    // mix their bytes) and renamed once whole and synced: FILE is never a partial backup.
+    let mut name = file.clone().into_os_string();
+    name.push(".partial");
+    let partial = PathBuf::from(name);
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&partial).map_err(|e| {
+        Error::Client(format!("{}: {e} (another save to this name running, or one interrupted?)", partial.display()))
+    })?;
+    let result = async {
+        let out = BufWriter::with_capacity(1 << 20, created);
+        let (header, trailer, out) = ctx.client()?.save_snapshot(out, linearizable).await?;
+        let f = out.into_inner().map_err(|e| io(&partial)(e.into_error()))?;
+        f.sync_all().map_err(io(&partial))?;
+        std::fs::rename(&partial, &file).map_err(io(&file))?;
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok((header, trailer))
+    }
+    .await;
+    let (header, trailer) = match result {
         Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
     };
-    let f = out.into_inner().map_err(|e| io(&partial)(e.into_error()))?;
-    f.sync_all().map_err(io(&partial))?;
-    std::fs::rename(&partial, &file).map_err(io(&file))?;
     let took = started.elapsed();
     let mut out = describe(&file, &header, &trailer);
     out.text = Some(format!(

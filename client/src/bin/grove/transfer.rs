@@ -1,0 +1,324 @@
+//! Moving trees into Grove: from a live ZooKeeper (`import zookeeper`) or from Grove's own
+//! JSON lines (`export`, `import FILE`).
+//!
+//! An import is planned before it writes: every node of the source is compared with what
+//! the target already holds. A node that exists with the same data is left as it is (so a
+//! re-run changes nothing), one that exists with other data is a conflict, and any conflict
+//! refuses the whole import before anything is written. Nodes are created parents first
+//! with an open ACL (a restrictive ACL on a parent would refuse its children), then each
+//! node's own ACL is set, deepest first. A parent's sequence counter (ZooKeeper's and
+//! Grove's: its `cversion`) is advanced to at least the source's, so the next sequential
+//! name continues after the imported ones: only creating and deleting a child advances it,
+//! so a marker child is created and deleted in one transaction as many times as needed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use grove_client::acl::{self, Acl};
+use grove_client::{Client, CreateMode, CreateOptions, Error, Op};
+use serde::{Deserialize, Serialize};
+
+/// How a node lives, as far as an import can carry it (ephemerals never move: their
+/// sessions stay behind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Persistent,
+    Container,
+    Ttl,
+}
+
+/// One node of a tree being moved: a line of `grove export`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Its path relative to the exported root ("/" for the root itself).
+    pub path: String,
+    /// Base64.
+    pub data: String,
+    /// zkCli's notation: `scheme:id:perms`.
+    pub acl: Vec<String>,
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<i64>,
+    /// The sequence counter (children created and deleted so far).
+    pub cversion: i32,
+}
+
+impl Record {
+    pub fn new(path: String, data: &[u8], acl: &[Acl], mode: Mode, ttl_ms: Option<i64>, cversion: i32) -> Record {
+        Record {
+            path,
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+            acl: acl.iter().map(acl_text).collect(),
+            mode,
+            ttl_ms,
+            cversion,
+        }
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, Error> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.data)
+            .map_err(|e| Error::Client(format!("{}: data is not base64: {e}", self.path)))
+    }
+
+    fn acl(&self) -> Result<Vec<Acl>, Error> {
+        let mut out = Vec::new();
+        for text in &self.acl {
+            out.extend(acl::parse(text).map_err(|e| Error::Client(format!("{}: ACL {text:?}: {e}", self.path)))?);
+        }
+        Ok(out)
+    }
+}
+
+fn acl_text(a: &Acl) -> String {
+    format!("{}:{}:{}", a.scheme, a.id, acl::perms_text(a.perms))
+}
+
+/// Where a source path lands: `to` joined with the path relative to the source's root.
+pub fn target(to: &str, relative: &str) -> String {
+    match (to.trim_end_matches('/'), relative) {
+        ("", r) => r.to_string(),
+        (t, "/") => t.to_string(),
+        (t, r) => format!("{t}{r}"),
+    }
+}
+
+/// What an import will do with one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Create,
+    Unchanged,
+    Conflict(String),
+}
+
+/// An import, planned.
+pub struct Plan {
+    to: String,
+    records: Vec<(Record, Step)>,
+    /// Skipped, with why (ephemerals, ZooKeeper's own /zookeeper).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// What an import did.
+pub struct Done {
+    pub created: usize,
+    pub unchanged: usize,
+    pub counters_advanced: usize,
+    pub acls_set: usize,
+    pub took: Duration,
+}
+
+/// Compares the source's records (parents before children) with what the target holds.
+pub async fn plan(c: &Client, to: &str, records: Vec<Record>, skipped: Vec<(String, String)>) -> Result<Plan, Error> {
+    let mut planned = Vec::with_capacity(records.len());
+    for r in records {
+        let path = target(to, &r.path);
+        let step = match c.get(&path).await {
+            Ok((data, stat)) => {
+                if path == "/" || data[..] == r.bytes()?[..] {
+                    Step::Unchanged
+                } else {
+                    Step::Conflict(format!("{path} exists with other data (version {})", stat.version))
+                }
+            }
+            Err(Error::NoNode { .. }) => Step::Create,
+            Err(e) => return Err(e),
+        };
+        planned.push((r, step));
+    }
+    Ok(Plan { to: to.to_string(), records: planned, skipped })
+}
+
+impl Plan {
+    pub fn conflicts(&self) -> Vec<&str> {
+        self.records
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Step::Conflict(why) => Some(why.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One line per node, for a dry run.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .records
+            .iter()
+            .map(|(r, step)| {
+                let path = target(&self.to, &r.path);
+                match step {
+                    Step::Create => {
+                        let ttl = r.ttl_ms.map(|t| format!(" ttl={t}ms")).unwrap_or_default();
+                        let bytes = r.bytes().map(|b| b.len()).unwrap_or(0);
+                        format!("create {path} ({:?}{ttl}, {bytes} bytes, acl {})", r.mode, r.acl.join(","))
+                            .replace("(Persistent", "(persistent")
+                            .replace("(Container", "(container")
+                            .replace("(Ttl", "(ttl")
+                    }
+                    Step::Unchanged => format!("unchanged {path}"),
+                    Step::Conflict(why) => format!("conflict {why}"),
+                }
+            })
+            .collect();
+        out.extend(self.skipped.iter().map(|(p, why)| format!("skip {p} ({why})")));
+        out
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let create = self.records.iter().filter(|(_, s)| *s == Step::Create).count();
+        (create, self.records.len() - create)
+    }
+
+    /// Writes the plan: creates, then sequence counters, then ACLs.
+    pub async fn apply(&self, c: &Client) -> Result<Done, Error> {
+        let started = std::time::Instant::now();
+        if let Some(first) = self.conflicts().first() {
+            return Err(Error::Client(format!("refusing to import: {first}")));
+        }
+        let open = vec![acl::entry("world", "anyone", acl::perms::ALL)];
+        let mut created = Vec::new();
+        for (r, step) in &self.records {
+            if *step != Step::Create {
+                continue;
+            }
+            let path = target(&self.to, &r.path);
+            let (mode, ttl) = match r.mode {
+                Mode::Persistent => (CreateMode::Persistent, None),
+                Mode::Container => (CreateMode::Container, None),
+                Mode::Ttl => (CreateMode::PersistentWithTtl, r.ttl_ms.map(|t| Duration::from_millis(t.max(1) as u64))),
+            };
+            let opts = CreateOptions { mode, ttl, create_parents: true, acl: open.clone() };
+            c.create(&path, r.bytes()?, &opts).await?;
+            created.push((path, r));
+        }
+        let mut counters_advanced = 0;
+        let mut counters: BTreeMap<&str, i32> = BTreeMap::new();
+        for (r, _) in &self.records {
+            counters.insert(&r.path, r.cversion);
+        }
+        for (relative, wanted) in counters {
+            let path = target(&self.to, relative);
+            if advance_counter(c, &path, wanted).await? {
+                counters_advanced += 1;
+            }
+        }
+        let mut acls_set = 0;
+        for (path, r) in created.iter().rev() {
+            let acl = r.acl()?;
+            if !acl.is_empty() && acl != open {
+                c.set_acl(path, acl, None).await?;
+                acls_set += 1;
+            }
+        }
+        let (_, unchanged) = self.counts();
+        Ok(Done { created: created.len(), unchanged, counters_advanced, acls_set, took: started.elapsed() })
+    }
+}
+
+/// Most marker create+delete pairs in one transaction.
+const PAIRS_PER_MULTI: i32 = 100;
+const MARKER: &str = ".grove-import-sequence";
+
+/// Raises `path`'s sequence counter to at least `wanted`; true if it had to.
+async fn advance_counter(c: &Client, path: &str, wanted: i32) -> Result<bool, Error> {
+    let Some(stat) = c.exists(path).await? else { return Ok(false) };
+    if stat.cversion >= wanted {
+        return Ok(false);
+    }
+    let marker = if path == "/" { format!("/{MARKER}") } else { format!("{path}/{MARKER}") };
+    let mut left = (wanted - stat.cversion + 1) / 2;
+    while left > 0 {
+        let n = left.min(PAIRS_PER_MULTI);
+        let mut ops = Vec::with_capacity(2 * n as usize);
+        for _ in 0..n {
+            ops.push(Op::Create { path: marker.clone(), data: Default::default(), options: CreateOptions::default() });
+            ops.push(Op::Delete { path: marker.clone(), version: None });
+        }
+        if let Err((at, e)) = c.multi(&ops).await? {
+            return Err(Error::Client(format!("advancing the sequence counter of {path} (operation {at}): {e}")));
+        }
+        left -= n;
+    }
+    Ok(true)
+}
+
+/// Reads `grove export` lines.
+pub fn parse_lines(text: &str) -> Result<Vec<Record>, Error> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Record = serde_json::from_str(line)
+            .map_err(|e| Error::Client(format!("line {}: not an export record: {e}", n + 1)))?;
+        if !r.path.starts_with('/') {
+            return Err(Error::Client(format!("line {}: path {:?} does not start with /", n + 1, r.path)));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Reads Grove's tree under `root` as records, parents first (`grove export`).
+pub async fn export(c: &Client, root: &str) -> Result<(Vec<Record>, Vec<(String, String)>), Error> {
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    let mut todo = vec![root.to_string()];
+    while let Some(path) = todo.pop() {
+        let (data, stat) = c.get(&path).await?;
+        let relative = match path.strip_prefix(root.trim_end_matches('/')) {
+            Some("") | None => "/".to_string(),
+            Some(r) => r.to_string(),
+        };
+        if stat.ephemeral_owner != 0 {
+            skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
+            continue;
+        }
+        let (acl, _) = c.get_acl(&path).await?;
+        let (mode, ttl) = match stat.mode() {
+            CreateMode::Container => (Mode::Container, None),
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl => (Mode::Ttl, Some(stat.ttl_ms)),
+            _ => (Mode::Persistent, None),
+        };
+        records.push(Record::new(relative, &data, &acl, mode, ttl, stat.cversion));
+        let mut children = c.children(&path).await?;
+        children.sort();
+        for child in children.into_iter().rev() {
+            todo.push(if path == "/" { format!("/{child}") } else { format!("{path}/{child}") });
+        }
+    }
+    Ok((records, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_join_the_prefix_and_the_relative_path() {
+        assert_eq!(target("/", "/a/b"), "/a/b");
+        assert_eq!(target("", "/a"), "/a");
+        assert_eq!(target("/imported", "/"), "/imported");
+        assert_eq!(target("/imported/", "/a"), "/imported/a");
+    }
+
+    #[test]
+    fn export_lines_round_trip_and_bad_lines_are_named() {
+        let acl = [acl::entry("world", "anyone", acl::perms::READ)];
+        let r = Record::new("/a".into(), b"\x00bin", &acl, Mode::Ttl, Some(5000), 3);
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"path":"/a","data":"AGJpbg==","acl":["world:anyone:r"],"mode":"ttl","ttl_ms":5000,"cversion":3}"#
+        );
+        assert_eq!(parse_lines(&format!("{line}\n\n")).unwrap(), vec![r.clone()]);
+        assert_eq!(r.bytes().unwrap(), b"\x00bin");
+        let err = parse_lines(&format!("{line}\n{{\"path\":1}}\n")).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = parse_lines(&line.replace("\"/a\"", "\"a\"")).unwrap_err();
+        assert!(err.to_string().contains("does not start with /"), "{err}");
+    }
+}

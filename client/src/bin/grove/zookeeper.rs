@@ -1,0 +1,124 @@
+//! Reading a live ZooKeeper tree for `grove import zookeeper`, with a real ZooKeeper client
+//! (the `zookeeper-client` crate, ZooKeeper's own wire protocol).
+
+use grove_client::Error;
+use grove_client::acl::{self, Acl};
+use zookeeper_client as zk;
+
+use crate::transfer::{Mode, Record};
+
+/// ZooKeeper's encoding of non-ephemeral kinds in `ephemeralOwner` (its `EphemeralType`):
+/// containers carry `Long.MIN_VALUE`; TTL nodes a high byte of 0xFF and the TTL in ms in the
+/// low five bytes.
+const CONTAINER_OWNER: i64 = i64::MIN;
+const EXTENDED_MASK: u64 = 0xff00_0000_0000_0000;
+const TTL_MASK: u64 = 0x0000_00ff_ffff_ffff;
+
+fn kind(owner: i64) -> Option<(Mode, Option<i64>)> {
+    if owner == 0 {
+        Some((Mode::Persistent, None))
+    } else if owner == CONTAINER_OWNER {
+        Some((Mode::Container, None))
+    } else if owner as u64 & EXTENDED_MASK == EXTENDED_MASK {
+        Some((Mode::Ttl, Some((owner as u64 & TTL_MASK) as i64)))
+    } else {
+        None
+    }
+}
+
+fn zk_err(what: &str, e: zk::Error) -> Error {
+    Error::Client(format!("ZooKeeper: {what}: {e}"))
+}
+
+/// `HOST:PORT[,HOST:PORT...][/path]`: the servers and the subtree to read.
+pub fn split_source(from: &str) -> (&str, &str) {
+    match from.find('/') {
+        Some(i) if i > 0 => (&from[..i], &from[i..]),
+        _ => (from, "/"),
+    }
+}
+
+fn grove_acl(acl: &[zk::Acl]) -> Vec<Acl> {
+    let bits = |p: zk::Permission| {
+        [
+            (zk::Permission::READ, acl::perms::READ),
+            (zk::Permission::WRITE, acl::perms::WRITE),
+            (zk::Permission::CREATE, acl::perms::CREATE),
+            (zk::Permission::DELETE, acl::perms::DELETE),
+            (zk::Permission::ADMIN, acl::perms::ADMIN),
+        ]
+        .iter()
+        .filter(|(z, _)| p.has(*z))
+        .map(|(_, g)| g)
+        .sum()
+    };
+    acl.iter().map(|a| acl::entry(a.scheme(), a.id(), bits(a.permission()))).collect()
+}
+
+/// Reads the tree under `from`'s path, parents first; ephemerals (and ZooKeeper's own
+/// `/zookeeper`) are returned apart, with why they are skipped. `auth` is a digest
+/// `user:password` for ACL-protected nodes.
+pub async fn read_tree(from: &str, auth: Option<&str>) -> Result<(Vec<Record>, Vec<(String, String)>), Error> {
+    let (servers, root) = split_source(from);
+    let mut connector = zk::Client::connector();
+    if let Some(a) = auth {
+        connector = connector.with_auth("digest", a.as_bytes());
+    }
+    let client = connector.connect(servers).await.map_err(|e| zk_err(&format!("connecting to {servers}"), e))?;
+    let root = if root.len() > 1 { root.trim_end_matches('/') } else { root };
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    let mut todo = vec![root.to_string()];
+    while let Some(path) = todo.pop() {
+        if path == "/zookeeper" || path.starts_with("/zookeeper/") {
+            skipped.push((path, "ZooKeeper's own".into()));
+            continue;
+        }
+        let (data, stat) = match client.get_data(&path).await {
+            Ok(r) => r,
+            // Deleted while we read: not part of the tree any more.
+            Err(zk::Error::NoNode) => continue,
+            Err(e) => return Err(zk_err(&format!("reading {path}"), e)),
+        };
+        let Some((mode, ttl)) = kind(stat.ephemeral_owner) else {
+            skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
+            continue;
+        };
+        let (acl, _) = client.get_acl(&path).await.map_err(|e| zk_err(&format!("reading the ACL of {path}"), e))?;
+        // The walk only goes down from `root`, so every path starts with it.
+        let relative = match &path[if root == "/" { 0 } else { root.len() }..] {
+            "" => "/".to_string(),
+            r => r.to_string(),
+        };
+        records.push(Record::new(relative, &data, &grove_acl(&acl), mode, ttl, stat.cversion));
+        let mut children = match client.list_children(&path).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => Vec::new(),
+            Err(e) => return Err(zk_err(&format!("listing {path}"), e)),
+        };
+        children.sort();
+        for child in children.into_iter().rev() {
+            todo.push(if path == "/" { format!("/{child}") } else { format!("{path}/{child}") });
+        }
+    }
+    Ok((records, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zookeeper_kinds_decode_from_the_ephemeral_owner() {
+        assert_eq!(kind(0), Some((Mode::Persistent, None)));
+        assert_eq!(kind(i64::MIN), Some((Mode::Container, None)));
+        assert_eq!(kind((0xff00_0000_0000_0000u64 | 5000) as i64), Some((Mode::Ttl, Some(5000))));
+        assert_eq!(kind(0x0100_0000_0000_0042), None);
+    }
+
+    #[test]
+    fn sources_split_into_servers_and_a_path() {
+        assert_eq!(split_source("zk:2181"), ("zk:2181", "/"));
+        assert_eq!(split_source("a:1,b:2/app/x"), ("a:1,b:2", "/app/x"));
+    }
+}
