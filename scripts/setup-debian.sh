@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages and cargo tools the test suite needs, if missing:
 # - faketime: libfaketime, preloaded into groved by the clock-skew test (t98);
+# - zookeeper: a real ZooKeeper 3.8 for the migration test (t62) and the benchmarks;
 # - cargo-nextest: the test runner scripts/test.sh uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(faketime)
+packages=(faketime zookeeper)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

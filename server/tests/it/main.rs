@@ -13,6 +13,7 @@ mod linearizability;
 mod nemesis;
 mod pki;
 mod proxy;
+mod zookeeper;
 
 // Numbered by theme (openraft's convention): t10 basics, t20 life cycle, t30 coordination,
 // t40 security and limits, t50 ensembles, t60 operations, t70 other languages and tools,
@@ -33,6 +34,7 @@ mod t50_ensemble;
 mod t51_recipes_failover;
 mod t60_admin;
 mod t61_backup;
+mod t62_zookeeper_import;
 mod t70_python;
 mod t71_nodejs;
 mod t72_grpcurl;

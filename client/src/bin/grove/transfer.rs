@@ -124,6 +124,12 @@ pub async fn plan(c: &Client, to: &str, records: Vec<Record>, skipped: Vec<(Stri
                 }
             }
             Err(Error::NoNode { .. }) => Step::Create,
+            Err(Error::NoAuth { .. }) => {
+                return Err(Error::Client(format!(
+                    "{path} exists and its ACL does not let this client read it to compare: run the import with \
+                     `grove --auth USER:PASSWORD` as a user it grants READ (nothing was written)"
+                )));
+            }
             Err(e) => return Err(e),
         };
         planned.push((r, step));
@@ -179,7 +185,11 @@ impl Plan {
             return Err(Error::Client(format!("refusing to import: {first}")));
         }
         let open = vec![acl::entry("world", "anyone", acl::perms::ALL)];
+        // Parents come before their children, so creates go in transactions of up to
+        // CREATES_PER_MULTI in order; the first (the import's root, whose parents may not
+        // exist yet) on its own with its parents.
         let mut created = Vec::new();
+        let mut batch: Vec<Op> = Vec::new();
         for (r, step) in &self.records {
             if *step != Step::Create {
                 continue;
@@ -190,10 +200,18 @@ impl Plan {
                 Mode::Container => (CreateMode::Container, None),
                 Mode::Ttl => (CreateMode::PersistentWithTtl, r.ttl_ms.map(|t| Duration::from_millis(t.max(1) as u64))),
             };
-            let opts = CreateOptions { mode, ttl, create_parents: true, acl: open.clone() };
-            c.create(&path, r.bytes()?, &opts).await?;
+            let options = CreateOptions { mode, ttl, create_parents: created.is_empty(), acl: open.clone() };
+            if created.is_empty() {
+                c.create(&path, r.bytes()?, &options).await?;
+            } else {
+                batch.push(Op::Create { path: path.clone(), data: r.bytes()?.into(), options });
+                if batch.len() == CREATES_PER_MULTI {
+                    run_batch(c, &mut batch).await?;
+                }
+            }
             created.push((path, r));
         }
+        run_batch(c, &mut batch).await?;
         let mut counters_advanced = 0;
         let mut counters: BTreeMap<&str, i32> = BTreeMap::new();
         for (r, _) in &self.records {
@@ -216,6 +234,27 @@ impl Plan {
         let (_, unchanged) = self.counts();
         Ok(Done { created: created.len(), unchanged, counters_advanced, acls_set, took: started.elapsed() })
     }
+}
+
+/// Creates per transaction.
+const CREATES_PER_MULTI: usize = 100;
+
+async fn run_batch(c: &Client, batch: &mut Vec<Op>) -> Result<(), Error> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let ops = std::mem::take(batch);
+    if let Err((at, e)) = c.multi(&ops).await? {
+        let path = match &ops[at] {
+            Op::Create { path, .. } => path.as_str(),
+            _ => "",
+        };
+        return Err(Error::Client(format!(
+            "creating {path}: {e} (that transaction of {} creates was not applied)",
+            ops.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Most marker create+delete pairs in one transaction.

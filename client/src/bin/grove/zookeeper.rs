@@ -1,5 +1,10 @@
 //! Reading a live ZooKeeper tree for `grove import zookeeper`, with a real ZooKeeper client
 //! (the `zookeeper-client` crate, ZooKeeper's own wire protocol).
+//!
+//! ZooKeeper keeps a node's kind in its `ephemeralOwner`, but tells clients 0 for
+//! containers and TTL nodes (`DataNode.copyStat` hides extended types), so over the client
+//! protocol they look persistent: the operator names them (`--mode PATH=container`,
+//! `--mode PATH=ttl:MS`). The encoding is still decoded, for servers that do show it.
 
 use grove_client::Error;
 use grove_client::acl::{self, Acl};
@@ -30,6 +35,32 @@ fn zk_err(what: &str, e: zk::Error) -> Error {
     Error::Client(format!("ZooKeeper: {what}: {e}"))
 }
 
+/// Modes named on the command line, by ZooKeeper path.
+pub type Modes = std::collections::HashMap<String, (Mode, Option<i64>)>;
+
+/// Parses `--mode PATH=container` and `--mode PATH=ttl:MS`.
+pub fn parse_modes(given: &[String]) -> Result<Modes, Error> {
+    let mut modes = Modes::new();
+    for g in given {
+        let bad = || Error::BadArguments {
+            message: format!("--mode {g:?}: expected PATH=container or PATH=ttl:MILLISECONDS"),
+        };
+        let (path, mode) = g.rsplit_once('=').ok_or_else(bad)?;
+        if !path.starts_with('/') {
+            return Err(bad());
+        }
+        let mode = match mode {
+            "container" => (Mode::Container, None),
+            m => match m.strip_prefix("ttl:").and_then(|t| t.parse::<i64>().ok()) {
+                Some(ms) if ms > 0 => (Mode::Ttl, Some(ms)),
+                _ => return Err(bad()),
+            },
+        };
+        modes.insert(path.to_string(), mode);
+    }
+    Ok(modes)
+}
+
 /// `HOST:PORT[,HOST:PORT...][/path]`: the servers and the subtree to read.
 pub fn split_source(from: &str) -> (&str, &str) {
     match from.find('/') {
@@ -58,7 +89,11 @@ fn grove_acl(acl: &[zk::Acl]) -> Vec<Acl> {
 /// Reads the tree under `from`'s path, parents first; ephemerals (and ZooKeeper's own
 /// `/zookeeper`) are returned apart, with why they are skipped. `auth` is a digest
 /// `user:password` for ACL-protected nodes.
-pub async fn read_tree(from: &str, auth: Option<&str>) -> Result<(Vec<Record>, Vec<(String, String)>), Error> {
+pub async fn read_tree(
+    from: &str,
+    auth: Option<&str>,
+    modes: &Modes,
+) -> Result<(Vec<Record>, Vec<(String, String)>), Error> {
     let (servers, root) = split_source(from);
     let mut connector = zk::Client::connector();
     if let Some(a) = auth {
@@ -80,7 +115,7 @@ pub async fn read_tree(from: &str, auth: Option<&str>) -> Result<(Vec<Record>, V
             Err(zk::Error::NoNode) => continue,
             Err(e) => return Err(zk_err(&format!("reading {path}"), e)),
         };
-        let Some((mode, ttl)) = kind(stat.ephemeral_owner) else {
+        let Some((mode, ttl)) = modes.get(&path).copied().or_else(|| kind(stat.ephemeral_owner)) else {
             skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
             continue;
         };
@@ -114,6 +149,17 @@ mod tests {
         assert_eq!(kind(i64::MIN), Some((Mode::Container, None)));
         assert_eq!(kind((0xff00_0000_0000_0000u64 | 5000) as i64), Some((Mode::Ttl, Some(5000))));
         assert_eq!(kind(0x0100_0000_0000_0042), None);
+    }
+
+    #[test]
+    fn modes_parse_and_bad_ones_are_named() {
+        let m = parse_modes(&["/a/box=container".into(), "/t=ttl:5000".into()]).unwrap();
+        assert_eq!(m["/a/box"], (Mode::Container, None));
+        assert_eq!(m["/t"], (Mode::Ttl, Some(5000)));
+        for bad in ["box=container", "/t=ttl:", "/t=ttl:-1", "/t=ephemeral", "/t"] {
+            let err = parse_modes(&[bad.into()]).unwrap_err();
+            assert!(err.to_string().contains("--mode"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::{transfer, zookeeper};
 #[command(
     name = "import",
     no_binary_name = true,
-    override_usage = "import [-n] [--to path] file | import zookeeper [-n] [--to path] [--zk-auth user:password] --from host:port[/path]"
+    override_usage = "import [-n] [--to path] file | import zookeeper [-n] [--to path] [--zk-auth user:password] [--mode path=container|ttl:ms]... --from host:port[/path]"
 )]
 pub struct Import {
     /// A file written by `export`, or `zookeeper` to copy a live ZooKeeper tree (--from):
@@ -24,6 +24,11 @@ pub struct Import {
     /// ZooKeeper's servers, and the subtree to copy (default /; /zookeeper is never copied).
     #[arg(long = "from", value_name = "host:port[/path]")]
     pub from: Option<String>,
+    /// A ZooKeeper node's mode, which ZooKeeper's client protocol does not show (its stat
+    /// reports containers and TTL nodes as plain persistent nodes): `PATH=container` or
+    /// `PATH=ttl:MILLISECONDS`, with PATH as in ZooKeeper. Repeatable.
+    #[arg(long = "mode", value_name = "path=container|ttl:ms")]
+    pub modes: Vec<String>,
     /// A digest user to read ACL-protected ZooKeeper nodes with.
     #[arg(long = "zk-auth", value_name = "user:password")]
     pub zk_auth: Option<String>,
@@ -42,7 +47,8 @@ impl Import {
         let (dry_run, to) = (self.dry_run, self.to);
         let (records, skipped, source) = match (self.source.as_str(), self.from) {
             ("zookeeper", Some(from)) => {
-                let (records, skipped) = zookeeper::read_tree(&from, self.zk_auth.as_deref()).await?;
+                let modes = zookeeper::parse_modes(&self.modes)?;
+                let (records, skipped) = zookeeper::read_tree(&from, self.zk_auth.as_deref(), &modes).await?;
                 (records, skipped, format!("ZooKeeper {from}"))
             }
             ("zookeeper", None) => {
