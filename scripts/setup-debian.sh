@@ -2,7 +2,7 @@
 # Installs the Debian packages and cargo tools the test suite needs, if missing:
 # - faketime: libfaketime, preloaded into groved by the clock-skew test (t98);
 # - zookeeper: a real ZooKeeper 3.8 for the migration test (t62) and the benchmarks;
-# - cargo-nextest: the test runner scripts/test.sh uses.
+# - cargo-nextest: the test runner scripts/test.sh uses (pinned, into .tools/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
 fi
 
-if ! cargo nextest --version >/dev/null 2>&1; then
-    echo "setup-debian: installing cargo-nextest"
-    cargo install cargo-nextest --locked
+# cargo-nextest, pinned, into the repository's tool folder (like cargo-fuzz) when it is not
+# already on the PATH; scripts/test.sh puts .tools/bin on the PATH.
+if ! cargo nextest --version >/dev/null 2>&1 && [ ! -x .tools/bin/cargo-nextest ]; then
+    echo "setup-debian: installing cargo-nextest 0.9.143 into .tools/"
+    cargo install cargo-nextest --locked --version 0.9.143 --root .tools
 fi

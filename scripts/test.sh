@@ -15,6 +15,7 @@ fi
 # Layout rules: no source file over 600 lines (tests aside), no import cycles.
 python3 scripts/check-structure.py
 scripts/setup-debian.sh
+export PATH="$PWD/.tools/bin:$PATH"
 scripts/setup-python.sh
 scripts/setup-node.sh
 # The integration tests run both binaries (groved and grove): build the whole workspace.
