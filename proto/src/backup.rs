@@ -36,7 +36,7 @@ impl<W: Write> BackupWriter<W> {
         out.write_all(MAGIC)?;
         let raw = header.encode_to_vec();
         write_frame(&mut out, &raw)?;
-        Ok(BackupWriter { out, crc: crc32fast::Hasher::new(), bytes: 0, header_crc32: crc32fast::hash(&raw) })
+        Ok(BackupWriter { out, crc: data_hasher(&raw), bytes: 0, header_crc32: crc32fast::hash(&raw) })
     }
 
     pub fn data(&mut self, chunk: &[u8]) -> io::Result<()> {
@@ -67,6 +67,15 @@ impl<W: Write> BackupWriter<W> {
     }
 }
 
+/// The data's checksum starts from the encoded header: the data is a snapshot that ends with
+/// its own CRC-32, and a CRC-32 over a message followed by its own CRC-32 is the same
+/// constant for every message, which would make every backup's checksum equal.
+pub fn data_hasher(header_raw: &[u8]) -> crc32fast::Hasher {
+    let mut h = crc32fast::Hasher::new();
+    h.update(header_raw);
+    h
+}
+
 fn write_frame(out: &mut impl Write, raw: &[u8]) -> io::Result<()> {
     out.write_all(&(raw.len() as u32).to_le_bytes())?;
     out.write_all(raw)
@@ -78,6 +87,7 @@ pub struct Backup<R> {
     pub trailer: SnapshotTrailer,
     input: R,
     data_start: u64,
+    header_raw: Vec<u8>,
 }
 
 impl<R: Read + Seek> Backup<R> {
@@ -96,6 +106,7 @@ impl<R: Read + Seek> Backup<R> {
         input.read_exact(&mut raw).map_err(|_| bad("the backup ends inside its header"))?;
         let header_crc32 = crc32fast::hash(&raw);
         let header = SnapshotHeader::decode(&raw[..]).map_err(|e| bad(format!("backup header: {e}")))?;
+        let header_raw = raw;
         let data_start = (MAGIC.len() + 4) as u64 + u64::from(header_len);
 
         let total = input.seek(SeekFrom::End(0))?;
@@ -128,7 +139,7 @@ impl<R: Read + Seek> Backup<R> {
                 total - data_start - u64::from(trailer_len) - tail
             )));
         }
-        Ok(Backup { header, trailer, input, data_start })
+        Ok(Backup { header, trailer, input, data_start, header_raw })
     }
 
     /// Reads the whole data and compares its checksum with the trailer's.
@@ -144,7 +155,7 @@ impl<R: Read + Seek> Backup<R> {
         let (bytes, crc32) = (self.trailer.bytes, self.trailer.crc32);
         Ok(Checked {
             inner: (&mut self.input).take(bytes),
-            crc: crc32fast::Hasher::new(),
+            crc: data_hasher(&self.header_raw),
             expected: crc32,
             left: bytes,
         })
@@ -197,9 +208,10 @@ mod tests {
         for chunk in data.chunks(3) {
             w.data(chunk).unwrap();
         }
-        let crc = crc32fast::hash(data);
+        let mut crc = data_hasher(&header.encode_to_vec());
+        crc.update(data);
         let header_crc32 = crc32fast::hash(&header.encode_to_vec());
-        w.finish(&SnapshotTrailer { bytes: data.len() as u64, crc32: crc, nodes: 1, header_crc32 }).unwrap()
+        w.finish(&SnapshotTrailer { bytes: data.len() as u64, crc32: crc.finalize(), nodes: 1, header_crc32 }).unwrap()
     }
 
     #[test]
@@ -253,7 +265,7 @@ mod tests {
         let mut forged = w
             .finish(&SnapshotTrailer {
                 bytes: 1,
-                crc32: crc32fast::hash(b"x"),
+                crc32: crc32fast::hash(b"x"), // an empty header encodes to nothing
                 nodes: 0,
                 header_crc32: crc32fast::hash(&header.encode_to_vec()),
             })

@@ -153,8 +153,10 @@ fn copy(
         server_id: origin.server_id,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let header_crc32 = crc32fast::hash(&prost::Message::encode_to_vec(&header));
-    let mut out = ChunkWriter { tx, runtime, buf: Vec::with_capacity(CHUNK), crc: crc32fast::Hasher::new(), bytes: 0 };
+    let header_raw = prost::Message::encode_to_vec(&header);
+    let header_crc32 = crc32fast::hash(&header_raw);
+    let crc = grove_proto::backup::data_hasher(&header_raw);
+    let mut out = ChunkWriter { tx, runtime, buf: Vec::with_capacity(CHUNK), crc, bytes: 0 };
     out.send(pb::snapshot_chunk::Part::Header(header)).map_err(err)?;
     let meta = SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id: "backup".into() };
     // Secrets stay behind: sessions' (zeroed) and the results remembered for retries (an

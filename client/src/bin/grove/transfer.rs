@@ -113,8 +113,15 @@ pub struct Done {
 /// Compares the source's records (parents before children) with what the target holds.
 pub async fn plan(c: &Client, to: &str, records: Vec<Record>, skipped: Vec<(String, String)>) -> Result<Plan, Error> {
     let mut planned = Vec::with_capacity(records.len());
+    // Into a path that does not exist yet, everything is new: no node needs comparing.
+    let root = target(to, "/");
+    let fresh = root != "/" && c.exists(&root).await?.is_none();
     for r in records {
         let path = target(to, &r.path);
+        if fresh {
+            planned.push((r, Step::Create));
+            continue;
+        }
         let step = match c.get(&path).await {
             Ok((data, stat)) => {
                 if path == "/" || data[..] == r.bytes()?[..] {
@@ -301,40 +308,80 @@ pub fn parse_lines(text: &str) -> Result<Vec<Record>, Error> {
     Ok(out)
 }
 
-/// Reads Grove's tree under `root` as records, parents first (`grove export`).
+/// Nodes read at once by `export`.
+const READ_AHEAD: usize = 32;
+
+/// One node as `export` reads it.
+async fn read_node(
+    c: &Client,
+    path: String,
+) -> Result<(String, bytes::Bytes, grove_client::Stat, Vec<Acl>, Vec<String>), Error> {
+    let (data, stat) = c.get(&path).await?;
+    let (acl, _) = c.get_acl(&path).await?;
+    let children = if stat.num_children > 0 { c.children(&path).await? } else { Vec::new() };
+    Ok((path, data, stat, acl, children))
+}
+
+/// Path order with parents first: by components, so `/a/b` comes before `/a-b`.
+fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// Reads Grove's tree under `root` as records, parents first (`grove export`), a level at
+/// a time with `READ_AHEAD` nodes in flight.
 pub async fn export(c: &Client, root: &str) -> Result<(Vec<Record>, Vec<(String, String)>), Error> {
+    use futures::StreamExt;
+    let base = root.trim_end_matches('/');
     let mut records = Vec::new();
     let mut skipped = Vec::new();
-    let mut todo = vec![root.to_string()];
-    while let Some(path) = todo.pop() {
-        let (data, stat) = c.get(&path).await?;
-        let relative = match path.strip_prefix(root.trim_end_matches('/')) {
-            Some("") | None => "/".to_string(),
-            Some(r) => r.to_string(),
-        };
-        if stat.ephemeral_owner != 0 {
-            skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
-            continue;
-        }
-        let (acl, _) = c.get_acl(&path).await?;
-        let (mode, ttl) = match stat.mode() {
-            CreateMode::Container => (Mode::Container, None),
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl => (Mode::Ttl, Some(stat.ttl_ms)),
-            _ => (Mode::Persistent, None),
-        };
-        records.push(Record::new(relative, &data, &acl, mode, ttl, stat.cversion));
-        let mut children = c.children(&path).await?;
-        children.sort();
-        for child in children.into_iter().rev() {
-            todo.push(if path == "/" { format!("/{child}") } else { format!("{path}/{child}") });
+    let mut level = vec![root.to_string()];
+    while !level.is_empty() {
+        let read: Vec<_> =
+            futures::stream::iter(level.drain(..).map(|p| read_node(c, p))).buffered(READ_AHEAD).collect().await;
+        for node in read {
+            let (path, data, stat, acl, children) = match node {
+                Ok(n) => n,
+                // Deleted while the export ran: not part of the tree any more.
+                Err(Error::NoNode { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if stat.ephemeral_owner != 0 {
+                skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
+                continue;
+            }
+            let relative = match path.strip_prefix(base) {
+                Some("") | None => "/".to_string(),
+                Some(r) => r.to_string(),
+            };
+            let (mode, ttl) = match stat.mode() {
+                CreateMode::Container => (Mode::Container, None),
+                CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl => {
+                    (Mode::Ttl, Some(stat.ttl_ms))
+                }
+                _ => (Mode::Persistent, None),
+            };
+            records.push(Record::new(relative, &data, &acl, mode, ttl, stat.cversion));
+            level.extend(
+                children
+                    .into_iter()
+                    .map(|child| if path == "/" { format!("/{child}") } else { format!("{path}/{child}") }),
+            );
         }
     }
+    records.sort_by(|a, b| tree_order(&a.path, &b.path));
     Ok((records, skipped))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tree_order_puts_parents_before_children_and_siblings_in_name_order() {
+        let mut paths = vec!["/a-b", "/a/b", "/", "/a", "/b", "/a/b/c"];
+        paths.sort_by(|a, b| tree_order(a, b));
+        assert_eq!(paths, ["/", "/a", "/a/b", "/a/b/c", "/a-b", "/b"]);
+    }
 
     #[test]
     fn targets_join_the_prefix_and_the_relative_path() {
