@@ -111,6 +111,38 @@ impl Client {
         }
     }
 
+    /// The ensemble's sessions (ZooKeeper's `dump`). Needs ADMIN on "/".
+    pub async fn sessions(&self) -> Result<Vec<pb::SessionInfo>> {
+        let r = self
+            .call(true, |ch| async { ClusterClient::new(ch).sessions(self.request(pb::SessionsRequest {})).await })
+            .await?;
+        Ok(r.sessions)
+    }
+
+    /// The connected server's watches and its stream count (`wchc`). Needs ADMIN on "/".
+    pub async fn watches(&self) -> Result<pb::WatchesResponse> {
+        self.call(true, |ch| async { ClusterClient::new(ch).watches(self.request(pb::WatchesRequest {})).await }).await
+    }
+
+    /// The connected server's client connections (`cons`). Needs ADMIN on "/".
+    pub async fn connections(&self) -> Result<Vec<pb::ConnectionInfo>> {
+        let r = self
+            .call(true, |ch| async {
+                ClusterClient::new(ch).connections(self.request(pb::ConnectionsRequest {})).await
+            })
+            .await?;
+        Ok(r.connections)
+    }
+
+    /// The connected server's effective configuration with each value's source (`conf`).
+    /// Needs ADMIN on "/".
+    pub async fn config(&self) -> Result<Vec<pb::Setting>> {
+        let r = self
+            .call(true, |ch| async { ClusterClient::new(ch).config(self.request(pb::ConfigRequest {})).await })
+            .await?;
+        Ok(r.settings)
+    }
+
     pub fn cluster_client(&self) -> ClusterClient<Channel> {
         let i = self.conn.current.load(Ordering::Relaxed) % self.conn.channels.len();
         ClusterClient::new(self.conn.channels[i].clone())

@@ -223,6 +223,8 @@ pub async fn run(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let conn_limits = ConnLimits::new(node.config.max_connections, node.config.max_connections_per_ip);
+    // Shared by the client port and the admin port's JSON views of the same answers.
+    let cluster_service = Arc::new(api::cluster::ClusterService::new(node.clone(), conn_limits.clone()));
     let client_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .layer(RefuseLayer)
@@ -237,7 +239,7 @@ pub async fn run(
         .add_service(
             WatchServer::new(api::watch::WatchService { node: node.clone() }).max_decoding_message_size(max_request),
         )
-        .add_service(ClusterServer::new(api::cluster::ClusterService::new(node.clone())))
+        .add_service(ClusterServer::from_arc(cluster_service.clone()))
         .add_service(
             LocksServer::new(api::locks::LocksService { node: node.clone() }).max_decoding_message_size(max_request),
         )
@@ -265,8 +267,8 @@ pub async fn run(
         )
     });
 
-    let admin =
-        axum::serve(listeners.admin, admin::router(node.clone())).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin = axum::serve(listeners.admin, admin::router(node.clone(), cluster_service))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_task = tokio::spawn(async move { admin.await });
 
     on_ready(bound);

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use grove_server::config::{Config, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -35,8 +36,36 @@ struct Cli {
     settings: Settings,
 }
 
+/// The command line with every setting's default in its help (`Settings::defaults`).
+fn command() -> clap::Command {
+    let defaults = match serde_json::to_value(Settings::defaults()) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut cmd = Cli::command();
+    for (name, value) in defaults {
+        let shown = match value {
+            serde_json::Value::String(s) if s.is_empty() => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => continue,
+            v => v.to_string(),
+        };
+        cmd = cmd.mut_arg(name.as_str(), |a| {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let long = a.get_long_help().map(|h| h.to_string()).unwrap_or_else(|| help.clone());
+            a.help(format!("{help} [default: {shown}]")).long_help(format!("{long}\n[default: {shown}]"))
+        });
+    }
+    cmd
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let flags = cli.settings.clone();
     let file = match cli.config.as_deref().map(Config::read_file).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {
@@ -44,8 +73,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let from_file = file.clone();
     let config = match Config::resolve(cli.settings, file) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            let from_env = |name: &str| matches.value_source(name) == Some(ValueSource::EnvVariable);
+            c.effective = grove_server::config::effective(&flags, &from_file, &from_env);
+            c
+        }
         Err(e) => {
             eprintln!("groved: {e}");
             return ExitCode::from(2);

@@ -2,21 +2,102 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use serde_json::json;
+use grove_proto::v1 as pb;
+use grove_proto::v1::cluster_server::Cluster;
+use serde_json::{Value, json};
 
-use crate::api::cluster;
+use crate::api::cluster::{self, ClusterService};
 use crate::node::Node;
 
-pub fn router(node: Arc<Node>) -> Router {
+pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
+    let inspect = Router::new()
+        .route("/sessions", get(sessions))
+        .route("/watches", get(watches))
+        .route("/connections", get(connections))
+        .route("/conf", get(conf))
+        .with_state(cluster);
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .with_state(node)
+        .merge(inspect)
+}
+
+/// A gRPC request carrying the HTTP caller's credentials: `Authorization: Basic` becomes a
+/// digest identity, so the admin port's views are checked exactly as `grove sessions` etc.
+/// are (ADMIN on "/", or the super user).
+fn as_grpc<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
+    use base64::Engine;
+    let mut req = tonic::Request::new(msg);
+    let basic = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    if let Some(user_pw) = basic
+        && let Ok(v) = format!("digest {user_pw}").parse()
+    {
+        req.metadata_mut().insert(grove_proto::metadata::AUTH, v);
+    }
+    req
+}
+
+fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>, to_json: impl FnOnce(T) -> Value) -> Response {
+    match r {
+        Ok(resp) => Json(to_json(resp.into_inner())).into_response(),
+        Err(s) => {
+            let code = match s.code() {
+                tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => StatusCode::FORBIDDEN,
+                tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (code, Json(json!({"error": s.message()}))).into_response()
+        }
+    }
+}
+
+async fn sessions(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
+    answer(c.sessions(as_grpc(&headers, pb::SessionsRequest {})).await, |r| {
+        let rows: Vec<Value> = r
+            .sessions
+            .iter()
+            .map(|s| json!({"id": format!("0x{:x}", s.id), "timeout_ms": s.timeout_ms, "ephemerals": s.ephemerals}))
+            .collect();
+        json!({"sessions": rows})
+    })
+}
+
+async fn watches(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
+    answer(c.watches(as_grpc(&headers, pb::WatchesRequest {})).await, |r| {
+        let rows: Vec<Value> = r
+            .watches
+            .iter()
+            .map(|w| json!({"stream": w.stream, "watch_id": w.watch_id, "kind": w.kind, "path": w.path}))
+            .collect();
+        json!({"streams": r.streams, "watches": rows})
+    })
+}
+
+async fn connections(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
+    answer(c.connections(as_grpc(&headers, pb::ConnectionsRequest {})).await, |r| {
+        let rows: Vec<Value> =
+            r.connections.iter().map(|c| json!({"remote": c.remote, "connected_ms": c.connected_ms})).collect();
+        json!({"connections": rows})
+    })
+}
+
+async fn conf(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
+    answer(c.config(as_grpc(&headers, pb::ConfigRequest {})).await, |r| {
+        let rows: Vec<Value> =
+            r.settings.iter().map(|s| json!({"name": s.name, "value": s.value, "source": s.source})).collect();
+        json!({"settings": rows})
+    })
 }
 
 /// Alive: the process answers and Raft runs.

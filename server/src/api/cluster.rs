@@ -12,17 +12,21 @@ use super::{convert, metered};
 use crate::error::GroveError;
 use crate::node::{Consistency, Node, NodeStatus};
 use crate::raft::{NotHere, PeerNode, Role};
+use crate::storage::access::StateTables;
+use crate::transport::limits::ConnLimits;
 
 pub struct ClusterService {
     pub node: Arc<Node>,
     /// One backup stream at a time per server: each holds a read transaction (redb cannot
     /// reuse the pages it sees while writes go on) and a blocking thread.
     pub backups: Arc<tokio::sync::Semaphore>,
+    /// The client port's connections.
+    pub connections: Arc<ConnLimits>,
 }
 
 impl ClusterService {
-    pub fn new(node: Arc<Node>) -> ClusterService {
-        ClusterService { node, backups: Arc::new(tokio::sync::Semaphore::new(1)) }
+    pub fn new(node: Arc<Node>, connections: Arc<ConnLimits>) -> ClusterService {
+        ClusterService { node, backups: Arc::new(tokio::sync::Semaphore::new(1)), connections }
     }
 }
 
@@ -103,6 +107,82 @@ type SnapshotStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<p
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     type SaveSnapshotStream = SnapshotStream;
+
+    async fn sessions(&self, req: Request<pb::SessionsRequest>) -> Result<Response<pb::SessionsResponse>, Status> {
+        metered("Sessions", async {
+            self.operator(&req).await?;
+            let view = self.node.view()?;
+            let mut sessions = Vec::new();
+            for (id, rec) in view.tables.sessions()? {
+                let ephemerals = view.tables.session_ephemerals(id)?.len() as u32;
+                sessions.push(pb::SessionInfo { id, timeout_ms: rec.timeout_ms, ephemerals });
+            }
+            Ok(pb::SessionsResponse { header: convert::header(self.node.header(view.zxid)), sessions })
+        })
+        .await
+    }
+
+    async fn watches(&self, req: Request<pb::WatchesRequest>) -> Result<Response<pb::WatchesResponse>, Status> {
+        metered("Watches", async {
+            self.operator(&req).await?;
+            let watches = self
+                .node
+                .hub
+                .list()
+                .into_iter()
+                .map(|(stream, spec)| pb::WatchInfo {
+                    stream,
+                    watch_id: spec.watch_id,
+                    path: spec.path,
+                    kind: format!("{:?}{}", spec.kind, if spec.one_shot { " (one-shot)" } else { "" }).to_lowercase(),
+                })
+                .collect();
+            Ok(pb::WatchesResponse {
+                header: convert::header(self.node.header(self.node.applied_zxid())),
+                watches,
+                streams: self.node.hub.stream_count() as u32,
+            })
+        })
+        .await
+    }
+
+    async fn connections(
+        &self,
+        req: Request<pb::ConnectionsRequest>,
+    ) -> Result<Response<pb::ConnectionsResponse>, Status> {
+        metered("Connections", async {
+            self.operator(&req).await?;
+            let connections = self
+                .connections
+                .open()
+                .into_iter()
+                .map(|(remote, open)| pb::ConnectionInfo {
+                    remote: remote.to_string(),
+                    connected_ms: open.as_millis() as i64,
+                })
+                .collect();
+            Ok(pb::ConnectionsResponse {
+                header: convert::header(self.node.header(self.node.applied_zxid())),
+                connections,
+            })
+        })
+        .await
+    }
+
+    async fn config(&self, req: Request<pb::ConfigRequest>) -> Result<Response<pb::ConfigResponse>, Status> {
+        metered("Config", async {
+            self.operator(&req).await?;
+            let mut settings =
+                vec![pb::Setting { name: "id".into(), value: self.node.id.to_string(), source: "resolved".into() }];
+            settings.extend(self.node.config.effective.iter().map(|e| pb::Setting {
+                name: e.name.clone(),
+                value: e.value.clone(),
+                source: e.source.clone(),
+            }));
+            Ok(pb::ConfigResponse { header: convert::header(self.node.header(self.node.applied_zxid())), settings })
+        })
+        .await
+    }
 
     async fn save_snapshot(&self, req: Request<pb::SaveSnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         metered("SaveSnapshot", async {

@@ -139,7 +139,7 @@ pub fn incoming(
                     continue;
                 }
             };
-            let (slot, refused) = match limits.as_ref().map(|l| l.admit(remote.ip())) {
+            let (slot, refused) = match limits.as_ref().map(|l| l.admit(remote)) {
                 None => (None, None),
                 Some(Admission::Admitted(slot)) => (Some(slot), None),
                 Some(Admission::Refused(slot, reason)) => {

@@ -9,11 +9,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::codegen::http;
 use tower::{Layer, Service};
@@ -37,6 +37,9 @@ struct State {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
     refused: usize,
+    /// The admitted connections, for `grove connections`.
+    open: HashMap<u64, (SocketAddr, Instant)>,
+    next_id: u64,
 }
 
 /// What to do with a new connection.
@@ -54,6 +57,7 @@ pub struct ConnSlot {
     limits: Arc<ConnLimits>,
     ip: IpAddr,
     refused: bool,
+    id: u64,
 }
 
 impl ConnLimits {
@@ -67,8 +71,16 @@ impl ConnLimits {
         })
     }
 
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Admission {
-        let ip = ip.to_canonical();
+    /// The admitted connections: each one's client address and how long it has been open.
+    pub fn open(&self) -> Vec<(SocketAddr, Duration)> {
+        let st = self.state.lock().unwrap();
+        let mut out: Vec<_> = st.open.values().map(|(a, since)| (*a, since.elapsed())).collect();
+        out.sort();
+        out
+    }
+
+    pub fn admit(self: &Arc<Self>, remote: SocketAddr) -> Admission {
+        let ip = remote.ip().to_canonical();
         let mut st = self.state.lock().unwrap();
         let from_ip = st.per_ip.get(&ip).copied().unwrap_or(0);
         let reason = if st.total >= self.max_total {
@@ -78,8 +90,11 @@ impl ConnLimits {
         } else {
             st.total += 1;
             *st.per_ip.entry(ip).or_insert(0) += 1;
+            st.next_id += 1;
+            let id = st.next_id;
+            st.open.insert(id, (remote, Instant::now()));
             metrics::gauge!("grove_client_connections").set(st.total as f64);
-            return Admission::Admitted(ConnSlot { limits: self.clone(), ip, refused: false });
+            return Admission::Admitted(ConnSlot { limits: self.clone(), ip, refused: false, id });
         };
         // Counted once here, whatever happens to the connection next.
         Limit::Connections.count_refusal();
@@ -87,7 +102,7 @@ impl ConnLimits {
             return Admission::Dropped;
         }
         st.refused += 1;
-        Admission::Refused(ConnSlot { limits: self.clone(), ip, refused: true }, reason.into())
+        Admission::Refused(ConnSlot { limits: self.clone(), ip, refused: true, id: 0 }, reason.into())
     }
 }
 
@@ -99,6 +114,7 @@ impl Drop for ConnSlot {
             return;
         }
         st.total -= 1;
+        st.open.remove(&self.id);
         if let Some(n) = st.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -164,8 +180,8 @@ mod tests {
     #[test]
     fn per_ip_and_total_limits_with_slots_given_back() {
         let limits = ConnLimits::new(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         let admitted = |x: Admission| match x {
             Admission::Admitted(s) => s,
             _ => panic!("refused"),
@@ -175,18 +191,21 @@ mod tests {
         let Admission::Refused(_, why) = limits.admit(a) else { panic!("a third from one address") };
         assert!(why.contains("10.0.0.1 has 2 connections"), "{why}");
         let _b1 = admitted(limits.admit(b));
-        let Admission::Refused(_, why) = limits.admit("10.0.0.3".parse().unwrap()) else { panic!() };
+        let Admission::Refused(_, why) = limits.admit("10.0.0.3:5000".parse().unwrap()) else { panic!() };
         assert!(why.contains("--max-connections)"), "{why}");
+        // The open ones are listed, and a closed one leaves the list.
+        assert_eq!(limits.open().iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![a, a, b]);
         drop(a1);
+        assert_eq!(limits.open().len(), 2);
         let _a3 = admitted(limits.admit(a));
         // IPv4 seen as IPv6-mapped is the same client.
-        assert!(matches!(limits.admit("::ffff:10.0.0.1".parse().unwrap()), Admission::Refused(..)));
+        assert!(matches!(limits.admit("[::ffff:10.0.0.1]:6000".parse().unwrap()), Admission::Refused(..)));
     }
 
     #[test]
     fn refused_connections_are_bounded_too() {
         let limits = ConnLimits::new(1, 0);
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let ip: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let _held = limits.admit(ip);
         let refused: Vec<_> = (0..MAX_REFUSED).map(|_| limits.admit(ip)).collect();
         assert!(refused.iter().all(|r| matches!(r, Admission::Refused(..))));

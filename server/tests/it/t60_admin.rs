@@ -74,8 +74,80 @@ async fn health_ready_status_and_metrics() {
     assert!(status.success(), "{status}");
 }
 
+/// ZooKeeper's four-letter words as commands and as the admin port's JSON, ADMIN-protected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_watches_connections_and_conf_as_commands_and_json() {
+    use grove_client::acl::{digest, entry, perms};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_process(dir.path(), &["--max-data-bytes", "2000000"]);
+    let c = s.connect();
+    let session = c.open_session(std::time::Duration::from_secs(12)).await.unwrap();
+    let ephemeral = grove_client::CreateOptions::mode(grove_client::CreateMode::Ephemeral);
+    c.create("/e", "x", &ephemeral).await.unwrap();
+    let mut w = c.watch_stream().await.unwrap();
+    w.watch(grove_client::WatchSpec::new("/e", grove_client::WatchKind::Node)).await.unwrap();
+
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&s.grove_ok(&[&["--json"][..], args].concat())).unwrap()
+    };
+    let id = format!("0x{:x}", session.id);
+    let sessions = json(&["sessions"]);
+    let mine = sessions["sessions"].as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).cloned();
+    let mine = mine.unwrap_or_else(|| panic!("{id} not in {sessions}"));
+    assert_eq!((mine["timeout_ms"].as_i64(), mine["ephemerals"].as_u64()), (Some(12_000), Some(1)));
+    let watches = json(&["watches"]);
+    assert!(
+        watches["watches"].as_array().unwrap().iter().any(|x| x["path"] == "/e" && x["kind"] == "node"),
+        "{watches}"
+    );
+    let conns = json(&["connections"]);
+    assert!(
+        conns["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["remote"].as_str().unwrap().starts_with("127.0.0.1:"))
+    );
+    // The effective configuration names where each value came from.
+    let conf = json(&["conf"]);
+    let setting =
+        |name: &str| conf["settings"].as_array().unwrap().iter().find(|x| x["name"] == name).cloned().unwrap();
+    assert_eq!(setting("max-data-bytes")["source"], "flag");
+    assert_eq!(setting("max-data-bytes")["value"], "2000000");
+    assert_eq!(setting("snapshot-entries")["source"], "default");
+    assert_eq!(setting("election-timeout-min-ms")["value"], "500");
+    // The admin port says the same, as JSON.
+    let (code, body) = s.admin_get("/sessions");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&id), "{body}");
+    assert_eq!(s.admin_get("/conf").0, 200);
+
+    // Once the root is locked down, both need ADMIN there: the CLI with --auth, the admin
+    // port with HTTP Basic credentials.
+    c.add_auth("digest", "admin:pw").unwrap();
+    let admin_only = vec![entry("digest", &digest("admin", "pw"), perms::ALL), entry("world", "anyone", perms::READ)];
+    c.set_acl("/", admin_only, None).await.unwrap();
+    let out = s.grove(&["conf"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not authorized"), "{out:?}");
+    assert!(s.grove_ok(&["--auth", "admin:pw", "conf"]).contains("max-data-bytes"));
+    let (code, body) = s.admin_get("/conf");
+    assert_eq!(code, 403, "{body}");
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("admin:pw");
+    let (code, body) =
+        crate::harness::http_get_with(&s.admin, "/watches", &format!("Authorization: Basic {basic}\r\n"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"/e\""), "{body}");
+}
+
 #[test]
 fn bad_configuration_is_refused_with_a_clear_message() {
+    // `groved --help` shows every default.
+    let out = std::process::Command::new(crate::harness::groved_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for default in ["[default: 127.0.0.1:7181]", "[default: 4000]", "[default: 500]", "[default: 50000]"] {
+        assert!(help.contains(default), "{default} not in\n{help}");
+    }
     let out = std::process::Command::new(crate::harness::groved_bin()).args(["--peers", "1=a"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a port"));

@@ -51,6 +51,14 @@ async fn a_backup_saved_online_restores_into_a_new_ensemble_with_every_persisten
     let backup = dir.path().join("grove.snap");
     let mut old = Cluster::start(&dir.path().join("old"), 3, 0, &[]);
     old.leader(Duration::from_secs(20)).await;
+    // The cluster id is fixed by the first registration (proposed within ~500 ms of a
+    // leader): wait for every member to know it, so the backup's header carries it.
+    for id in 1..=3 {
+        crate::harness::eventually(Duration::from_secs(15), "the cluster id", async || {
+            old.status(id).await.is_ok_and(|s| s.cluster_id != 0)
+        })
+        .await;
+    }
     let c = client(&old, &[1, 2, 3]).await;
     let opts = CreateOptions::default();
 

@@ -82,14 +82,12 @@ async fn a_zookeeper_tree_imports_with_acls_modes_and_counters_and_moves_on_as_j
     assert!(ok, "{err}");
     assert!(out.contains("create /imported/items/item-00042 (persistent, 8 bytes"), "{out}");
     assert!(out.contains("create /imported/box (container"), "{out}");
-    assert!(out.contains("create /imported/ttl (ttl ttl=3600000ms"), "{out}");
+    assert!(out.contains("create /imported/ttl (ttl 3600000 ms"), "{out}");
     assert!(out.contains("skip /app/live (ephemeral of session 0x"), "{out}");
     // /app, items, seq; the 7 sequentials left; secure, box, box/thing, ttl.
     let total = ITEMS + 3 + 7 + 4;
-    assert!(
-        out.contains(&format!("Dry run from ZooKeeper {from}: {total} to create, 0 already there, 1 skipped")),
-        "{out}"
-    );
+    let dry = format!("Dry run from ZooKeeper {from}: {total} to create, 0 already there, 0 ACLs to set, 1 skipped");
+    assert!(out.contains(&dry), "{out}");
     let c = Client::builder(&s.client).digest_auth("alice", "secret").build().unwrap();
     assert!(c.exists("/imported").await.unwrap().is_none(), "a dry run wrote");
 
@@ -140,7 +138,28 @@ async fn a_zookeeper_tree_imports_with_acls_modes_and_counters_and_moves_on_as_j
     let (ok, out, err) = grove(&s.client, &[&["--auth", "alice:secret"][..], &args].concat());
     assert!(ok, "{err}");
     assert!(out.starts_with(&format!("Imported 0 nodes from ZooKeeper {from}")), "{out}");
-    assert!(out.contains(&format!("{total} already there")), "{out}");
+    assert!(out.contains(&format!("{total} already there; 0 ACLs set; 0 sequence counters advanced")), "{out}");
+
+    // An import that stopped part-way leaves nodes with the open ACL they were created
+    // with: a re-run sets the source's ACL on them.
+    let open = vec![grove_client::acl::entry("world", "anyone", grove_client::acl::perms::ALL)];
+    c.set_acl("/imported/secure", open, None).await.unwrap();
+    let (ok, out, err) = grove(&s.client, &[&["--auth", "alice:secret"][..], &args].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains("1 ACLs set"), "{out}");
+    assert!(anonymous.get("/imported/secure").await.is_err(), "the ACL was not repaired");
+
+    // ACLs read masked (a reader without ADMIN sees `digest:user:x`) cannot be imported:
+    // refused before anything is written, naming the node.
+    let admin = [
+        zk::Acl::new(zk::Permission::READ, zk::AuthId::new("world", "anyone")),
+        zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("digest", &grove_client::acl::digest("admin", "pw"))),
+    ];
+    z.create("/masked", b"", &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&admin))).await.unwrap();
+    let masked_from = format!("{}/masked", zoo.address);
+    let (ok, _, err) = grove(&s.client, &["import", "zookeeper", "--from", &masked_from]);
+    assert!(!ok && err.contains("was read masked"), "{err}");
+    assert!(c.exists("/masked").await.unwrap().is_none());
 
     // A node changed on the Grove side is a conflict: nothing is written, not even a node
     // new in ZooKeeper.
@@ -170,6 +189,21 @@ async fn a_zookeeper_tree_imports_with_acls_modes_and_counters_and_moves_on_as_j
     let (ok, second, err) = grove(&s.client, &["--auth", "alice:secret", "export", "/copy"]);
     assert!(ok, "{err}");
     assert_eq!(second, std::fs::read_to_string(&first).unwrap());
+    // A file out of order is put in tree order; a duplicate path refuses the whole file.
+    let lines: Vec<&str> = std::fs::read_to_string(&first).unwrap().leak().lines().rev().collect();
+    let reversed = dir.path().join("reversed.jsonl");
+    std::fs::write(&reversed, lines.join("\n")).unwrap();
+    let (ok, out, err) = grove(&s.client, &["import", "--to", "/reversed", reversed.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("Imported {total} nodes")), "{out}");
+    let twice = dir.path().join("twice.jsonl");
+    std::fs::write(&twice, format!("{}\n{}\n", lines[0], lines[0])).unwrap();
+    let (ok, _, err) = grove(&s.client, &["import", "--to", "/twice", twice.to_str().unwrap()]);
+    assert!(!ok && err.contains("appears twice") && err.contains("nothing written"), "{err}");
+    assert!(c.exists("/twice").await.unwrap().is_none());
+    // `--json export` to standard output is only the lines.
+    let (ok, json_out, _) = grove(&s.client, &["--json", "--auth", "alice:secret", "export", "/copy"]);
+    assert!(ok && json_out == second);
     // A damaged export is refused with its line.
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"path\":\"/x\"}\n").unwrap();

@@ -21,7 +21,10 @@ use crate::watches::Watches;
 
 fn print_output(out: &Output, json: bool) {
     if json {
-        println!("{}", out.json);
+        // Null: the command's output was its data (`export` to standard output).
+        if !out.json.is_null() {
+            println!("{}", out.json);
+        }
     } else if let Some(t) = &out.text {
         println!("{t}");
     }
@@ -437,7 +440,7 @@ mod tests {
         assert_eq!(c(&["member"], ""), ["add", "remove"]);
         assert_eq!(c(&["member", "add"], "-"), ["-o", "-c"]);
         assert_eq!(c(&["printwatches"], ""), ["on", "off"]);
-        assert_eq!(c(&["help"], "se"), ["set", "setAcl", "setquota"]);
+        assert_eq!(c(&["help"], "se"), ["set", "setAcl", "setquota", "sessions"]);
         assert_eq!(c(&["rmr"], "-"), ["-b"]);
         assert!(c(&["bogus"], "-").is_empty());
     }

@@ -11,7 +11,6 @@
 //! name continues after the imported ones: only creating and deleting a child advances it,
 //! so a marker child is created and deleted in one transaction as many times as needed.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -90,6 +89,9 @@ pub fn target(to: &str, relative: &str) -> String {
 enum Step {
     Create,
     Unchanged,
+    /// There with the same data and mode, but another ACL (e.g. left open by an import
+    /// that stopped part-way): the source's ACL is set.
+    SetAcl,
     Conflict(String),
 }
 
@@ -110,12 +112,80 @@ pub struct Done {
     pub took: Duration,
 }
 
-/// Compares the source's records (parents before children) with what the target holds.
-pub async fn plan(c: &Client, to: &str, records: Vec<Record>, skipped: Vec<(String, String)>) -> Result<Plan, Error> {
+/// ACL schemes Grove checks (others would be refused when set, after the nodes exist).
+const SCHEMES: &[&str] = &["world", "digest", "ip", "x509"];
+
+/// Puts the records in tree order and checks each one before anything is written: a
+/// record that cannot be imported refuses the whole import, naming it.
+fn check(records: &mut [Record]) -> Result<(), Error> {
+    records.sort_by(|a, b| tree_order(&a.path, &b.path));
+    let mut problems = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 && records[i - 1].path == r.path {
+            problems.push(format!("{} appears twice", r.path));
+        }
+        if !r.path.starts_with('/') || (r.path.len() > 1 && (r.path.ends_with('/') || r.path.contains("//"))) {
+            problems.push(format!("{:?} is not a path", r.path));
+        }
+        if let Err(e) = r.bytes() {
+            problems.push(e.to_string());
+        }
+        match r.acl() {
+            Err(e) => problems.push(e.to_string()),
+            Ok(acl) => {
+                for a in acl {
+                    if !SCHEMES.contains(&a.scheme.as_str()) {
+                        problems.push(format!("{}: ACL scheme {:?} is not one Grove checks", r.path, a.scheme));
+                    } else if a.scheme == "digest" && a.id.ends_with(":x") {
+                        problems.push(format!(
+                            "{}: the digest ACL of {:?} was read masked (`:x`): read the source as a user with ADMIN \
+                             on it (or the super user)",
+                            r.path,
+                            a.id.trim_end_matches(":x")
+                        ));
+                    }
+                }
+            }
+        }
+        if r.mode == Mode::Ttl && r.ttl_ms.is_none_or(|t| t <= 0) {
+            problems.push(format!("{}: a TTL node needs a positive ttl_ms", r.path));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = problems.iter().take(10).map(String::as_str).collect();
+    Err(Error::BadArguments {
+        message: format!("refusing to import ({} problems, nothing written): {}", problems.len(), shown.join("; ")),
+    })
+}
+
+fn mode_of(stat: &grove_client::Stat) -> Mode {
+    match stat.mode() {
+        CreateMode::Container => Mode::Container,
+        CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl => Mode::Ttl,
+        _ => Mode::Persistent,
+    }
+}
+
+/// Compares the source's records with what the target holds.
+pub async fn plan(
+    c: &Client,
+    to: &str,
+    mut records: Vec<Record>,
+    skipped: Vec<(String, String)>,
+) -> Result<Plan, Error> {
+    check(&mut records)?;
     let mut planned = Vec::with_capacity(records.len());
     // Into a path that does not exist yet, everything is new: no node needs comparing.
     let root = target(to, "/");
     let fresh = root != "/" && c.exists(&root).await?.is_none();
+    let unreadable = |path: &str| {
+        Error::Client(format!(
+            "{path} exists and its ACL does not let this client read it to compare: run the import with `grove \
+             --auth USER:PASSWORD` as a user it grants READ and ADMIN (nothing was written)"
+        ))
+    };
     for r in records {
         let path = target(to, &r.path);
         if fresh {
@@ -123,20 +193,22 @@ pub async fn plan(c: &Client, to: &str, records: Vec<Record>, skipped: Vec<(Stri
             continue;
         }
         let step = match c.get(&path).await {
-            Ok((data, stat)) => {
-                if path == "/" || data[..] == r.bytes()?[..] {
-                    Step::Unchanged
-                } else {
-                    Step::Conflict(format!("{path} exists with other data (version {})", stat.version))
-                }
+            // The root's data and ACL belong to the target cluster: never changed.
+            Ok(_) if path == "/" => Step::Unchanged,
+            Ok((data, stat)) if data[..] != r.bytes()?[..] => {
+                Step::Conflict(format!("{path} exists with other data (version {})", stat.version))
             }
+            Ok((_, stat)) if mode_of(&stat) != r.mode => {
+                Step::Conflict(format!("{path} exists as a {:?} node, the source's is {:?}", mode_of(&stat), r.mode))
+            }
+            Ok(_) => match c.get_acl(&path).await {
+                Ok((acl, _)) if acl == r.acl()? => Step::Unchanged,
+                Ok(_) => Step::SetAcl,
+                Err(Error::NoAuth { .. }) => return Err(unreadable(&path)),
+                Err(e) => return Err(e),
+            },
             Err(Error::NoNode { .. }) => Step::Create,
-            Err(Error::NoAuth { .. }) => {
-                return Err(Error::Client(format!(
-                    "{path} exists and its ACL does not let this client read it to compare: run the import with \
-                     `grove --auth USER:PASSWORD` as a user it grants READ (nothing was written)"
-                )));
-            }
+            Err(Error::NoAuth { .. }) => return Err(unreadable(&path)),
             Err(e) => return Err(e),
         };
         planned.push((r, step));
@@ -164,14 +236,15 @@ impl Plan {
                 let path = target(&self.to, &r.path);
                 match step {
                     Step::Create => {
-                        let ttl = r.ttl_ms.map(|t| format!(" ttl={t}ms")).unwrap_or_default();
+                        let mode = match (r.mode, r.ttl_ms) {
+                            (Mode::Ttl, Some(t)) => format!("ttl {t} ms"),
+                            (m, _) => format!("{m:?}").to_lowercase(),
+                        };
                         let bytes = r.bytes().map(|b| b.len()).unwrap_or(0);
-                        format!("create {path} ({:?}{ttl}, {bytes} bytes, acl {})", r.mode, r.acl.join(","))
-                            .replace("(Persistent", "(persistent")
-                            .replace("(Container", "(container")
-                            .replace("(Ttl", "(ttl")
+                        format!("create {path} ({mode}, {bytes} bytes, acl {})", r.acl.join(" "))
                     }
                     Step::Unchanged => format!("unchanged {path}"),
+                    Step::SetAcl => format!("set acl {path} ({})", r.acl.join(" ")),
                     Step::Conflict(why) => format!("conflict {why}"),
                 }
             })
@@ -180,23 +253,41 @@ impl Plan {
         out
     }
 
-    pub fn counts(&self) -> (usize, usize) {
-        let create = self.records.iter().filter(|(_, s)| *s == Step::Create).count();
-        (create, self.records.len() - create)
+    /// (to create, unchanged, ACLs to set).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |want: &Step| self.records.iter().filter(|(_, s)| s == want).count();
+        (n(&Step::Create), n(&Step::Unchanged), n(&Step::SetAcl))
     }
 
-    /// Writes the plan: creates, then sequence counters, then ACLs.
+    /// Writes the plan: creates, then sequence counters, then ACLs. A failure part-way
+    /// says what was written; running the same import again finishes it (nodes left with
+    /// an open ACL are planned as `SetAcl`).
     pub async fn apply(&self, c: &Client) -> Result<Done, Error> {
         let started = std::time::Instant::now();
         if let Some(first) = self.conflicts().first() {
             return Err(Error::Client(format!("refusing to import: {first}")));
         }
+        let mut created = 0;
+        let result = self.write(c, &mut created).await;
+        match result {
+            Ok((counters_advanced, acls_set)) => {
+                let (_, unchanged, _) = self.counts();
+                Ok(Done { created, unchanged, counters_advanced, acls_set, took: started.elapsed() })
+            }
+            Err(e) if created > 0 => Err(Error::Client(format!(
+                "{e}; {created} nodes were created before this, with an open ACL until the import finishes: run the \
+                 same import again to finish it"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn write(&self, c: &Client, created: &mut usize) -> Result<(usize, usize), Error> {
         let open = vec![acl::entry("world", "anyone", acl::perms::ALL)];
-        // Parents come before their children, so creates go in transactions of up to
-        // CREATES_PER_MULTI in order; the first (the import's root, whose parents may not
-        // exist yet) on its own with its parents.
-        let mut created = Vec::new();
-        let mut batch: Vec<Op> = Vec::new();
+        // In tree order, parents come before their children, so creates go in transactions
+        // in order (bounded in count and bytes); the first (the import's root, whose parents
+        // may not exist yet) on its own with its parents.
+        let mut batch = Batch::default();
         for (r, step) in &self.records {
             if *step != Step::Create {
                 continue;
@@ -205,63 +296,94 @@ impl Plan {
             let (mode, ttl) = match r.mode {
                 Mode::Persistent => (CreateMode::Persistent, None),
                 Mode::Container => (CreateMode::Container, None),
-                Mode::Ttl => (CreateMode::PersistentWithTtl, r.ttl_ms.map(|t| Duration::from_millis(t.max(1) as u64))),
+                Mode::Ttl => (CreateMode::PersistentWithTtl, r.ttl_ms.map(|t| Duration::from_millis(t as u64))),
             };
-            let options = CreateOptions { mode, ttl, create_parents: created.is_empty(), acl: open.clone() };
-            if created.is_empty() {
-                c.create(&path, r.bytes()?, &options).await?;
+            let options = CreateOptions { mode, ttl, create_parents: *created == 0, acl: open.clone() };
+            let data = r.bytes()?;
+            if *created == 0 {
+                c.create(&path, data, &options).await?;
+                *created += 1;
             } else {
-                batch.push(Op::Create { path: path.clone(), data: r.bytes()?.into(), options });
-                if batch.len() == CREATES_PER_MULTI {
-                    run_batch(c, &mut batch).await?;
+                batch.push(Op::Create { path, data: data.into(), options });
+                if batch.full() {
+                    *created += batch.run(c).await?;
                 }
             }
-            created.push((path, r));
         }
-        run_batch(c, &mut batch).await?;
+        *created += batch.run(c).await?;
         let mut counters_advanced = 0;
-        let mut counters: BTreeMap<&str, i32> = BTreeMap::new();
-        for (r, _) in &self.records {
-            counters.insert(&r.path, r.cversion);
-        }
-        for (relative, wanted) in counters {
-            let path = target(&self.to, relative);
-            if advance_counter(c, &path, wanted).await? {
+        for (r, step) in &self.records {
+            // A container whose children stayed behind (ephemerals) would be reaped once
+            // its counter moved: left as it is.
+            if r.mode == Mode::Container || matches!(step, Step::Conflict(_)) {
+                continue;
+            }
+            if advance_counter(c, &target(&self.to, &r.path), r.cversion).await? {
                 counters_advanced += 1;
             }
         }
         let mut acls_set = 0;
-        for (path, r) in created.iter().rev() {
+        for (r, step) in &self.records {
+            let path = target(&self.to, &r.path);
             let acl = r.acl()?;
-            if !acl.is_empty() && acl != open {
-                c.set_acl(path, acl, None).await?;
+            let needed = match step {
+                Step::Create => !acl.is_empty() && acl != open,
+                Step::SetAcl => path != "/",
+                _ => false,
+            };
+            if needed {
+                c.set_acl(&path, acl, None).await?;
                 acls_set += 1;
             }
         }
-        let (_, unchanged) = self.counts();
-        Ok(Done { created: created.len(), unchanged, counters_advanced, acls_set, took: started.elapsed() })
+        Ok((counters_advanced, acls_set))
     }
 }
 
-/// Creates per transaction.
+/// Creates per transaction, and bytes of data.
 const CREATES_PER_MULTI: usize = 100;
+const BYTES_PER_MULTI: usize = 1 << 20;
 
-async fn run_batch(c: &Client, batch: &mut Vec<Op>) -> Result<(), Error> {
-    if batch.is_empty() {
-        return Ok(());
+#[derive(Default)]
+struct Batch {
+    ops: Vec<Op>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, op: Op) {
+        if let Op::Create { data, path, .. } = &op {
+            self.bytes += data.len() + path.len();
+        }
+        self.ops.push(op);
     }
-    let ops = std::mem::take(batch);
-    if let Err((at, e)) = c.multi(&ops).await? {
-        let path = match &ops[at] {
-            Op::Create { path, .. } => path.as_str(),
-            _ => "",
-        };
-        return Err(Error::Client(format!(
-            "creating {path}: {e} (that transaction of {} creates was not applied)",
-            ops.len()
-        )));
+
+    fn full(&self) -> bool {
+        self.ops.len() >= CREATES_PER_MULTI || self.bytes >= BYTES_PER_MULTI
     }
-    Ok(())
+
+    /// Runs what is batched as one transaction; how many nodes it created.
+    async fn run(&mut self, c: &Client) -> Result<usize, Error> {
+        if self.ops.is_empty() {
+            return Ok(0);
+        }
+        let ops = std::mem::take(&mut self.ops);
+        self.bytes = 0;
+        match c.multi(&ops).await {
+            Ok(Ok(_)) => Ok(ops.len()),
+            Ok(Err((at, e))) => {
+                let path = match &ops[at] {
+                    Op::Create { path, .. } => path.as_str(),
+                    _ => "",
+                };
+                Err(Error::Client(format!(
+                    "creating {path}: {e} (that transaction of {} creates was not applied)",
+                    ops.len()
+                )))
+            }
+            Err(e) => Err(Error::Client(format!("a transaction of {} creates failed: {e}", ops.len()))),
+        }
+    }
 }
 
 /// Most marker create+delete pairs in one transaction.
@@ -275,7 +397,7 @@ async fn advance_counter(c: &Client, path: &str, wanted: i32) -> Result<bool, Er
         return Ok(false);
     }
     let marker = if path == "/" { format!("/{MARKER}") } else { format!("{path}/{MARKER}") };
-    let mut left = (wanted - stat.cversion + 1) / 2;
+    let mut left = ((i64::from(wanted) - i64::from(stat.cversion) + 1) / 2) as i32;
     while left > 0 {
         let n = left.min(PAIRS_PER_MULTI);
         let mut ops = Vec::with_capacity(2 * n as usize);
@@ -341,6 +463,7 @@ pub async fn export(c: &Client, root: &str) -> Result<(Vec<Record>, Vec<(String,
         for node in read {
             let (path, data, stat, acl, children) = match node {
                 Ok(n) => n,
+                Err(e @ Error::NoNode { .. }) if records.is_empty() && skipped.is_empty() => return Err(e),
                 // Deleted while the export ran: not part of the tree any more.
                 Err(Error::NoNode { .. }) => continue,
                 Err(e) => return Err(e),

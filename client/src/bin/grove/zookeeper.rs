@@ -113,13 +113,29 @@ pub async fn read_tree(
             Ok(r) => r,
             // Deleted while we read: not part of the tree any more.
             Err(zk::Error::NoNode) => continue,
+            Err(zk::Error::NoAuth) => {
+                return Err(Error::Client(format!(
+                    "ZooKeeper: reading {path}: not authorized; give --zk-auth user:password (ZooKeeper accepts any \
+                     digest login, so a wrong password shows only here)"
+                )));
+            }
             Err(e) => return Err(zk_err(&format!("reading {path}"), e)),
         };
         let Some((mode, ttl)) = modes.get(&path).copied().or_else(|| kind(stat.ephemeral_owner)) else {
             skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
             continue;
         };
-        let (acl, _) = client.get_acl(&path).await.map_err(|e| zk_err(&format!("reading the ACL of {path}"), e))?;
+        let acl = match client.get_acl(&path).await {
+            Ok((acl, _)) => acl,
+            Err(zk::Error::NoNode) => continue,
+            Err(zk::Error::NoAuth) => {
+                return Err(Error::Client(format!(
+                    "ZooKeeper: reading {path}: not authorized (ZooKeeper accepts any digest login, so a wrong \
+                     --zk-auth password shows only here)"
+                )));
+            }
+            Err(e) => return Err(zk_err(&format!("reading the ACL of {path}"), e)),
+        };
         // The walk only goes down from `root`, so every path starts with it.
         let relative = match &path[if root == "/" { 0 } else { root.len() }..] {
             "" => "/".to_string(),

@@ -371,6 +371,15 @@ impl WatchHub {
         self.inner.lock().unwrap().watch_count
     }
 
+    /// Every watch, by stream then id (for `grove watches`).
+    pub fn list(&self) -> Vec<(u64, WatchSpec)> {
+        let hub = self.inner.lock().unwrap();
+        let mut out: Vec<(u64, WatchSpec)> =
+            hub.streams.iter().flat_map(|(id, s)| s.watches.values().map(move |w| (*id, w.spec.clone()))).collect();
+        out.sort_by_key(|(stream, spec)| (*stream, spec.watch_id));
+        out
+    }
+
     pub fn stream_count(&self) -> usize {
         self.inner.lock().unwrap().streams.len()
     }

@@ -27,7 +27,8 @@ impl CommandArgs for Export {}
 
 impl Export {
     pub async fn run(self, ctx: &mut Context) -> Result<Output, Error> {
-        let (records, skipped) = transfer::export(ctx.client()?, &self.path).await?;
+        let root = if self.path.len() > 1 { self.path.trim_end_matches('/') } else { self.path.as_str() };
+        let (records, skipped) = transfer::export(ctx.client()?, root).await?;
         let mut text = String::new();
         for r in &records {
             text.push_str(&serde_json::to_string(r).map_err(|e| Error::Client(e.to_string()))?);
@@ -47,7 +48,7 @@ impl Export {
                 // The lines are the output: nothing else goes to standard output.
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes()).map_err(|e| Error::Client(e.to_string()))?;
-                Ok(Output::silent(summary))
+                Ok(Output::silent(serde_json::Value::Null))
             }
         }
     }

@@ -35,21 +35,29 @@ pub struct Import {
     /// Print what would be done; write nothing.
     #[arg(short = 'n', long = "dry-run")]
     pub dry_run: bool,
-    /// Where the tree goes (default: the paths it had).
-    #[arg(long = "to", value_name = "path", default_value = "/")]
-    pub to: String,
+    /// Where the tree goes: its root becomes this path (default: for ZooKeeper, the path it
+    /// has there; for a file, /, the paths in the file being relative to the exported root).
+    #[arg(long = "to", value_name = "path")]
+    pub to: Option<String>,
 }
 
 impl CommandArgs for Import {}
 
 impl Import {
     pub async fn run(self, ctx: &mut Context) -> Result<Output, Error> {
-        let (dry_run, to) = (self.dry_run, self.to);
-        let (records, skipped, source) = match (self.source.as_str(), self.from) {
+        let dry_run = self.dry_run;
+        if let Some(to) = &self.to
+            && !to.starts_with('/')
+        {
+            return Err(Error::BadArguments { message: format!("--to {to:?}: a path starts with /") });
+        }
+        let (records, skipped, source, to) = match (self.source.as_str(), self.from) {
             ("zookeeper", Some(from)) => {
                 let modes = zookeeper::parse_modes(&self.modes)?;
+                let (_, root) = zookeeper::split_source(&from);
+                let to = self.to.unwrap_or_else(|| root.to_string());
                 let (records, skipped) = zookeeper::read_tree(&from, self.zk_auth.as_deref(), &modes).await?;
-                (records, skipped, format!("ZooKeeper {from}"))
+                (records, skipped, format!("ZooKeeper {from}"), to)
             }
             ("zookeeper", None) => {
                 return Err(Error::BadArguments { message: "import zookeeper needs --from host:port[/path]".into() });
@@ -61,25 +69,27 @@ impl Import {
             }
             (file, None) => {
                 let text = std::fs::read_to_string(file).map_err(|e| Error::Client(format!("{file}: {e}")))?;
-                (transfer::parse_lines(&text)?, Vec::new(), file.to_string())
+                (transfer::parse_lines(&text)?, Vec::new(), file.to_string(), self.to.unwrap_or_else(|| "/".into()))
             }
         };
-        if !to.starts_with('/') {
-            return Err(Error::BadArguments { message: format!("--to {to:?}: a path starts with /") });
-        }
         let c = ctx.client()?;
         let plan = transfer::plan(c, &to, records, skipped).await?;
-        let (create, present) = plan.counts();
+        let (create, present, acls) = plan.counts();
         let skipped: Vec<&str> = plan.skipped.iter().map(|(p, _)| p.as_str()).collect();
         let conflicts = plan.conflicts();
         if dry_run {
             let mut lines = plan.lines();
             lines.push(format!(
-                "Dry run from {source}: {create} to create, {present} already there, {} skipped, {} conflicts; nothing written",
+                "Dry run from {source}: {create} to create, {present} already there, {acls} ACLs to set, {} skipped, \
+                 {} conflicts; nothing written",
                 skipped.len(),
                 conflicts.len()
             ));
-            let summary = json!({"dry_run": true, "create": create, "unchanged": present,
+            if !conflicts.is_empty() {
+                // So that `import -n && import` stops at a conflict.
+                return Err(Error::Client(lines.join("\n")));
+            }
+            let summary = json!({"dry_run": true, "create": create, "unchanged": present, "set_acl": acls,
                 "skipped": skipped, "conflicts": conflicts});
             return Ok(Output::text(lines.join("\n"), summary));
         }

@@ -26,6 +26,7 @@ mod get_ephemerals;
 pub mod help;
 mod history;
 mod import;
+mod inspect;
 mod listquota;
 pub mod lock;
 mod ls;
@@ -143,6 +144,10 @@ commands! {
     Snapshot(snapshot),
     Stat(stat),
     Status(status),
+    Sessions(inspect),
+    Watches(inspect),
+    Connections(inspect),
+    Conf(inspect),
     Sync(sync),
     TransferLeader(transfer_leader),
     Version(version),
@@ -208,6 +213,10 @@ impl Command {
             Command::Snapshot(c) => c.run(ctx).await,
             Command::Stat(c) => c.run(ctx).await,
             Command::Status(c) => c.run(ctx).await,
+            Command::Sessions(c) => c.run(ctx).await,
+            Command::Watches(c) => c.run(ctx).await,
+            Command::Connections(c) => c.run(ctx).await,
+            Command::Conf(c) => c.run(ctx).await,
             Command::Sync(c) => c.run(ctx).await,
             Command::TransferLeader(c) => c.run(ctx).await,
             Command::Version(c) => c.run(ctx).await,

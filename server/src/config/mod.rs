@@ -12,8 +12,11 @@ use serde::Deserialize;
 
 use crate::transport::tls::TlsFiles;
 
+mod effective;
+pub use effective::{Effective, effective};
+
 /// Every setting, all optional: unset ones fall back to the next layer.
-#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[derive(Debug, Default, Clone, clap::Args, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// This server's id in the ensemble (1 for a standalone node).
@@ -268,6 +271,8 @@ pub struct Config {
     pub join: bool,
     /// The backup a new cluster is restored from (`--restore`).
     pub restore: Option<PathBuf>,
+    /// Every setting's value and source, as reported by `grove conf`.
+    pub effective: Vec<Effective>,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
     pub max_data_bytes: usize,
@@ -359,9 +364,15 @@ fn id_from_hostname(host: &str) -> Result<u64, String> {
 impl Config {
     /// Resolves flags (with their environment fallback) over the file over the defaults.
     pub fn resolve(flags: Settings, file: Settings) -> Result<Config, String> {
+        let defaults = Settings::defaults();
         macro_rules! pick {
-            ($f:ident, $default:expr) => {
-                flags.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)
+            ($f:ident) => {
+                flags
+                    .$f
+                    .clone()
+                    .or(file.$f.clone())
+                    .or(defaults.$f.clone())
+                    .expect("Settings::defaults has every default")
             };
         }
         macro_rules! given {
@@ -370,19 +381,19 @@ impl Config {
             };
         }
         let ms = Duration::from_millis;
-        let peers = parse_members("peers", &pick!(peers, String::new()))?;
-        let observers = parse_members("observers", &pick!(observers, String::new()))?;
-        let from_hostname = pick!(id_from_hostname, false);
+        let peers = parse_members("peers", &pick!(peers))?;
+        let observers = parse_members("observers", &pick!(observers))?;
+        let from_hostname = pick!(id_from_hostname);
         let id = match (flags.id.or(file.id), from_hostname) {
             (Some(_), true) => return Err("--id and --id-from-hostname exclude each other".into()),
             (Some(id), false) => id,
-            (None, true) => id_from_hostname(&hostname())?.saturating_add(pick!(id_offset, 0)),
+            (None, true) => id_from_hostname(&hostname())?.saturating_add(pick!(id_offset)),
             (None, false) => 1,
         };
         if id == 0 {
             return Err("--id: server ids start at 1".into());
         }
-        let join = pick!(join, false);
+        let join = pick!(join);
         if !join
             && !peers.is_empty()
             && !peers.iter().any(|(i, _)| *i == id)
@@ -396,7 +407,7 @@ impl Config {
         if let Some((dup, _)) = observers.iter().find(|(i, _)| peers.iter().any(|(p, _)| p == i)) {
             return Err(format!("server {dup} is both a voter (--peers) and an observer"));
         }
-        let log_format = pick!(log_format, "text".into());
+        let log_format = pick!(log_format);
         if log_format != "text" && log_format != "json" {
             return Err(format!("--log-format must be text or json, not {log_format:?}"));
         }
@@ -405,7 +416,7 @@ impl Config {
             (None, None) => None,
             _ => return Err("--tls-cert and --tls-key go together".into()),
         };
-        let require_client_cert = pick!(tls_require_client_cert, false);
+        let require_client_cert = pick!(tls_require_client_cert);
         if client_tls.as_ref().is_none_or(|t| t.ca.is_none())
             && (require_client_cert || given!(tls_client_ca).is_some())
         {
@@ -418,51 +429,52 @@ impl Config {
         };
         let cfg = Config {
             id,
-            data_dir: pick!(data_dir, PathBuf::from("grove-data")),
-            listen: pick!(listen, "127.0.0.1:7181".into()),
-            peer_listen: pick!(peer_listen, "127.0.0.1:7281".into()),
-            admin_listen: pick!(admin_listen, "127.0.0.1:7381".into()),
-            advertise: pick!(advertise, String::new()).into_some(),
-            advertise_peer: pick!(advertise_peer, String::new()).into_some(),
+            data_dir: pick!(data_dir),
+            listen: pick!(listen),
+            peer_listen: pick!(peer_listen),
+            admin_listen: pick!(admin_listen),
+            advertise: pick!(advertise).into_some(),
+            advertise_peer: pick!(advertise_peer).into_some(),
             peers,
             observers,
             join,
             restore: given!(restore),
-            min_session_timeout: ms(pick!(min_session_timeout_ms, 4_000)),
-            max_session_timeout: ms(pick!(max_session_timeout_ms, 40_000)),
-            max_data_bytes: pick!(max_data_bytes, 1 << 20),
-            max_request_bytes: pick!(max_request_bytes, 4 << 20),
-            max_multi_ops: pick!(max_multi_ops, 1_000),
-            max_page_size: pick!(max_page_size, 10_000),
-            request_timeout: ms(pick!(request_timeout_ms, 5_000)),
+            effective: effective(&flags, &file, &|_| false),
+            min_session_timeout: ms(pick!(min_session_timeout_ms)),
+            max_session_timeout: ms(pick!(max_session_timeout_ms)),
+            max_data_bytes: pick!(max_data_bytes),
+            max_request_bytes: pick!(max_request_bytes),
+            max_multi_ops: pick!(max_multi_ops),
+            max_page_size: pick!(max_page_size),
+            request_timeout: ms(pick!(request_timeout_ms)),
             // A follower refuses votes for a lease (the maximum election timeout) after it last
             // heard from the leader, and a candidate refused retries a timeout later: a leader
             // is replaced within about twice the maximum election timeout.
-            heartbeat: ms(pick!(heartbeat_ms, 100)),
-            election_timeout_min: ms(pick!(election_timeout_min_ms, 500)),
-            election_timeout_max: ms(pick!(election_timeout_max_ms, 1_000)),
-            snapshot_entries: pick!(snapshot_entries, 50_000),
-            keep_log_entries: pick!(keep_log_entries, 5_000),
-            watch_history_entries: pick!(watch_history_entries, 100_000),
-            watch_history_bytes: pick!(watch_history_bytes, 32 << 20),
-            watch_queue: pick!(watch_queue, 10_000),
-            watch_queue_bytes: pick!(watch_queue_bytes, 16 << 20),
-            max_watches_per_stream: pick!(max_watches_per_stream, 10_000),
-            max_watches: pick!(max_watches, 1_000_000),
-            max_connections: pick!(max_connections, 10_000),
-            max_connections_per_ip: pick!(max_connections_per_ip, 2_000),
-            max_sessions: pick!(max_sessions, 100_000),
-            max_lock_waiters: pick!(max_lock_waiters, 10_000),
-            max_lock_waiters_per_session: pick!(max_lock_waiters_per_session, 1_000),
-            max_session_request_rate: pick!(max_session_request_rate, 10_000),
-            watch_progress: Some(ms(pick!(watch_progress_ms, 10_000))).filter(|d| !d.is_zero()),
-            reap_interval: ms(pick!(reap_interval_ms, 10_000)),
-            cache_bytes: pick!(cache_mib, 32) << 20,
+            heartbeat: ms(pick!(heartbeat_ms)),
+            election_timeout_min: ms(pick!(election_timeout_min_ms)),
+            election_timeout_max: ms(pick!(election_timeout_max_ms)),
+            snapshot_entries: pick!(snapshot_entries),
+            keep_log_entries: pick!(keep_log_entries),
+            watch_history_entries: pick!(watch_history_entries),
+            watch_history_bytes: pick!(watch_history_bytes),
+            watch_queue: pick!(watch_queue),
+            watch_queue_bytes: pick!(watch_queue_bytes),
+            max_watches_per_stream: pick!(max_watches_per_stream),
+            max_watches: pick!(max_watches),
+            max_connections: pick!(max_connections),
+            max_connections_per_ip: pick!(max_connections_per_ip),
+            max_sessions: pick!(max_sessions),
+            max_lock_waiters: pick!(max_lock_waiters),
+            max_lock_waiters_per_session: pick!(max_lock_waiters_per_session),
+            max_session_request_rate: pick!(max_session_request_rate),
+            watch_progress: Some(ms(pick!(watch_progress_ms))).filter(|d| !d.is_zero()),
+            reap_interval: ms(pick!(reap_interval_ms)),
+            cache_bytes: pick!(cache_mib) << 20,
             log_json: log_format == "json",
             client_tls,
             require_client_cert,
             peer_tls,
-            health_listen: pick!(health_listen, String::new()).into_some(),
+            health_listen: pick!(health_listen).into_some(),
             super_digest: match given!(super_digest) {
                 Some(d) if d.split_once(':').is_some_and(|(u, h)| !u.is_empty() && h.len() == 28) => Some(d),
                 Some(_) => {
