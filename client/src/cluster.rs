@@ -10,6 +10,9 @@ use tonic::transport::Channel;
 use crate::client::Client;
 use crate::error::{Error, Result};
 
+/// Largest answer of the listing calls (a million watches is ~60 MB).
+const LARGE: usize = 256 << 20;
+
 impl Client {
     pub async fn status(&self) -> Result<pb::StatusResponse> {
         self.call(true, |ch| async { ClusterClient::new(ch).status(self.request(pb::StatusRequest {})).await }).await
@@ -114,14 +117,22 @@ impl Client {
     /// The ensemble's sessions (ZooKeeper's `dump`). Needs ADMIN on "/".
     pub async fn sessions(&self) -> Result<Vec<pb::SessionInfo>> {
         let r = self
-            .call(true, |ch| async { ClusterClient::new(ch).sessions(self.request(pb::SessionsRequest {})).await })
+            .call(true, |ch| async {
+                ClusterClient::new(ch)
+                    .max_decoding_message_size(LARGE)
+                    .sessions(self.request(pb::SessionsRequest {}))
+                    .await
+            })
             .await?;
         Ok(r.sessions)
     }
 
     /// The connected server's watches and its stream count (`wchc`). Needs ADMIN on "/".
     pub async fn watches(&self) -> Result<pb::WatchesResponse> {
-        self.call(true, |ch| async { ClusterClient::new(ch).watches(self.request(pb::WatchesRequest {})).await }).await
+        self.call(true, |ch| async {
+            ClusterClient::new(ch).max_decoding_message_size(LARGE).watches(self.request(pb::WatchesRequest {})).await
+        })
+        .await
     }
 
     /// The connected server's client connections (`cons`). Needs ADMIN on "/".

@@ -78,6 +78,10 @@ pub fn effective(flags: &Settings, file: &Settings, from_env: &dyn Fn(&str) -> b
     let (flags, file, defaults) = (map(flags), map(file), map(&Settings::defaults()));
     let mut out = Vec::new();
     for name in defaults.keys() {
+        // The id is reported as resolved (it may come from the host name).
+        if name == "id" {
+            continue;
+        }
         let pick = |m: &serde_json::Map<String, serde_json::Value>| m.get(name).filter(|v| !v.is_null()).cloned();
         let (value, source) = if let Some(v) = pick(&flags) {
             (v, if from_env(name) { "env" } else { "flag" })

@@ -149,6 +149,12 @@ async fn a_zookeeper_tree_imports_with_acls_modes_and_counters_and_moves_on_as_j
     assert!(out.contains("1 ACLs set"), "{out}");
     assert!(anonymous.get("/imported/secure").await.is_err(), "the ACL was not repaired");
 
+    // An ACL tightened on the Grove side since is a conflict, never overwritten.
+    let read_only = vec![grove_client::acl::entry("world", "anyone", grove_client::acl::perms::READ)];
+    c.set_acl("/imported/items/item-00001", read_only, None).await.unwrap();
+    let (ok, _, err) = grove(&s.client, &[&["--auth", "alice:secret"][..], &args].concat());
+    assert!(!ok && err.contains("/imported/items/item-00001 exists with another ACL"), "{err}");
+
     // ACLs read masked (a reader without ADMIN sees `digest:user:x`) cannot be imported:
     // refused before anything is written, naming the node.
     let admin = [

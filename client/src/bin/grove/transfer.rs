@@ -6,7 +6,7 @@
 //! re-run changes nothing), one that exists with other data is a conflict, and any conflict
 //! refuses the whole import before anything is written. Nodes are created parents first
 //! with an open ACL (a restrictive ACL on a parent would refuse its children), then each
-//! node's own ACL is set, deepest first. A parent's sequence counter (ZooKeeper's and
+//! node's own ACL is set. A parent's sequence counter (ZooKeeper's and
 //! Grove's: its `cversion`) is advanced to at least the source's, so the next sequential
 //! name continues after the imported ones: only creating and deleting a child advances it,
 //! so a marker child is created and deleted in one transaction as many times as needed.
@@ -89,8 +89,8 @@ pub fn target(to: &str, relative: &str) -> String {
 enum Step {
     Create,
     Unchanged,
-    /// There with the same data and mode, but another ACL (e.g. left open by an import
-    /// that stopped part-way): the source's ACL is set.
+    /// There with the same data and mode, but still the open ACL an import that stopped
+    /// part-way created it with: the source's ACL is set.
     SetAcl,
     Conflict(String),
 }
@@ -160,6 +160,21 @@ fn check(records: &mut [Record]) -> Result<(), Error> {
     })
 }
 
+/// ACLs as sets (the server keeps one of each entry; an empty one is open to everyone).
+fn same_acl(a: &[Acl], b: &[Acl]) -> bool {
+    let norm = |acl: &[Acl]| {
+        let mut v: Vec<(String, String, u32)> = if acl.is_empty() {
+            vec![("world".into(), "anyone".into(), acl::perms::ALL)]
+        } else {
+            acl.iter().map(|a| (a.scheme.clone(), a.id.clone(), a.perms)).collect()
+        };
+        v.sort();
+        v.dedup();
+        v
+    };
+    norm(a) == norm(b)
+}
+
 fn mode_of(stat: &grove_client::Stat) -> Mode {
     match stat.mode() {
         CreateMode::Container => Mode::Container,
@@ -182,8 +197,8 @@ pub async fn plan(
     let fresh = root != "/" && c.exists(&root).await?.is_none();
     let unreadable = |path: &str| {
         Error::Client(format!(
-            "{path} exists and its ACL does not let this client read it to compare: run the import with `grove \
-             --auth USER:PASSWORD` as a user it grants READ and ADMIN (nothing was written)"
+            "{path} exists and its ACL does not let this client read it (and its ACL) to compare: run the import \
+             with `grove --auth USER:PASSWORD` as a user it grants READ and ADMIN (nothing was written)"
         ))
     };
     for r in records {
@@ -202,8 +217,14 @@ pub async fn plan(
                 Step::Conflict(format!("{path} exists as a {:?} node, the source's is {:?}", mode_of(&stat), r.mode))
             }
             Ok(_) => match c.get_acl(&path).await {
-                Ok((acl, _)) if acl == r.acl()? => Step::Unchanged,
-                Ok(_) => Step::SetAcl,
+                // Without ADMIN on a node, the server shows its digest ACLs masked: they
+                // cannot be compared.
+                Ok((acl, _)) if acl.iter().any(|a| a.scheme == "digest" && a.id.ends_with(":x")) => {
+                    return Err(unreadable(&path));
+                }
+                Ok((acl, _)) if same_acl(&acl, &r.acl()?) => Step::Unchanged,
+                Ok((acl, _)) if same_acl(&acl, &[]) => Step::SetAcl,
+                Ok(_) => Step::Conflict(format!("{path} exists with another ACL")),
                 Err(Error::NoAuth { .. }) => return Err(unreadable(&path)),
                 Err(e) => return Err(e),
             },
@@ -312,10 +333,14 @@ impl Plan {
         }
         *created += batch.run(c).await?;
         let mut counters_advanced = 0;
+        let parents: std::collections::HashSet<&str> =
+            self.records.iter().filter_map(|(r, _)| r.path.rsplit_once('/').map(|(p, _)| p)).collect();
         for (r, step) in &self.records {
-            // A container whose children stayed behind (ephemerals) would be reaped once
-            // its counter moved: left as it is.
-            if r.mode == Mode::Container || matches!(step, Step::Conflict(_)) {
+            // A container none of whose children came along (they were ephemerals) would be
+            // reaped once its counter moved: left as it is.
+            let parent_key = if r.path == "/" { "" } else { r.path.as_str() };
+            let childless = !parents.contains(parent_key);
+            if (r.mode == Mode::Container && childless) || matches!(step, Step::Conflict(_)) {
                 continue;
             }
             if advance_counter(c, &target(&self.to, &r.path), r.cversion).await? {
@@ -327,7 +352,7 @@ impl Plan {
             let path = target(&self.to, &r.path);
             let acl = r.acl()?;
             let needed = match step {
-                Step::Create => !acl.is_empty() && acl != open,
+                Step::Create => !same_acl(&acl, &open),
                 Step::SetAcl => path != "/",
                 _ => false,
             };
