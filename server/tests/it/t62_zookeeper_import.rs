@@ -178,6 +178,14 @@ async fn a_zookeeper_tree_imports_with_acls_modes_and_counters_and_moves_on_as_j
         "{err}"
     );
     assert!(c.exists("/imported/items/new-in-zk").await.unwrap().is_none(), "a refused import wrote");
+    // A --mode naming no node (a typo) is refused, as is one naming an ephemeral.
+    for named in ["/app/bx=container", "/app/live=container"] {
+        let (ok, _, err) = grove(
+            &s.client,
+            &["import", "zookeeper", "-n", "--zk-auth", "alice:secret", "--from", &from, "--mode", named],
+        );
+        assert!(!ok && err.contains("no persistent node by that path"), "{named}: {err}");
+    }
     // Unreachable ZooKeeper: a clear error.
     let (ok, _, err) = grove(&s.client, &["import", "zookeeper", "--from", "127.0.0.1:1/app", "-n"]);
     assert!(!ok && err.contains("ZooKeeper"), "{err}");

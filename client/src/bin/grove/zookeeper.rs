@@ -4,7 +4,9 @@
 //! ZooKeeper keeps a node's kind in its `ephemeralOwner`, but tells clients 0 for
 //! containers and TTL nodes (`DataNode.copyStat` hides extended types), so over the client
 //! protocol they look persistent: the operator names them (`--mode PATH=container`,
-//! `--mode PATH=ttl:MS`). The encoding is still decoded, for servers that do show it.
+//! `--mode PATH=ttl:MS`). Any other non-zero owner is a session: an ephemeral. (Decoding
+//! the extended encoding instead would misread the sessions of a server with myid 255,
+//! whose ids start with the byte that marks TTL nodes.)
 
 use grove_client::Error;
 use grove_client::acl::{self, Acl};
@@ -12,23 +14,9 @@ use zookeeper_client as zk;
 
 use crate::transfer::{Mode, Record};
 
-/// ZooKeeper's encoding of non-ephemeral kinds in `ephemeralOwner` (its `EphemeralType`):
-/// containers carry `Long.MIN_VALUE`; TTL nodes a high byte of 0xFF and the TTL in ms in the
-/// low five bytes.
-const CONTAINER_OWNER: i64 = i64::MIN;
-const EXTENDED_MASK: u64 = 0xff00_0000_0000_0000;
-const TTL_MASK: u64 = 0x0000_00ff_ffff_ffff;
-
+/// A node's mode from its stat's owner: None for an ephemeral.
 fn kind(owner: i64) -> Option<(Mode, Option<i64>)> {
-    if owner == 0 {
-        Some((Mode::Persistent, None))
-    } else if owner == CONTAINER_OWNER {
-        Some((Mode::Container, None))
-    } else if owner as u64 & EXTENDED_MASK == EXTENDED_MASK {
-        Some((Mode::Ttl, Some((owner as u64 & TTL_MASK) as i64)))
-    } else {
-        None
-    }
+    (owner == 0).then_some((Mode::Persistent, None))
 }
 
 fn zk_err(what: &str, e: zk::Error) -> Error {
@@ -103,6 +91,9 @@ pub async fn read_tree(
     let root = if root.len() > 1 { root.trim_end_matches('/') } else { root };
     let mut records = Vec::new();
     let mut skipped = Vec::new();
+    // A --mode naming no persistent node read is a mistake (a typo would import a container
+    // as a persistent node): refused.
+    let mut named: std::collections::HashSet<&str> = modes.keys().map(String::as_str).collect();
     let mut todo = vec![root.to_string()];
     while let Some(path) = todo.pop() {
         if path == "/zookeeper" || path.starts_with("/zookeeper/") {
@@ -121,7 +112,7 @@ pub async fn read_tree(
             }
             Err(e) => return Err(zk_err(&format!("reading {path}"), e)),
         };
-        let Some((mode, ttl)) = modes.get(&path).copied().or_else(|| kind(stat.ephemeral_owner)) else {
+        let Some((mode, ttl)) = kind(stat.ephemeral_owner).map(|k| modes.get(&path).copied().unwrap_or(k)) else {
             skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
             continue;
         };
@@ -142,6 +133,7 @@ pub async fn read_tree(
             r => r.to_string(),
         };
         records.push(Record::new(relative, &data, &grove_acl(&acl), mode, ttl, stat.cversion));
+        named.remove(path.as_str());
         let mut children = match client.list_children(&path).await {
             Ok(c) => c,
             Err(zk::Error::NoNode) => Vec::new(),
@@ -152,6 +144,11 @@ pub async fn read_tree(
             todo.push(if path == "/" { format!("/{child}") } else { format!("{path}/{child}") });
         }
     }
+    if let Some(missing) = named.iter().next() {
+        return Err(Error::BadArguments {
+            message: format!("--mode {missing}: no persistent node by that path under {root} in ZooKeeper"),
+        });
+    }
     Ok((records, skipped))
 }
 
@@ -160,10 +157,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zookeeper_kinds_decode_from_the_ephemeral_owner() {
+    fn any_owner_is_an_ephemeral_even_one_that_looks_like_an_extended_type() {
         assert_eq!(kind(0), Some((Mode::Persistent, None)));
-        assert_eq!(kind(i64::MIN), Some((Mode::Container, None)));
-        assert_eq!(kind((0xff00_0000_0000_0000u64 | 5000) as i64), Some((Mode::Ttl, Some(5000))));
+        // A session of the server with myid 255, not a TTL node.
+        assert_eq!(kind((0xff00_0000_0000_0000u64 | 5000) as i64), None);
         assert_eq!(kind(0x0100_0000_0000_0042), None);
     }
 
