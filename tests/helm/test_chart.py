@@ -294,7 +294,8 @@ def check_backup(values, docs):
     assert save.startswith("grove --server ")
     flags = save.split("grove ", 1)[1].split(" snapshot save ")[0].split()
     assert flags[:2] == ["--server", f"{name}.{NAMESPACE}.svc.cluster.local:7181"]
-    assert save.endswith(" snapshot save /backup/grove-$(date -u +%Y%m%dT%H%M%SZ).snap")
+    linearizable = "-l " if backup.get("linearizable", True) else ""
+    assert save.endswith(f" snapshot save {linearizable}/backup/grove-$(date -u +%Y%m%dT%H%M%SZ).snap")
     assert "rm -f /backup/grove-*.partial" in lines
     retention = backup.get("retention", 7)
     assert f"ls -1 /backup/grove-*.snap | sort -r | tail -n +{retention + 1} | while read -r old; do" in lines
@@ -668,7 +669,7 @@ def test_backup_cronjob():
     assert job["spec"]["schedule"] == "30 2 * * *"
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     script = pod["containers"][0]["command"][2]
-    assert "grove --server grove.coord.svc.cluster.local:7181 snapshot save /backup/grove-$(date -u +%Y%m%dT%H%M%SZ).snap" \
+    assert "grove --server grove.coord.svc.cluster.local:7181 snapshot save -l /backup/grove-$(date -u +%Y%m%dT%H%M%SZ).snap" \
         in script.splitlines()
     assert "tail -n +15 " in script, "the newest 14 are kept"
     assert pod["volumes"][0] == {"name": "backup", "persistentVolumeClaim": {"claimName": "grove-backup"}}
@@ -695,15 +696,15 @@ def test_backup_script_runs_and_prunes(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     grove = bin_dir / "grove"
-    # A stand-in for `grove snapshot save FILE`: records its arguments, writes FILE's .partial
+    # A stand-in for `grove snapshot save FILE`: records its arguments, writes FILE.partial
     # and renames it (or, with FAIL set, removes it and fails), as the CLI does.
-    grove.write_text('#!/bin/sh\necho "$@" > "$ARGS"\nfor last; do :; done\npartial="${last%.snap}.partial"\n'
+    grove.write_text('#!/bin/sh\necho "$@" > "$ARGS"\nfor last; do :; done\npartial="$last.partial"\n'
                      'echo snap > "$partial"\nif [ -n "${FAIL:-}" ]; then rm -f "$partial"; exit 3; fi\n'
                      'mv "$partial" "$last"\n')
     grove.chmod(0o755)
     for old in ["20240101T000000Z", "20240102T000000Z", "20240103T000000Z", "20240104T000000Z"]:
         (backup / f"grove-{old}.snap").write_text("old")
-    (backup / "grove-20240105T000000Z.partial").write_text("cut short")
+    (backup / "grove-20240105T000000Z.snap.partial").write_text("cut short")
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "ARGS": str(tmp_path / "args")}
     r = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -712,7 +713,7 @@ def test_backup_script_runs_and_prunes(tmp_path):
     kept = sorted(p.name for p in backup.iterdir())
     assert len(kept) == 3 and kept[:2] == ["grove-20240103T000000Z.snap", "grove-20240104T000000Z.snap"], kept
     assert re.fullmatch(r"grove-\d{8}T\d{6}Z\.snap", kept[2]) and kept[2] > kept[1], kept
-    assert args[4] == str(backup / kept[2])
+    assert args[4:] == ["-l", str(backup / kept[2])]
     # A failed save fails the job and prunes nothing.
     env["FAIL"] = "1"
     r = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
