@@ -77,11 +77,55 @@ fn grove_acl(acl: &[zk::Acl]) -> Vec<Acl> {
 /// Reads the tree under `from`'s path, parents first; ephemerals (and ZooKeeper's own
 /// `/zookeeper`) are returned apart, with why they are skipped. `auth` is a digest
 /// `user:password` for ACL-protected nodes.
+/// One ZooKeeper node as the walk reads it: None when it went away meanwhile.
+type Read = Option<(String, Vec<u8>, zk::Stat, Vec<zk::Acl>, Vec<String>)>;
+
+fn no_auth(path: &str) -> Error {
+    Error::Client(format!(
+        "ZooKeeper: reading {path}: not authorized; give --zk-auth user:password (ZooKeeper accepts any digest \
+         login, so a wrong password shows only here)"
+    ))
+}
+
+/// Reads one node: data and stat, then (unless ephemeral) its ACL and children.
+async fn read_node(client: &zk::Client, path: String) -> Result<Read, Error> {
+    let (data, stat) = match client.get_data(&path).await {
+        Ok(r) => r,
+        // Deleted while we read: not part of the tree any more.
+        Err(zk::Error::NoNode) => return Ok(None),
+        Err(zk::Error::NoAuth) => return Err(no_auth(&path)),
+        Err(e) => return Err(zk_err(&format!("reading {path}"), e)),
+    };
+    if stat.ephemeral_owner != 0 {
+        return Ok(Some((path, data, stat, Vec::new(), Vec::new())));
+    }
+    let acl = match client.get_acl(&path).await {
+        Ok((acl, _)) => acl,
+        Err(zk::Error::NoNode) => return Ok(None),
+        Err(zk::Error::NoAuth) => return Err(no_auth(&path)),
+        Err(e) => return Err(zk_err(&format!("reading the ACL of {path}"), e)),
+    };
+    let children = if stat.num_children == 0 {
+        Vec::new()
+    } else {
+        match client.list_children(&path).await {
+            Ok(c) => c,
+            Err(zk::Error::NoNode) => Vec::new(),
+            Err(e) => return Err(zk_err(&format!("listing {path}"), e)),
+        }
+    };
+    Ok(Some((path, data, stat, acl, children)))
+}
+
+/// Nodes read at once.
+const READ_AHEAD: usize = 32;
+
 pub async fn read_tree(
     from: &str,
     auth: Option<&str>,
     modes: &Modes,
 ) -> Result<(Vec<Record>, Vec<(String, String)>), Error> {
+    use futures::StreamExt;
     let (servers, root) = split_source(from);
     let mut connector = zk::Client::connector();
     if let Some(a) = auth {
@@ -94,54 +138,38 @@ pub async fn read_tree(
     // A --mode naming no persistent node read is a mistake (a typo would import a container
     // as a persistent node): refused.
     let mut named: std::collections::HashSet<&str> = modes.keys().map(String::as_str).collect();
-    let mut todo = vec![root.to_string()];
-    while let Some(path) = todo.pop() {
-        if path == "/zookeeper" || path.starts_with("/zookeeper/") {
-            skipped.push((path, "ZooKeeper's own".into()));
-            continue;
+    // A level at a time, READ_AHEAD nodes in flight (one round trip each would make a large
+    // tree's walk take minutes); the import puts the records in tree order.
+    let mut level = vec![root.to_string()];
+    while !level.is_empty() {
+        let mut reading = Vec::new();
+        for path in level.drain(..) {
+            if path == "/zookeeper" || path.starts_with("/zookeeper/") {
+                skipped.push((path, "ZooKeeper's own".into()));
+            } else {
+                reading.push(path);
+            }
         }
-        let (data, stat) = match client.get_data(&path).await {
-            Ok(r) => r,
-            // Deleted while we read: not part of the tree any more.
-            Err(zk::Error::NoNode) => continue,
-            Err(zk::Error::NoAuth) => {
-                return Err(Error::Client(format!(
-                    "ZooKeeper: reading {path}: not authorized; give --zk-auth user:password (ZooKeeper accepts any \
-                     digest login, so a wrong password shows only here)"
-                )));
-            }
-            Err(e) => return Err(zk_err(&format!("reading {path}"), e)),
-        };
-        let Some((mode, ttl)) = kind(stat.ephemeral_owner).map(|k| modes.get(&path).copied().unwrap_or(k)) else {
-            skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
-            continue;
-        };
-        let acl = match client.get_acl(&path).await {
-            Ok((acl, _)) => acl,
-            Err(zk::Error::NoNode) => continue,
-            Err(zk::Error::NoAuth) => {
-                return Err(Error::Client(format!(
-                    "ZooKeeper: reading {path}: not authorized (ZooKeeper accepts any digest login, so a wrong \
-                     --zk-auth password shows only here)"
-                )));
-            }
-            Err(e) => return Err(zk_err(&format!("reading the ACL of {path}"), e)),
-        };
-        // The walk only goes down from `root`, so every path starts with it.
-        let relative = match &path[if root == "/" { 0 } else { root.len() }..] {
-            "" => "/".to_string(),
-            r => r.to_string(),
-        };
-        records.push(Record::new(relative, &data, &grove_acl(&acl), mode, ttl, stat.cversion));
-        named.remove(path.as_str());
-        let mut children = match client.list_children(&path).await {
-            Ok(c) => c,
-            Err(zk::Error::NoNode) => Vec::new(),
-            Err(e) => return Err(zk_err(&format!("listing {path}"), e)),
-        };
-        children.sort();
-        for child in children.into_iter().rev() {
-            todo.push(if path == "/" { format!("/{child}") } else { format!("{path}/{child}") });
+        let read: Vec<Result<Read, Error>> = futures::stream::iter(reading.into_iter().map(|p| read_node(&client, p)))
+            .buffered(READ_AHEAD)
+            .collect()
+            .await;
+        for node in read {
+            let Some((path, data, stat, acl, children)) = node? else { continue };
+            let Some((mode, ttl)) = kind(stat.ephemeral_owner).map(|k| modes.get(&path).copied().unwrap_or(k)) else {
+                skipped.push((path, format!("ephemeral of session 0x{:x}", stat.ephemeral_owner)));
+                continue;
+            };
+            // The walk only goes down from `root`, so every path starts with it.
+            let relative = match &path[if root == "/" { 0 } else { root.len() }..] {
+                "" => "/".to_string(),
+                r => r.to_string(),
+            };
+            records.push(Record::new(relative, &data, &grove_acl(&acl), mode, ttl, stat.cversion));
+            named.remove(path.as_str());
+            level.extend(
+                children.into_iter().map(|c| if path == "/" { format!("/{c}") } else { format!("{path}/{c}") }),
+            );
         }
     }
     if let Some(missing) = named.iter().next() {
