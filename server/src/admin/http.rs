@@ -48,7 +48,13 @@ fn as_grpc<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
     req
 }
 
-fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>, to_json: impl FnOnce(T) -> Value) -> Response {
+/// The JSON of an answer, or its error: 401 asking for Basic credentials when none were
+/// given, 403 when the ones given are not enough.
+fn answer<T>(
+    headers: &HeaderMap,
+    r: Result<tonic::Response<T>, tonic::Status>,
+    to_json: impl FnOnce(T) -> Value,
+) -> Response {
     match r {
         Ok(resp) => Json(to_json(resp.into_inner())).into_response(),
         Err(s) => {
@@ -57,13 +63,22 @@ fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>, to_json: impl FnOnce(
                 tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            (code, Json(json!({"error": s.message()}))).into_response()
+            let mut resp = (code, Json(json!({"error": s.message()}))).into_response();
+            if code == StatusCode::FORBIDDEN && !headers.contains_key(axum::http::header::AUTHORIZATION) {
+                // Ask for credentials (curl -u user:password) the way HTTP clients expect.
+                *resp.status_mut() = StatusCode::UNAUTHORIZED;
+                resp.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Basic realm=\"grove\""),
+                );
+            }
+            resp
         }
     }
 }
 
 async fn sessions(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(c.sessions(as_grpc(&headers, pb::SessionsRequest {})).await, |r| {
+    answer(&headers, c.sessions(as_grpc(&headers, pb::SessionsRequest {})).await, |r| {
         let rows: Vec<Value> = r
             .sessions
             .iter()
@@ -74,7 +89,7 @@ async fn sessions(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> R
 }
 
 async fn watches(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(c.watches(as_grpc(&headers, pb::WatchesRequest {})).await, |r| {
+    answer(&headers, c.watches(as_grpc(&headers, pb::WatchesRequest {})).await, |r| {
         let rows: Vec<Value> = r
             .watches
             .iter()
@@ -85,7 +100,7 @@ async fn watches(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Re
 }
 
 async fn connections(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(c.connections(as_grpc(&headers, pb::ConnectionsRequest {})).await, |r| {
+    answer(&headers, c.connections(as_grpc(&headers, pb::ConnectionsRequest {})).await, |r| {
         let rows: Vec<Value> =
             r.connections.iter().map(|c| json!({"remote": c.remote, "connected_ms": c.connected_ms})).collect();
         json!({"connections": rows})
@@ -93,7 +108,7 @@ async fn connections(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -
 }
 
 async fn conf(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(c.config(as_grpc(&headers, pb::ConfigRequest {})).await, |r| {
+    answer(&headers, c.config(as_grpc(&headers, pb::ConfigRequest {})).await, |r| {
         let rows: Vec<Value> =
             r.settings.iter().map(|s| json!({"name": s.name, "value": s.value, "source": s.source})).collect();
         json!({"settings": rows})

@@ -102,6 +102,16 @@ impl ClusterService {
     }
 }
 
+fn kind_name(kind: crate::node::watches::WatchKind) -> &'static str {
+    use crate::node::watches::WatchKind;
+    match kind {
+        WatchKind::Node => "node",
+        WatchKind::Children => "children",
+        WatchKind::NodeAndChildren => "node_and_children",
+        WatchKind::Subtree => "subtree",
+    }
+}
+
 type SnapshotStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -111,13 +121,20 @@ impl Cluster for ClusterService {
     async fn sessions(&self, req: Request<pb::SessionsRequest>) -> Result<Response<pb::SessionsResponse>, Status> {
         metered("Sessions", async {
             self.operator(&req).await?;
-            let view = self.node.view()?;
-            let mut sessions = Vec::new();
-            for (id, rec) in view.tables.sessions()? {
-                let ephemerals = view.tables.session_ephemerals(id)?.len() as u32;
-                sessions.push(pb::SessionInfo { id, timeout_ms: rec.timeout_ms, ephemerals });
-            }
-            Ok(pb::SessionsResponse { header: convert::header(self.node.header(view.zxid)), sessions })
+            // A scan of the session and ephemeral tables: off the async workers.
+            let node = self.node.clone();
+            let (zxid, sessions) = tokio::task::spawn_blocking(move || -> Result<_, GroveError> {
+                let view = node.view()?;
+                let mut sessions = Vec::new();
+                for (id, rec) in view.tables.sessions()? {
+                    let ephemerals = view.tables.session_ephemerals(id)?.len() as u32;
+                    sessions.push(pb::SessionInfo { id, timeout_ms: rec.timeout_ms, ephemerals });
+                }
+                Ok((view.zxid, sessions))
+            })
+            .await
+            .map_err(GroveError::internal)??;
+            Ok(pb::SessionsResponse { header: convert::header(self.node.header(zxid)), sessions })
         })
         .await
     }
@@ -134,7 +151,7 @@ impl Cluster for ClusterService {
                     stream,
                     watch_id: spec.watch_id,
                     path: spec.path,
-                    kind: format!("{:?}{}", spec.kind, if spec.one_shot { " (one-shot)" } else { "" }).to_lowercase(),
+                    kind: format!("{}{}", kind_name(spec.kind), if spec.one_shot { " (one-shot)" } else { "" }),
                 })
                 .collect();
             Ok(pb::WatchesResponse {

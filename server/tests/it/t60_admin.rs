@@ -124,15 +124,19 @@ async fn sessions_watches_connections_and_conf_as_commands_and_json() {
 
     // Once the root is locked down, both need ADMIN there: the CLI with --auth, the admin
     // port with HTTP Basic credentials.
+    use base64::Engine;
     c.add_auth("digest", "admin:pw").unwrap();
     let admin_only = vec![entry("digest", &digest("admin", "pw"), perms::ALL), entry("world", "anyone", perms::READ)];
     c.set_acl("/", admin_only, None).await.unwrap();
     let out = s.grove(&["conf"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not authorized"), "{out:?}");
     assert!(s.grove_ok(&["--auth", "admin:pw", "conf"]).contains("max-data-bytes"));
+    // Without credentials: 401, asking for them; with too few: 403.
     let (code, body) = s.admin_get("/conf");
+    assert_eq!(code, 401, "{body}");
+    let nobody = base64::engine::general_purpose::STANDARD.encode("nobody:pw");
+    let (code, body) = crate::harness::http_get_with(&s.admin, "/conf", &format!("Authorization: Basic {nobody}\r\n"));
     assert_eq!(code, 403, "{body}");
-    use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("admin:pw");
     let (code, body) =
         crate::harness::http_get_with(&s.admin, "/watches", &format!("Authorization: Basic {basic}\r\n"));
