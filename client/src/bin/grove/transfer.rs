@@ -421,7 +421,7 @@ async fn advance_counter(c: &Client, path: &str, wanted: i32) -> Result<bool, Er
     if stat.cversion >= wanted {
         return Ok(false);
     }
-    let marker = if path == "/" { format!("/{MARKER}") } else { format!("{path}/{MARKER}") };
+    let marker = crate::format::join(path, MARKER);
     let mut left = ((i64::from(wanted) - i64::from(stat.cversion) + 1) / 2) as i32;
     while left > 0 {
         let n = left.min(PAIRS_PER_MULTI);
@@ -455,8 +455,8 @@ pub fn parse_lines(text: &str) -> Result<Vec<Record>, Error> {
     Ok(out)
 }
 
-/// Nodes read at once by `export`.
-const READ_AHEAD: usize = 32;
+/// Nodes read at once by `export` and the ZooKeeper walk.
+pub const READ_AHEAD: usize = 32;
 
 /// One node as `export` reads it.
 async fn read_node(
@@ -509,11 +509,7 @@ pub async fn export(c: &Client, root: &str) -> Result<(Vec<Record>, Vec<(String,
                 _ => (Mode::Persistent, None),
             };
             records.push(Record::new(relative, &data, &acl, mode, ttl, stat.cversion));
-            level.extend(
-                children
-                    .into_iter()
-                    .map(|child| if path == "/" { format!("/{child}") } else { format!("{path}/{child}") }),
-            );
+            level.extend(children.into_iter().map(|child| crate::format::join(&path, &child)));
         }
     }
     records.sort_by(|a, b| tree_order(&a.path, &b.path));

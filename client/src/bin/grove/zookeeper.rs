@@ -12,7 +12,7 @@ use grove_client::Error;
 use grove_client::acl::{self, Acl};
 use zookeeper_client as zk;
 
-use crate::transfer::{Mode, Record};
+use crate::transfer::{Mode, READ_AHEAD, Record};
 
 /// A node's mode from its stat's owner: None for an ephemeral.
 fn kind(owner: i64) -> Option<(Mode, Option<i64>)> {
@@ -117,9 +117,6 @@ async fn read_node(client: &zk::Client, path: String) -> Result<Read, Error> {
     Ok(Some((path, data, stat, acl, children)))
 }
 
-/// Nodes read at once.
-const READ_AHEAD: usize = 32;
-
 pub async fn read_tree(
     from: &str,
     auth: Option<&str>,
@@ -167,9 +164,7 @@ pub async fn read_tree(
             };
             records.push(Record::new(relative, &data, &grove_acl(&acl), mode, ttl, stat.cversion));
             named.remove(path.as_str());
-            level.extend(
-                children.into_iter().map(|c| if path == "/" { format!("/{c}") } else { format!("{path}/{c}") }),
-            );
+            level.extend(children.into_iter().map(|c| crate::format::join(&path, &c)));
         }
     }
     if let Some(missing) = named.iter().next() {
