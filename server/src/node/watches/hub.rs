@@ -765,10 +765,9 @@ mod replay_tests {
         }
     }
 
-    /// A progress mark promises that everything up to its zxid was queued before it: while
-    /// a replay is still behind, none is sent; once it is live, marks come again.
-    #[tokio::test]
-    async fn no_progress_mark_runs_ahead_of_a_replay() {
+    /// 200 entries of history, and a stream whose watch resumes from the first: its replay
+    /// runs through a queue of 8, so it stays behind for a while.
+    fn replaying_stream() -> (Arc<WatchHub>, u64, Arc<StreamQueue>) {
         let config = HubConfig { queue_capacity: 8, ..Default::default() };
         let hub = Arc::new(WatchHub::new(config, 0));
         for z in 1..=200 {
@@ -776,6 +775,14 @@ mod replay_tests {
         }
         let (s, q) = hub.open_stream();
         hub.create(s, resuming(1, 1)).unwrap();
+        (hub, s, q)
+    }
+
+    /// A progress mark promises that everything up to its zxid was queued before it: while
+    /// a replay is still behind, none is sent; once it is live, marks come again.
+    #[tokio::test]
+    async fn no_progress_mark_runs_ahead_of_a_replay() {
+        let (hub, s, q) = replaying_stream();
         let mut last_event = 0;
         let mut marks = 0;
         while last_event < 200 {
@@ -805,13 +812,7 @@ mod replay_tests {
     /// A cancel during a replay is the watch's last word: no replayed event follows it.
     #[tokio::test]
     async fn no_replayed_event_follows_a_cancel() {
-        let config = HubConfig { queue_capacity: 8, ..Default::default() };
-        let hub = Arc::new(WatchHub::new(config, 0));
-        for z in 1..=200 {
-            hub.publish(&[applied(z, 10)]);
-        }
-        let (s, q) = hub.open_stream();
-        hub.create(s, resuming(1, 1)).unwrap();
+        let (hub, s, q) = replaying_stream();
         let mut canceled = false;
         let mut popped = 0;
         loop {
