@@ -267,8 +267,12 @@ pub async fn run(
         )
     });
 
-    let admin = axum::serve(listeners.admin, admin::router(node.clone(), cluster_service))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // With the peer's address, for the `ip:` identity of console and inspection callers.
+    let admin = axum::serve(
+        listeners.admin,
+        admin::router(node.clone(), cluster_service).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
     let admin_task = tokio::spawn(async move { admin.await });
 
     on_ready(bound);

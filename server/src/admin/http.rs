@@ -2,13 +2,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use grove_proto::v1 as pb;
 use grove_proto::v1::cluster_server::Cluster;
 use serde_json::{Value, json};
 
+use super::caller::HttpCaller;
 use crate::api::cluster::{self, ClusterService};
 use crate::node::Node;
 
@@ -18,7 +19,8 @@ pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
         .route("/watches", get(watches))
         .route("/connections", get(connections))
         .route("/conf", get(conf))
-        .with_state(cluster);
+        .with_state(cluster.clone());
+    let console = super::console::router(node.clone(), cluster.clone());
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -26,32 +28,13 @@ pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
         .route("/metrics", get(metrics))
         .with_state(node)
         .merge(inspect)
-}
-
-/// A gRPC request carrying the HTTP caller's credentials: `Authorization: Basic` becomes a
-/// digest identity, so the admin port's views are checked exactly as `grove sessions` etc.
-/// are (ADMIN on "/", or the super user).
-fn as_grpc<T>(headers: &HeaderMap, msg: T) -> tonic::Request<T> {
-    use base64::Engine;
-    let mut req = tonic::Request::new(msg);
-    let basic = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok());
-    if let Some(user_pw) = basic
-        && let Ok(v) = format!("digest {user_pw}").parse()
-    {
-        req.metadata_mut().insert(grove_proto::metadata::AUTH, v);
-    }
-    req
+        .merge(console)
 }
 
 /// The JSON of an answer, or its error: 401 asking for Basic credentials when none were
 /// given, 403 when the ones given are not enough.
 fn answer<T>(
-    headers: &HeaderMap,
+    caller: &HttpCaller,
     r: Result<tonic::Response<T>, tonic::Status>,
     to_json: impl FnOnce(T) -> Value,
 ) -> Response {
@@ -64,7 +47,7 @@ fn answer<T>(
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let mut resp = (code, Json(json!({"error": s.message()}))).into_response();
-            if code == StatusCode::FORBIDDEN && !headers.contains_key(axum::http::header::AUTHORIZATION) {
+            if code == StatusCode::FORBIDDEN && !caller.has_credentials() {
                 // Ask for credentials (curl -u user:password) the way HTTP clients expect.
                 *resp.status_mut() = StatusCode::UNAUTHORIZED;
                 resp.headers_mut().insert(
@@ -77,8 +60,8 @@ fn answer<T>(
     }
 }
 
-async fn sessions(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(&headers, c.sessions(as_grpc(&headers, pb::SessionsRequest {})).await, |r| {
+async fn sessions(State(c): State<Arc<ClusterService>>, caller: HttpCaller) -> Response {
+    answer(&caller, c.sessions(caller.request(pb::SessionsRequest {})).await, |r| {
         let rows: Vec<Value> = r
             .sessions
             .iter()
@@ -88,8 +71,8 @@ async fn sessions(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> R
     })
 }
 
-async fn watches(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(&headers, c.watches(as_grpc(&headers, pb::WatchesRequest {})).await, |r| {
+async fn watches(State(c): State<Arc<ClusterService>>, caller: HttpCaller) -> Response {
+    answer(&caller, c.watches(caller.request(pb::WatchesRequest {})).await, |r| {
         let rows: Vec<Value> = r
             .watches
             .iter()
@@ -99,16 +82,16 @@ async fn watches(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Re
     })
 }
 
-async fn connections(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(&headers, c.connections(as_grpc(&headers, pb::ConnectionsRequest {})).await, |r| {
+async fn connections(State(c): State<Arc<ClusterService>>, caller: HttpCaller) -> Response {
+    answer(&caller, c.connections(caller.request(pb::ConnectionsRequest {})).await, |r| {
         let rows: Vec<Value> =
             r.connections.iter().map(|c| json!({"remote": c.remote, "connected_ms": c.connected_ms})).collect();
         json!({"connections": rows})
     })
 }
 
-async fn conf(State(c): State<Arc<ClusterService>>, headers: HeaderMap) -> Response {
-    answer(&headers, c.config(as_grpc(&headers, pb::ConfigRequest {})).await, |r| {
+async fn conf(State(c): State<Arc<ClusterService>>, caller: HttpCaller) -> Response {
+    answer(&caller, c.config(caller.request(pb::ConfigRequest {})).await, |r| {
         let rows: Vec<Value> =
             r.settings.iter().map(|s| json!({"name": s.name, "value": s.value, "source": s.source})).collect();
         json!({"settings": rows})
@@ -136,7 +119,12 @@ async fn ready(State(node): State<Arc<Node>>) -> impl IntoResponse {
 
 /// The same facts as `grove status`, as JSON.
 async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    let s = cluster::status_response(&node);
+    Json(status_json(&node))
+}
+
+/// `/status`'s document (the console's cluster view shows it too).
+pub(crate) fn status_json(node: &Node) -> Value {
+    let s = cluster::status_response(node);
     let mode =
         grove_proto::v1::ServerMode::try_from(s.mode).map(|m| m.as_str_name().to_ascii_lowercase()).unwrap_or_default();
     let members: Vec<_> = s
@@ -154,7 +142,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
             })
         })
         .collect();
-    Json(json!({
+    json!({
         "mode": mode,
         "server_id": s.server_id,
         "cluster_id": format!("{:016x}", s.cluster_id),
@@ -175,7 +163,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
         "watch_count": s.watch_count,
         "request_records": node.status().request_records,
         "members": members,
-    }))
+    })
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {

@@ -1,6 +1,9 @@
-//! The admin HTTP endpoint: `/health`, `/ready`, `/status` (JSON) and Prometheus `/metrics`.
+//! The HTTP admin port: health, readiness, status, Prometheus metrics, the inspection
+//! views (sessions, watches, connections, configuration) and the web console at /ui.
 
-mod http;
+mod caller;
+pub mod console;
+pub(crate) mod http;
 pub mod metrics;
 
 pub use http::router;

@@ -140,6 +140,39 @@ impl Drop for Outbound {
     }
 }
 
+/// Creates one watch on a hub stream. READ on the node if it exists (a watch on a missing
+/// node waits for its creation, as ZooKeeper's exists watch does), checked once as in
+/// ZooKeeper: a later ACL change does not cancel a watch. Beyond ZooKeeper, the hub also
+/// filters every event by its node's ACL, so a subtree watch never carries nodes the
+/// watcher may not read.
+async fn create(node: &Arc<Node>, stream: u64, caller: &Caller, c: pb::WatchCreateRequest) -> Result<(), GroveError> {
+    let s = spec(c, caller.clone())?;
+    super::auth::check_here(node, caller, &s.path, READ).await?;
+    node.hub.create(stream, s).map(|_| ())
+}
+
+/// A subscription whose watches are all known up front, opened in-process (the web
+/// console's live view): the same checks and hub stream as a Watch call, each refusal
+/// reported on the stream as a cancelled watch.
+pub(crate) async fn subscribe(
+    node: &Arc<Node>,
+    caller: Caller,
+    creates: Vec<pb::WatchCreateRequest>,
+) -> impl Stream<Item = Result<pb::WatchResponse, Status>> + Send + use<> {
+    let (stream, queue) = node.hub.open_stream();
+    metrics::counter!("grove_watch_streams_total").increment(1);
+    // The outbound half first: dropping it (an early return, a gone client) closes the
+    // hub stream.
+    let out = Outbound { node: node.clone(), stream, next: Outbound::pop(queue.clone()), queue };
+    for c in creates {
+        let id = c.watch_id;
+        if let Err(e) = create(node, stream, &caller, c).await {
+            node.hub.refuse(stream, id, e);
+        }
+    }
+    out
+}
+
 #[tonic::async_trait]
 impl Watch for WatchService {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
@@ -165,20 +198,7 @@ impl Watch for WatchService {
                     let result = match msg.request {
                         Some(pb::watch_request::Request::Create(c)) => {
                             let id = c.watch_id;
-                            let created = match spec(c, caller.clone()) {
-                                // READ on the node if it exists (a watch on a missing node
-                                // waits for its creation, as ZooKeeper's exists watch does),
-                                // checked once as in ZooKeeper: a later ACL change does not
-                                // cancel a watch. Beyond ZooKeeper, the hub also filters
-                                // every event by its node's ACL, so a subtree watch never
-                                // carries nodes the watcher may not read.
-                                Ok(s) => match super::auth::check_here(&reader_node, &caller, &s.path, READ).await {
-                                    Ok(()) => reader_node.hub.create(stream, s).map(|_| ()),
-                                    Err(e) => Err(e),
-                                },
-                                Err(e) => Err(e),
-                            };
-                            created.map_err(|e| (id, e))
+                            create(&reader_node, stream, &caller, c).await.map_err(|e| (id, e))
                         }
                         Some(pb::watch_request::Request::Cancel(c)) => {
                             reader_node.hub.cancel(stream, c.watch_id).map_err(|e| (c.watch_id, e))

@@ -51,6 +51,7 @@ impl Settings {
             reap_interval_ms: Some(10_000),
             cache_mib: Some(32),
             health_listen: Some(String::new()),
+            console: Some("on".into()),
             ..Default::default()
         }
     }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::transport::tls::TlsFiles;
+pub use console::Console;
 
+mod console;
 mod effective;
 pub use effective::{Effective, effective};
 
@@ -252,6 +254,12 @@ pub struct Settings {
     /// the client port needs TLS. Off unless given.
     #[arg(long, env = "GROVE_HEALTH_LISTEN")]
     pub health_listen: Option<String>,
+
+    /// The web console at /ui on the admin port: `on`, `read-only` or `off`. `on` is
+    /// read-only too while the admin port is reachable from other hosts and no
+    /// --super-digest is configured (see docs/security.md).
+    #[arg(long, env = "GROVE_CONSOLE")]
+    pub console: Option<String>,
 }
 
 /// A parsed `id=address` list.
@@ -312,6 +320,7 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// The shared secret of the peer port (`--peer-secret-file`, `GROVE_PEER_SECRET`).
     pub peer_secret: Option<String>,
+    pub console: Console,
 }
 
 impl Default for Config {
@@ -407,6 +416,8 @@ impl Config {
         if let Some((dup, _)) = observers.iter().find(|(i, _)| peers.iter().any(|(p, _)| p == i)) {
             return Err(format!("server {dup} is both a voter (--peers) and an observer"));
         }
+        let console =
+            Console::resolve(&pick!(console), is_loopback(&pick!(admin_listen)), given!(super_digest).is_some())?;
         let log_format = pick!(log_format);
         if log_format != "text" && log_format != "json" {
             return Err(format!("--log-format must be text or json, not {log_format:?}"));
@@ -496,6 +507,7 @@ impl Config {
                 ),
                 (None, secret) => secret.map(|s| s.trim().to_string()),
             },
+            console,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -590,6 +602,27 @@ mod tests {
         assert_eq!(c.admin_listen, "127.0.0.1:7381");
         assert_eq!(c.data_dir, PathBuf::from("grove-data"));
         assert!(c.is_standalone());
+    }
+
+    #[test]
+    fn the_console_is_read_only_on_an_open_admin_port_without_an_administrator() {
+        let resolve = |admin: &str, console: Option<&str>, super_digest: Option<&str>| {
+            let flags = Settings {
+                admin_listen: Some(admin.into()),
+                console: console.map(Into::into),
+                super_digest: super_digest.map(Into::into),
+                ..Default::default()
+            };
+            Config::resolve(flags, Settings::default()).map(|c| c.console)
+        };
+        let admin = "admin:x7bOM6wD6f/rC9lwVZ5MoHxEXUc=";
+        assert_eq!(resolve("127.0.0.1:7381", None, None), Ok(Console::ReadWrite));
+        assert_eq!(resolve("0.0.0.0:7381", None, Some(admin)), Ok(Console::ReadWrite));
+        let Ok(Console::ReadOnly { reason }) = resolve("0.0.0.0:7381", None, None) else { panic!() };
+        assert!(reason.contains("--super-digest"), "{reason}");
+        assert!(matches!(resolve("127.0.0.1:7381", Some("read-only"), None), Ok(Console::ReadOnly { .. })));
+        assert_eq!(resolve("0.0.0.0:7381", Some("off"), None), Ok(Console::Off));
+        assert!(resolve("127.0.0.1:7381", Some("yes"), None).unwrap_err().contains("on, read-only or off"));
     }
 
     #[test]

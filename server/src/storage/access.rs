@@ -244,6 +244,17 @@ pub trait StateTables {
         locks::in_line(dir, self.child_names(dir)?, |node| self.lock(node))
     }
 
+    /// Lock queue directories with their settings, in byte order, at most `limit` (the web
+    /// console's list of locks: every queue ever used that still has its record).
+    fn lock_queues(&self, limit: usize) -> Result<Vec<(String, QueueRecord)>, GroveError> {
+        let mut out = Vec::new();
+        for item in self.table(Table::Queues)?.iter().map_err(GroveError::storage)?.take(limit) {
+            let (k, v) = item.map_err(GroveError::storage)?;
+            out.push((String::from_utf8_lossy(k.value()).into_owned(), QueueRecord::decode(v.value())?));
+        }
+        Ok(out)
+    }
+
     fn quota(&self, root: &str) -> Result<Option<QuotaRecord>, GroveError> {
         self.get(Table::Quotas, root.as_bytes(), QuotaRecord::decode)
     }

@@ -410,10 +410,20 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
 
 /// A GET with extra header lines (each ending in \r\n).
 pub fn http_get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
+    http(addr, "GET", path, headers, "")
+}
+
+/// One HTTP/1.1 request with extra header lines (each ending in \r\n) and a body.
+pub fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
     let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

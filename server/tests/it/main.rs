@@ -35,6 +35,7 @@ mod t51_recipes_failover;
 mod t60_admin;
 mod t61_backup;
 mod t62_zookeeper_import;
+mod t63_console;
 mod t70_python;
 mod t71_nodejs;
 mod t72_grpcurl;

@@ -1,0 +1,106 @@
+//! The web console at `/ui` on the admin port: a page (plain HTML, CSS and JavaScript
+//! modules, embedded in the binary at build time, no CDN) and the JSON API it calls under
+//! `/ui/api`. The API is a thin HTTP face over the gRPC services: every read and change
+//! goes through the same service implementations, ACL checks and limits as a gRPC client's,
+//! with the identities of the HTTP caller (see `caller.rs`).
+//!
+//! Guarding the changes:
+//! - `--console read-only` (or `on` on a non-loopback admin port without `--super-digest`)
+//!   refuses every change with 405 before it reaches the services;
+//! - bodies must be `application/json`, which a cross-site form cannot send without a CORS
+//!   preflight this server never answers; the API never asks the browser for credentials
+//!   (no `WWW-Authenticate`), so none are cached for other sites to ride on.
+
+mod coordination;
+mod error;
+mod live;
+mod tree;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::api::cluster::ClusterService;
+use crate::config::Console as Mode;
+use crate::node::Node;
+pub use error::ApiError;
+
+/// What the console's handlers share.
+pub struct Console {
+    node: Arc<Node>,
+    cluster: Arc<ClusterService>,
+}
+
+impl Console {
+    fn nodes(&self) -> crate::api::nodes::NodesService {
+        crate::api::nodes::NodesService { node: self.node.clone() }
+    }
+
+    /// Refuses a change when the console is read-only.
+    fn writable(&self) -> Result<(), ApiError> {
+        match &self.node.config.console {
+            Mode::ReadOnly { reason } => Err(ApiError::read_only(reason)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The page's files, embedded at build time.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("index.html", "text/html; charset=utf-8", include_bytes!("assets/index.html")),
+    ("app.js", "text/javascript; charset=utf-8", include_bytes!("assets/app.js")),
+    ("app.css", "text/css; charset=utf-8", include_bytes!("assets/app.css")),
+];
+
+pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
+    if node.config.console == Mode::Off {
+        return Router::new();
+    }
+    let state = Arc::new(Console { node, cluster });
+    let api = Router::new()
+        .route("/info", get(coordination::info))
+        .route("/node", get(tree::get_node).post(tree::create).put(tree::set).delete(tree::delete))
+        .route("/children", get(tree::children))
+        .route("/watch", get(live::watch))
+        .route("/locks", get(coordination::locks))
+        .route("/sessions", get(coordination::sessions))
+        .route("/cluster", get(coordination::cluster))
+        .fallback(|| async { ApiError::not_found("no such console API call") })
+        .with_state(state);
+    Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/", get(|| async { asset("index.html") }))
+        .route("/ui/{file}", get(|axum::extract::Path(file): axum::extract::Path<String>| async move { asset(&file) }))
+        .nest("/ui/api", api)
+}
+
+fn asset(name: &str) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, mime, embedded)) => {
+            // For work on the page itself: its files read from a folder at each request, so
+            // an edit shows on reload without rebuilding groved. Only the embedded names.
+            let body = match std::env::var_os("GROVE_CONSOLE_DEV_DIR") {
+                Some(dir) => std::fs::read(std::path::Path::new(&dir).join(name)).unwrap_or_else(|_| embedded.to_vec()),
+                None => embedded.to_vec(),
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, *mime),
+                    // The page talks only to its own origin and never runs inline script.
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+                    ),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        None => ApiError::not_found(&format!("no console file {name}")).into_response(),
+    }
+}
