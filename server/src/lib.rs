@@ -165,7 +165,11 @@ pub async fn run(
         tracing::info!("stopped before starting");
         return Ok(());
     };
-    checked?;
+    let mut config = config;
+    if checked? == node::Start::Join && !config.join {
+        tracing::info!("the peers formed an ensemble without this server: waiting to be added (--auto-join)");
+        config.join = true;
+    }
     let node = Node::open(config, client_addr, peer_addr, channels, storage).await?;
     for tls in client_tls.iter().chain(peer_tls.iter()) {
         tokio::spawn(tls.clone().reload_loop(stop_rx.clone()));

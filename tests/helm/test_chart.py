@@ -147,7 +147,8 @@ def test_what_schemas_cannot_see(values_file):
             assert "GROVE_PEERS" not in env, "one voter is a standalone node"
         if observers:
             assert env["GROVE_OBSERVERS"].split(",") == [
-                f"{replicas + i + 1}={name}-obs-{i}.{name}-peers.{NAMESPACE}.svc.cluster.local:7281"
+                # Above every voter id (1..5), so voters scale without colliding.
+                f"{5 + i + 1}={name}-obs-{i}.{name}-peers.{NAMESPACE}.svc.cluster.local:7281"
                 for i in range(observers)
             ]
         assert "--id-from-hostname" in c["args"]
@@ -568,12 +569,40 @@ def test_existing_claim_needs_one_voter(replicas):
 def test_backup_with_required_client_certs_needs_a_certificate():
     values = ci("backup-tls")
     del values["backup"]["tls"]
+    values["membership"] = {"hooks": False}
     message = render_error(values)
     assert "backup.tls.existingSecret is required with tls.client.requireClientCert" in message, message
     # verifyClientCerts alone: the job may connect without one.
     values["tls"]["client"]["requireClientCert"] = False
     values["tls"]["client"]["verifyClientCerts"] = True
     check_backup(values, render(values))
+
+
+def test_membership_jobs_follow_replica_count_and_connect_like_the_backup_job():
+    docs = render({"replicaCount": 5})
+    jobs = {j["metadata"]["name"]: j for j in by_kind(docs, "Job")}
+    # Growing needs no job (new pods ask to join); shrinking removes voters first.
+    assert set(jobs) == {"grove-shrink"}
+    assert jobs["grove-shrink"]["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    shrink = jobs["grove-shrink"]["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "-v n=5" in shrink and "member remove" in shrink, shrink
+    assert f"grove --server grove.{NAMESPACE}.svc.cluster.local:7181 members" in shrink, shrink
+    sts = next(s for s in by_kind(docs, "StatefulSet") if s["metadata"]["name"] == "grove")
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenScaled": "Delete", "whenDeleted": "Retain"}
+    assert "--auto-join" in sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Off: no jobs.
+    assert not list(by_kind(render({"membership": {"hooks": False}}), "Job"))
+    # Required client certificates: the jobs need one (their own, or the backup job's).
+    values = ci("tls")
+    del values["membership"]
+    assert "membership.tls.existingSecret (or backup.tls.existingSecret) is required" in render_error(values)
+    values["backup"] = {"enabled": False, "tls": {"existingSecret": "backup-cert"}}
+    shrink = next(j for j in by_kind(render(values), "Job") if j["metadata"]["name"] == "grove-shrink")
+    pod = shrink["spec"]["template"]["spec"]
+    assert "--tls-cert /etc/grove/tls/jobs/tls.crt" in pod["containers"][0]["command"][2]
+    assert {"name": "tls-jobs", "secret": {"secretName": "backup-cert"}} in pod["volumes"]
+    # Observer ids stay above the voters'.
+    assert "must be at least replicaCount" in render_error({"replicaCount": 5, "observers": {"count": 1, "idOffset": 3}})
 
 
 def everything():

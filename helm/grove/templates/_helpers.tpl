@@ -74,12 +74,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- join "," $list -}}
 {{- end -}}
 
-{{/* The observers: ids after the voters'. */}}
+{{/* The observers: ids after every voter id (observers.idOffset). */}}
 {{- define "grove.observers" -}}
 {{- $root := . -}}
 {{- $list := list -}}
 {{- range $i := until (int .Values.observers.count) -}}
-{{- $list = append $list (printf "%d=%s:%d" (add (int $root.Values.replicaCount) $i 1) (include "grove.podHost" (list $root (include "grove.observersName" $root) $i)) (int $root.Values.ports.peer)) -}}
+{{- $list = append $list (printf "%d=%s:%d" (add (int $root.Values.observers.idOffset) $i 1) (include "grove.podHost" (list $root (include "grove.observersName" $root) $i)) (int $root.Values.ports.peer)) -}}
 {{- end -}}
 {{- join "," $list -}}
 {{- end -}}
@@ -163,7 +163,11 @@ spec:
       args:
         - --id-from-hostname
         {{- if eq $role "observer" }}
-        - --id-offset={{ $root.Values.replicaCount }}
+        - --id-offset={{ $root.Values.observers.idOffset }}
+        {{- else }}
+        # A pod added by scaling up finds the ensemble formed without it and waits for the
+        # membership Job to add it; on a first install every voter forms the ensemble.
+        - --auto-join
         {{- end }}
         - --data-dir=/var/lib/grove
         - --listen=0.0.0.0:{{ $root.Values.ports.client }}

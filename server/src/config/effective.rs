@@ -15,6 +15,7 @@ impl Settings {
             id_from_hostname: Some(false),
             id_offset: Some(0),
             join: Some(false),
+            auto_join: Some(false),
             log_format: Some("text".into()),
             tls_require_client_cert: Some(false),
             data_dir: Some(PathBuf::from("grove-data")),

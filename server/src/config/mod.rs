@@ -76,6 +76,12 @@ pub struct Settings {
     #[arg(long, env = "GROVE_JOIN", num_args = 0..=1, default_missing_value = "true")]
     pub join: Option<bool>,
 
+    /// Join when needed: a server with an empty data directory whose peers already form an
+    /// ensemble without it asks the leader to add it as a voter instead of refusing to
+    /// start; while none exists yet it forms one from --peers (the Helm chart's voters).
+    #[arg(long, env = "GROVE_AUTO_JOIN", num_args = 0..=1, default_missing_value = "true")]
+    pub auto_join: Option<bool>,
+
     /// Make this server a member of a NEW cluster restored from a backup (`grove snapshot
     /// save`): fills the empty --data-dir from FILE, then starts. Restore every member of
     /// the new cluster from the same file with the same --peers. Sessions, ephemeral nodes
@@ -277,6 +283,8 @@ pub struct Config {
     pub peers: Members,
     pub observers: Members,
     pub join: bool,
+    /// `--auto-join`: join instead of refusing when the peers formed an ensemble without it.
+    pub auto_join: bool,
     /// The backup a new cluster is restored from (`--restore`).
     pub restore: Option<PathBuf>,
     /// Every setting's value and source, as reported by `grove conf`.
@@ -449,6 +457,7 @@ impl Config {
             peers,
             observers,
             join,
+            auto_join: pick!(auto_join),
             restore: given!(restore),
             effective: effective(&flags, &file, &|_| false),
             min_session_timeout: ms(pick!(min_session_timeout_ms)),

@@ -159,6 +159,29 @@ impl PeerHandler for PeerGateway {
         info
     }
 
+    async fn join(&self, id: u64, peer: PeerNode) -> Result<(), GroveError> {
+        let node = &self.node;
+        let st = node.consensus.status();
+        if st.role != crate::raft::Role::Leader {
+            return Err(GroveError::not_leader(node.leader_hint()));
+        }
+        if node.config.observers.iter().any(|(o, _)| *o == id) {
+            return Err(GroveError::bad_args(
+                "",
+                format!("server {id} is an observer here; it cannot join as a voter"),
+            ));
+        }
+        if st.is_voter(id) {
+            return Ok(());
+        }
+        tracing::info!(id, peer = %peer.peer_addr, "adding the voter that asked to join (--auto-join)");
+        match node.consensus.add_member(id, peer, true).await {
+            Ok(()) => Ok(()),
+            Err(NotHere::NotLeader(_)) => Err(GroveError::not_leader(node.leader_hint())),
+            Err(NotHere::Failed(e)) => Err(e),
+        }
+    }
+
     fn election(&self, suspend: Duration, campaign: bool) {
         if !suspend.is_zero() {
             self.node.suspend_elections(suspend);

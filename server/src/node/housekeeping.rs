@@ -21,6 +21,7 @@ pub(super) fn spawn_all(node: &Arc<Node>) {
     tokio::spawn(follow_leadership(node.clone()));
     tokio::spawn(discover_addresses(node.clone()));
     tokio::spawn(add_observers(node.clone()));
+    tokio::spawn(ask_to_join(node.clone()));
     tokio::spawn(expire_sessions(node.clone()));
     tokio::spawn(relay_keepalives(node.clone()));
     tokio::spawn(reap(node.clone()));
@@ -134,6 +135,43 @@ async fn add_observers(node: Arc<Node>) {
             match node.consensus.add_member(id, peer, false).await {
                 Ok(()) => tracing::info!(observer = id, "added observer"),
                 Err(e) => tracing::debug!(observer = id, "adding observer: {e:?}"),
+            }
+        }
+    }
+}
+
+/// A server that `--auto-join` found outside an ensemble already formed asks the leader to
+/// add it as a voter, until it is one (the leader catches it up first, which may take a
+/// snapshot's time). Only for a voter of --peers: an observer is added by the leader, and a
+/// plain --join waits for `grove member add`.
+async fn ask_to_join(node: Arc<Node>) {
+    let me = node.id;
+    if !(node.config.join && node.config.auto_join && node.config.peers.iter().any(|(id, _)| *id == me)) {
+        return;
+    }
+    let mut ticker = Ticker::new(&node, Duration::from_secs(1));
+    while ticker.tick().await {
+        if node.consensus.status().is_voter(me) {
+            tracing::info!("added to the ensemble as a voter");
+            return;
+        }
+        for (_, addr) in node.config.peers.iter().filter(|(id, _)| *id != me) {
+            let Ok(mut peer) = node.channels.client(addr) else { continue };
+            let ask = grove_proto::peer::JoinRequest {
+                id: me,
+                peer_address: node.peer_addr.clone(),
+                client_address: node.client_addr.clone(),
+            };
+            match tokio::time::timeout(Duration::from_secs(120), peer.join(ask)).await {
+                Ok(Ok(r)) if r.get_ref().error.is_empty() => break,
+                Ok(Ok(r)) => match postcard::from_bytes::<crate::error::GroveError>(&r.get_ref().error) {
+                    // Not the leader: the next peer may be.
+                    Ok(crate::error::GroveError::NotReady { .. }) => {}
+                    Ok(e) => tracing::warn!(peer = %addr, "asking to join: {e}"),
+                    Err(e) => tracing::warn!(peer = %addr, "asking to join: undecodable answer: {e}"),
+                },
+                Ok(Err(s)) => tracing::debug!(peer = %addr, "asking to join: {}", s.message()),
+                Err(_) => tracing::info!(peer = %addr, "still being added (catching up)"),
             }
         }
     }

@@ -46,6 +46,15 @@ fn procedure(id: u64) -> String {
     )
 }
 
+/// How a server that passed the checks starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// As configured: forming the ensemble from --peers on a first start, or rejoining it.
+    AsConfigured,
+    /// Waiting to be added (`--auto-join` found an ensemble formed without it).
+    Join,
+}
+
 /// What the peers say about this server, asked before Raft starts; an error refuses the
 /// start with the reason and the safe procedure.
 pub(super) async fn preflight(
@@ -54,12 +63,13 @@ pub(super) async fn preflight(
     identity: Identity,
     last_index: u64,
     restored_from: Option<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Start> {
     let peers: Vec<(u64, String)> =
         config.peers.iter().chain(&config.observers).filter(|(id, _)| *id != config.id).cloned().collect();
     if peers.is_empty() {
-        return Ok(());
+        return Ok(Start::AsConfigured);
     }
+    let mut start = Start::AsConfigured;
     let answers = ask(config, channels, &peers).await;
     let me = config.id;
     for (peer, info) in &answers {
@@ -70,6 +80,7 @@ pub(super) async fn preflight(
                      ({mine}): restore every member of the new cluster from the same file with the same --peers",
                     info.restored_from
                 ),
+                None if identity.fresh && !config.join && config.auto_join => start = Start::Join,
                 None if identity.fresh && !config.join => anyhow::bail!(
                     "server {peer} was restored from a backup ({}); start server {me} with the same --restore FILE \
                      and --peers, or with --join to be added to it (docs/operations.md, \"Backup and restore\")",
@@ -78,7 +89,10 @@ pub(super) async fn preflight(
                 _ => {}
             }
         }
-        if identity.fresh && !config.join && info.cluster_id != 0 && info.membership_known && !info.in_membership {
+        let formed_without_me = info.cluster_id != 0 && info.membership_known && !info.in_membership;
+        if identity.fresh && !config.join && formed_without_me && config.auto_join {
+            start = Start::Join;
+        } else if identity.fresh && !config.join && formed_without_me {
             anyhow::bail!(
                 "server {peer} belongs to an ensemble (cluster {:016x}) that server {me} is not a member of: starting \
                  without --join would bootstrap a second ensemble over the same peers. A new member starts with an \
@@ -127,7 +141,7 @@ pub(super) async fn preflight(
             );
         }
     }
-    Ok(())
+    Ok(start)
 }
 
 /// Asks every peer until a majority of the voters has answered (see the module's comment).

@@ -9,6 +9,7 @@ pub mod clock;
 mod forward;
 pub use forward::PeerGateway;
 pub(crate) use forward::info_from as forward_info;
+pub use identity::Start;
 mod housekeeping;
 mod identity;
 mod keepalive;
@@ -178,11 +179,13 @@ impl Storage {
     /// Refuses to start a server whose data directory is not the one that last ran as its
     /// member (see `identity`); asks the peers, which must be able to reach this server's
     /// peer port meanwhile (`BootingPeer`).
-    pub async fn preflight(&self, config: &Config, channels: &PeerChannels) -> anyhow::Result<()> {
+    pub async fn preflight(&self, config: &Config, channels: &PeerChannels) -> anyhow::Result<identity::Start> {
         let restored_from = self.state.read().ok().and_then(|t| t.restored_from().ok().flatten());
-        identity::preflight(config, channels, self.log.identity(), self.log.last_index(), restored_from).await?;
+        let start =
+            identity::preflight(config, channels, self.log.identity(), self.log.last_index(), restored_from).await?;
         // Counted only now: a refused start does not bring an older copy closer to passing.
-        self.log.record_start().map_err(|e| anyhow::anyhow!("recording this start: {e}"))
+        self.log.record_start().map_err(|e| anyhow::anyhow!("recording this start: {e}"))?;
+        Ok(start)
     }
 }
 

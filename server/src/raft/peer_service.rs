@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use grove_proto::peer::peer_server::Peer;
 use grove_proto::peer::{
-    ElectionRequest, ElectionResponse, ForwardRequest, ForwardResponse, InfoRequest, InfoResponse, RaftMessage,
-    ReadIndexRequest, ReadIndexResponse, TouchSessionsRequest, TouchSessionsResponse,
+    ElectionRequest, ElectionResponse, ForwardRequest, ForwardResponse, InfoRequest, InfoResponse, JoinRequest,
+    JoinResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse, TouchSessionsRequest, TouchSessionsResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
-use super::types::Raft;
+use super::types::{PeerNode, Raft};
 use crate::error::GroveError;
 use crate::fsm::command::{CommandResult, Write};
 
@@ -42,6 +42,8 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn info(&self, about: u64) -> InfoResponse;
     /// Leadership hand-over: suspend the election timer, and/or campaign now.
     fn election(&self, suspend: std::time::Duration, campaign: bool);
+    /// Adds the asking server as a voter (see `Join` in peer.proto).
+    fn join(&self, id: u64, peer: PeerNode) -> impl Future<Output = Result<(), GroveError>> + Send;
 }
 
 pub struct PeerService<H> {
@@ -148,6 +150,16 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         Ok(Response::new(self.handler.info(req.into_inner().about)))
     }
+
+    async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let r = req.into_inner();
+        let peer = PeerNode { peer_addr: r.peer_address, client_addr: r.client_address };
+        let error = match self.handler.join(r.id, peer).await {
+            Ok(()) => Default::default(),
+            Err(e) => postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into(),
+        };
+        Ok(Response::new(JoinResponse { error }))
+    }
 }
 
 /// The peer port while a server starts, before Raft runs: it answers `Info` (what this
@@ -201,6 +213,10 @@ impl<F: Fn(u64) -> InfoResponse + Send + Sync + 'static> Peer for BootingPeer<F>
 
     async fn info(&self, req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         Ok(Response::new((self.info)(req.into_inner().about)))
+    }
+
+    async fn join(&self, _: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        Err(starting())
     }
 }
 

@@ -196,3 +196,46 @@ async fn a_fresh_server_without_join_does_not_bootstrap_over_an_ensemble() {
     // The ensemble is untouched.
     client(&c, &[1, 2, 3]).create("/still", "fine", &CreateOptions::default()).await.unwrap();
 }
+
+/// What a StatefulSet scaled up needs: fresh servers given the new, longer --peers and
+/// `--auto-join` find the ensemble formed without them, ask its leader to add them, and
+/// become voters with every write; the ensemble never bootstraps anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_servers_with_auto_join_are_added_as_voters_by_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), 3, 0, &[]);
+    c.leader(Duration::from_secs(20)).await;
+    registered(&c, &[1, 2, 3]).await;
+    client(&c, &[1, 2, 3]).create("/before", "kept", &CreateOptions::default()).await.unwrap();
+    let ports = [4, 5].map(|_| (crate::harness::free_port(), crate::harness::free_port(), crate::harness::free_port()));
+    let mut peers: Vec<String> = (1..=3).map(|i| format!("{i}={}", c.server(i).peer)).collect();
+    peers.extend(ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{}", i + 4, p.1)));
+    let joiners: Vec<_> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut args: Vec<String> =
+                vec!["--id".into(), (i + 4).to_string(), "--peers".into(), peers.join(","), "--auto-join".into()];
+            args.extend(crate::cluster::FAST_RAFT.iter().map(|s| s.to_string()));
+            let (data, p) = (dir.path().join(format!("n{}", i + 4)), *p);
+            std::thread::spawn(move || crate::harness::Server::start_on(&data, p, &args))
+        })
+        .collect();
+    let joiners: Vec<_> = joiners.into_iter().map(|j| j.join().unwrap()).collect();
+    let ensemble = client(&c, &[1, 2, 3]);
+    crate::harness::eventually(Duration::from_secs(60), "both servers added as voters", async || {
+        let members = ensemble.members().await.unwrap_or_default();
+        members.iter().filter(|m| m.role == grove_proto::v1::MemberRole::Voter as i32).count() == 5
+    })
+    .await;
+    let log = std::fs::read_to_string(joiners[0].dir.join("groved.log")).unwrap();
+    assert!(log.contains("waiting to be added (--auto-join)"), "{log}");
+    // The new voters hold the ensemble's writes and count toward its quorum.
+    let fifth = Client::connect(&joiners[1].client).unwrap();
+    let (data, _) = fifth.get_with("/before", Consistency::Linearizable).await.unwrap();
+    assert_eq!(&data[..], b"kept");
+    fifth.create("/after", "", &CreateOptions::default()).await.unwrap();
+    let st = fifth.status().await.unwrap();
+    assert_eq!(st.members.len(), 5);
+    assert_eq!(st.cluster_id, ensemble.status().await.unwrap().cluster_id, "one cluster, not a second one");
+}
