@@ -39,6 +39,9 @@ pub mod metadata {
     pub const AUTH: &str = "grove-auth";
     /// The ensemble's shared peer secret, on every peer RPC (`--peer-secret-file`).
     pub const PEER_SECRET: &str = "grove-peer-secret";
+    /// The sending server's cluster id (16 hex digits), on every peer RPC once it has one:
+    /// a member of another cluster refuses its Raft messages.
+    pub const CLUSTER_ID: &str = "grove-cluster-id";
 }
 
 /// The type URL of `grove.v1.ErrorDetail` inside `google.protobuf.Any`.

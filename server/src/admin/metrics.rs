@@ -77,6 +77,10 @@ fn describe() {
     describe_gauge!("grove_applied_zxid", "Last zxid applied to this server's state");
     describe_gauge!("grove_peer_replication_lag", "On the leader: entries each member is behind its log");
     describe_counter!("grove_peer_secret_refusals_total", "Peer calls refused for a missing or wrong peer secret");
+    describe_counter!(
+        "grove_peer_cluster_refusals_total",
+        "Peer calls refused because the sender belongs to another cluster"
+    );
     describe_histogram!("grove_batch_operations", "Writes per proposed log entry");
     describe_histogram!(
         "grove_write_stage_seconds",

@@ -159,6 +159,10 @@ impl PeerHandler for PeerGateway {
         info
     }
 
+    fn cluster_id(&self) -> u64 {
+        self.node.channels.cluster_id()
+    }
+
     async fn join(&self, id: u64, peer: PeerNode) -> Result<(), GroveError> {
         let node = &self.node;
         let st = node.consensus.status();

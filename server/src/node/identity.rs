@@ -16,6 +16,8 @@
 //! - the leader says it acknowledged entries past the end of its log;
 //! - its log is empty, it was not told to `--join`, and the peers already form an
 //!   ensemble without it: it would bootstrap a second one;
+//! - its state belongs to one cluster and a peer's to another (two ensembles over the same
+//!   addresses: their logs must not mix; peer messages between them are refused too);
 //! - a peer was restored from a backup (`--restore`) and this server was restored from
 //!   another backup or with another membership, or not restored at all and not told to
 //!   `--join`: their logs would claim the same positions for different states.
@@ -55,15 +57,23 @@ pub enum Start {
     Join,
 }
 
+/// What this server's own data directory says.
+pub(super) struct Mine {
+    pub identity: Identity,
+    pub last_index: u64,
+    /// The cluster its state belongs to (0: none yet).
+    pub cluster: u64,
+}
+
 /// What the peers say about this server, asked before Raft starts; an error refuses the
 /// start with the reason and the safe procedure.
 pub(super) async fn preflight(
     config: &Config,
     channels: &PeerChannels,
-    identity: Identity,
-    last_index: u64,
+    mine: Mine,
     restored_from: Option<String>,
 ) -> anyhow::Result<Start> {
+    let Mine { identity, last_index, cluster } = mine;
     let peers: Vec<(u64, String)> =
         config.peers.iter().chain(&config.observers).filter(|(id, _)| *id != config.id).cloned().collect();
     if peers.is_empty() {
@@ -88,6 +98,15 @@ pub(super) async fn preflight(
                 ),
                 _ => {}
             }
+        }
+        if cluster != 0 && info.cluster_id != 0 && info.cluster_id != cluster {
+            anyhow::bail!(
+                "server {peer} belongs to cluster {:016x}, and this server's data directory to cluster {cluster:016x}: \
+                 two ensembles share these member addresses (a majority of the voters started empty and formed a \
+                 new one, or --peers names another ensemble's servers). Their logs must not mix; check --peers and \
+                 which data directories were emptied (docs/operations.md, \"Replacing a member\")",
+                info.cluster_id
+            );
         }
         let formed_without_me = info.cluster_id != 0 && info.membership_known && !info.in_membership;
         if identity.fresh && !config.join && formed_without_me && config.auto_join {

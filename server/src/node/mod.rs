@@ -120,6 +120,19 @@ struct Observer {
     applied: watch::Sender<u64>,
     state: StateDb,
     clock: Arc<clock::EntryClock>,
+    /// Whose cluster id the peer messages carry: learned here, as soon as the first
+    /// registration is applied (or a snapshot brings it), not a tick later.
+    channels: PeerChannels,
+}
+
+impl Observer {
+    fn learn_cluster_id(&self) {
+        if self.channels.cluster_id() == 0
+            && let Ok(id) = self.state.read().and_then(|t| t.cluster_id())
+        {
+            self.channels.set_cluster_id(id);
+        }
+    }
 }
 
 impl ApplyObserver for Observer {
@@ -130,6 +143,7 @@ impl ApplyObserver for Observer {
         self.hub.publish(batch);
         self.sessions.apply(batch);
         self.lock_waiters.applied(batch);
+        self.learn_cluster_id();
         if let Some(last) = batch.last() {
             self.applied.send_replace(last.zxid);
         }
@@ -148,6 +162,7 @@ impl ApplyObserver for Observer {
             }
             Err(e) => tracing::error!("settling lock waiters after a snapshot: {e}"),
         }
+        self.learn_cluster_id();
         self.applied.send_replace(zxid);
     }
 }
@@ -180,9 +195,12 @@ impl Storage {
     /// member (see `identity`); asks the peers, which must be able to reach this server's
     /// peer port meanwhile (`BootingPeer`).
     pub async fn preflight(&self, config: &Config, channels: &PeerChannels) -> anyhow::Result<identity::Start> {
-        let restored_from = self.state.read().ok().and_then(|t| t.restored_from().ok().flatten());
-        let start =
-            identity::preflight(config, channels, self.log.identity(), self.log.last_index(), restored_from).await?;
+        let tables = self.state.read().ok();
+        let restored_from = tables.as_ref().and_then(|t| t.restored_from().ok().flatten());
+        let cluster = tables.as_ref().and_then(|t| t.cluster_id().ok()).unwrap_or(0);
+        drop(tables);
+        let mine = identity::Mine { identity: self.log.identity(), last_index: self.log.last_index(), cluster };
+        let start = identity::preflight(config, channels, mine, restored_from).await?;
         // Counted only now: a refused start does not bring an older copy closer to passing.
         self.log.record_start().map_err(|e| anyhow::anyhow!("recording this start: {e}"))?;
         Ok(start)
@@ -226,7 +244,10 @@ impl Node {
             applied: applied_tx,
             state: state.clone(),
             clock: clock.clone(),
+            channels: channels.clone(),
         });
+        // Known from the start on a restart, so this server's first Raft messages carry it.
+        observer.learn_cluster_id();
         let consensus = Consensus::open(&config, log, state.clone(), observer, channels.clone()).await?;
         let log_stats = consensus.log_stats();
         let (stop, _) = watch::channel(false);

@@ -6,6 +6,7 @@
 //! openraft back off from that peer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,20 +49,30 @@ pub struct PeerChannels {
 /// A client of a peer's `Peer` service, presenting the peer secret.
 pub type PeerClient = GrpcPeerClient<InterceptedService<Channel, PeerSecret>>;
 
-/// Puts the ensemble's peer secret on every peer request (when one is configured).
+/// Puts the ensemble's peer secret (when one is configured) and this server's cluster id
+/// (once it has one) on every peer request.
 #[derive(Clone, Default)]
-pub struct PeerSecret(Option<MetadataValue<Ascii>>);
+pub struct PeerSecret {
+    secret: Option<MetadataValue<Ascii>>,
+    cluster: Arc<AtomicU64>,
+}
 
 impl PeerSecret {
     pub fn new(secret: Option<&str>) -> PeerSecret {
-        PeerSecret(secret.and_then(|s| s.parse().ok()))
+        PeerSecret { secret: secret.and_then(|s| s.parse().ok()), cluster: Arc::default() }
     }
 }
 
 impl Interceptor for PeerSecret {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
+        if let Some(v) = &self.secret {
             req.metadata_mut().insert(grove_proto::metadata::PEER_SECRET, v.clone());
+        }
+        let cluster = self.cluster.load(Ordering::Relaxed);
+        if cluster != 0
+            && let Ok(v) = format!("{cluster:016x}").parse()
+        {
+            req.metadata_mut().insert(grove_proto::metadata::CLUSTER_ID, v);
         }
         Ok(req)
     }
@@ -104,6 +115,16 @@ struct Channels {
 impl PeerChannels {
     pub fn new(tls: Option<Arc<ServerTls>>, secret: Option<&str>) -> PeerChannels {
         PeerChannels { inner: Arc::default(), tls, secret: PeerSecret::new(secret) }
+    }
+
+    /// This server's cluster id (0 until it has one), sent on every peer request and
+    /// checked on those received (`PeerService`).
+    pub fn cluster_id(&self) -> u64 {
+        self.secret.cluster.load(Ordering::Relaxed)
+    }
+
+    pub fn set_cluster_id(&self, id: u64) {
+        self.secret.cluster.store(id, Ordering::Relaxed);
     }
 
     pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {

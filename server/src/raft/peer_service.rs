@@ -42,6 +42,8 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn info(&self, about: u64) -> InfoResponse;
     /// Leadership hand-over: suspend the election timer, and/or campaign now.
     fn election(&self, suspend: std::time::Duration, campaign: bool);
+    /// This server's cluster id (0 until it has one).
+    fn cluster_id(&self) -> u64;
     /// Adds the asking server as a voter (see `Join` in peer.proto).
     fn join(&self, id: u64, peer: PeerNode) -> impl Future<Output = Result<(), GroveError>> + Send;
 }
@@ -54,6 +56,33 @@ pub struct PeerService<H> {
 impl<H> PeerService<H> {
     pub fn new(raft: Raft, handler: Arc<H>) -> Self {
         PeerService { raft, handler }
+    }
+}
+
+impl<H: PeerHandler> PeerService<H> {
+    /// Refuses what a member of another cluster sends: two ensembles whose members share
+    /// addresses and ids (a majority's data directories emptied and bootstrapped anew,
+    /// --peers pointing at the wrong servers) must not mix their logs, which Raft cannot
+    /// tell apart by term and index alone. Only ids both known count: a cluster's members
+    /// learn its id at different moments of its first second (the first registration), and a
+    /// new or joining server has none yet.
+    fn same_cluster<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let mine = self.handler.cluster_id();
+        let theirs = req
+            .metadata()
+            .get(grove_proto::metadata::CLUSTER_ID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .unwrap_or(0);
+        if mine == 0 || theirs == 0 || theirs == mine {
+            return Ok(());
+        }
+        metrics::counter!("grove_peer_cluster_refusals_total").increment(1);
+        tracing::warn!("refused a peer request from cluster {theirs:016x}: this server belongs to cluster {mine:016x}");
+        Err(Status::failed_precondition(format!(
+            "this server belongs to cluster {mine:016x} and the sender to cluster {theirs:016x}: two ensembles share \
+             member addresses (check --peers, and whether data directories were emptied)"
+        )))
     }
 }
 
@@ -77,11 +106,13 @@ fn encode<T: Serialize, E: Serialize>(r: Result<T, E>) -> Result<Response<RaftMe
 #[tonic::async_trait]
 impl<H: PeerHandler> Peer for PeerService<H> {
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.same_cluster(&req)?;
         let rpc = decode(&req.into_inner().payload)?;
         encode(self.raft.vote(rpc).await)
     }
 
     async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.same_cluster(&req)?;
         let rpc: openraft::raft::AppendEntriesRequest<super::types::TypeConfig> = decode(&req.into_inner().payload)?;
         let entries = rpc.entries.len();
         let started = std::time::Instant::now();
@@ -95,11 +126,13 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     }
 
     async fn install_snapshot(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.same_cluster(&req)?;
         let rpc = decode(&req.into_inner().payload)?;
         encode(self.raft.install_snapshot(rpc).await)
     }
 
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
+        self.same_cluster(&req)?;
         let write: Write = decode(&req.into_inner().command)?;
         let reply = match self.handler.forward(write).await {
             Ok((zxid, result)) => ForwardResponse {
@@ -116,7 +149,8 @@ impl<H: PeerHandler> Peer for PeerService<H> {
         Ok(Response::new(reply))
     }
 
-    async fn read_index(&self, _req: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(&self, req: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        self.same_cluster(&req)?;
         let reply = match self.handler.read_index().await {
             Ok(index) => ReadIndexResponse { index, error: Default::default() },
             Err(e) => ReadIndexResponse {
@@ -131,6 +165,7 @@ impl<H: PeerHandler> Peer for PeerService<H> {
         &self,
         req: Request<TouchSessionsRequest>,
     ) -> Result<Response<TouchSessionsResponse>, Status> {
+        self.same_cluster(&req)?;
         let r = req.into_inner();
         let RenewalReport { unknown, ended, expiring, verdict } =
             self.handler.touch_sessions(&r.session_ids, r.confirm).await;
@@ -142,6 +177,7 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     }
 
     async fn election(&self, req: Request<ElectionRequest>) -> Result<Response<ElectionResponse>, Status> {
+        self.same_cluster(&req)?;
         let r = req.into_inner();
         self.handler.election(std::time::Duration::from_millis(r.suspend_ms), r.campaign);
         Ok(Response::new(ElectionResponse {}))

@@ -71,6 +71,11 @@ impl StateMachineStore {
     }
 }
 
+fn registers(e: &Entry) -> bool {
+    matches!(&e.payload, EntryPayload::Normal(cmd)
+        if cmd.writes.iter().any(|w| matches!(w.op, crate::fsm::command::Op::RegisterMember { .. })))
+}
+
 fn apply_blocking(
     db: &Database,
     entries: &[Entry],
@@ -141,6 +146,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 false
             }
         };
+        // A member registration (once per server start; the first fixes the cluster id) is
+        // made durable at once: peers check a starting server against these records before
+        // Raft runs and re-applies the log, so they must not lag it on disk.
+        let durable = durable || entries.iter().any(registers);
         let db = self.db.clone();
         let observer = self.observer.clone();
         tokio::task::spawn_blocking(move || apply_blocking(&db, &entries, durable, &*observer)).await.map_err(sm_err)?

@@ -239,3 +239,71 @@ async fn fresh_servers_with_auto_join_are_added_as_voters_by_the_leader() {
     assert_eq!(st.members.len(), 5);
     assert_eq!(st.cluster_id, ensemble.status().await.unwrap().cluster_id, "one cluster, not a second one");
 }
+
+/// Two ensembles over the same addresses and ids never mix their logs: here a standalone
+/// server's peers were started empty while it was down and formed a cluster of their own.
+/// Its Raft messages from that cluster are refused (not applied, no crash), and started with
+/// their --peers it refuses to start, naming both clusters.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_of_another_cluster_are_refused_not_merged() {
+    use crate::harness::{Server, eventually, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let peers: Vec<String> = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{}", i + 1, p.1)).collect();
+    let args = |id: usize, with_peers: bool| {
+        let mut a: Vec<String> = vec!["--id".into(), id.to_string()];
+        if with_peers {
+            a.extend(["--peers".into(), peers.join(",")]);
+        }
+        a.extend(crate::cluster::FAST_RAFT.iter().map(|s| s.to_string()));
+        a
+    };
+    let cluster_of = async |s: &Server| Client::connect(&s.client).unwrap().status().await.map(|st| st.cluster_id);
+    let alone_dir = dir.path().join("n1");
+    let alone = Server::start_on(&alone_dir, ports[0], &args(1, false));
+    Client::connect(&alone.client).unwrap().create("/kept", "x", &CreateOptions::default()).await.unwrap();
+    eventually(Duration::from_secs(10), "the standalone server registered", async || {
+        cluster_of(&alone).await.unwrap_or(0) != 0
+    })
+    .await;
+    let x = cluster_of(&alone).await.unwrap();
+    drop(alone);
+
+    let others: Vec<_> = (2..=3)
+        .map(|id| {
+            let (data, p, a) = (dir.path().join(format!("n{id}")), ports[id - 1], args(id, true));
+            std::thread::spawn(move || Server::start_on(&data, p, &a))
+        })
+        .collect();
+    let others: Vec<Server> = others.into_iter().map(|t| t.join().unwrap()).collect();
+    eventually(Duration::from_secs(20), "the other two formed a cluster", async || {
+        cluster_of(&others[0]).await.unwrap_or(0) != 0
+    })
+    .await;
+    let y = cluster_of(&others[0]).await.unwrap();
+    assert_ne!(x, y);
+
+    // Back without --peers: the new cluster's leader keeps sending it entries; refused.
+    let alone = Server::start_on(&alone_dir, ports[0], &args(1, false));
+    eventually(Duration::from_secs(10), "messages from the other cluster refused", async || {
+        std::fs::read_to_string(alone_dir.join("groved.log")).unwrap().contains("refused a peer request from cluster")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c = Client::connect(&alone.client).unwrap();
+    assert_eq!(&c.get("/kept").await.unwrap().0[..], b"x");
+    c.create("/still-mine", "", &CreateOptions::default()).await.unwrap();
+    let st = c.status().await.unwrap();
+    assert_eq!((st.cluster_id, st.members.len()), (x, 1), "{st:?}");
+    drop(c);
+    drop(alone);
+
+    // With their --peers: refused before it starts.
+    let started = Server::try_start_on(&alone_dir, ports[0], &args(1, true));
+    let log = match started {
+        Err(log) => log,
+        Ok(s) => panic!("must not start: {}", s.log_tail()),
+    };
+    assert!(log.contains(&format!("{y:016x}")) && log.contains(&format!("{x:016x}")), "{log}");
+    assert!(log.contains("two ensembles share these member addresses"), "{log}");
+}

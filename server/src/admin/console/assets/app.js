@@ -31,12 +31,13 @@ function h(tag, props = {}, ...kids) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  el.append(...kids.flat().filter((kid) => kid != null && kid !== false));
+  el.append(...present(kids));
   return el;
 }
 
 /** Replaces an element's content, skipping the absent parts (null, false, ''). */
-const fill = (el, ...kids) => el.replaceChildren(...kids.flat().filter((kid) => kid != null && kid !== false && kid !== ''));
+const present = (kids) => kids.flat().filter((kid) => kid != null && kid !== false && kid !== '');
+const fill = (el, ...kids) => el.replaceChildren(...present(kids));
 
 /** An SVG element (createElement would make an HTML element that draws nothing). */
 function svg(tag, attrs = {}) {
@@ -130,7 +131,9 @@ function headers(change) {
 
 function apiUrl(path, query = {}) {
   const url = new URL(path, API);
-  for (const [k, v] of Object.entries(query)) for (const one of [].concat(v)) if (one != null) url.searchParams.append(k, String(one));
+  for (const [k, v] of Object.entries(query)) {
+    for (const one of [].concat(v)) if (one != null) url.searchParams.append(k, String(one));
+  }
   return url;
 }
 
@@ -156,7 +159,9 @@ function notify(message, { kind = 'error', code = null } = {}) {
   const box = $('notices');
   const item = h('div', { class: `notice notice-${kind}`, 'data-testid': `notice-${kind}`, 'data-code': code },
     code ? h('strong', { class: 'code', text: code }) : null, h('span', { text: message }),
-    h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss', text: '×', onclick: () => item.remove() }));
+    h('button', { type: 'button', class: 'icon-btn',
+      'aria-label': 'Dismiss', text: '×', onclick: () => item.remove() }),
+  );
   box.append(item);
   while (box.children.length > 4) box.firstElementChild.remove();
   if (kind !== 'error') setTimeout(() => item.remove(), 5000);
@@ -203,8 +208,11 @@ function openLogin() {
   $('login-form').reset();
   $('login-dialog').showModal();
 }
+const loginButton = () => h('button', { type: 'button', class: 'btn btn-small', text: 'Log in', onclick: openLogin });
 
-$('login-form').addEventListener('submit', () => setAuth({ user: $('login-user').value, password: $('login-password').value }));
+$('login-form').addEventListener('submit', () => {
+  setAuth({ user: $('login-user').value, password: $('login-password').value });
+});
 $('login-button').addEventListener('click', openLogin);
 $('logout-button').addEventListener('click', () => setAuth(null));
 
@@ -227,6 +235,7 @@ function selectTab(tab, focus = false) {
     pollCoordination(true);
     coord.timer = setInterval(pollCoordination, POLL_MS);
   } else if (tab.id === 'tab-cluster') {
+    cluster.prev = null; // no rate across the time the tab was closed: a gap, not an average
     pollCluster();
     cluster.timer = setInterval(pollCluster, POLL_MS);
   }
@@ -251,7 +260,7 @@ const treeEl = $('tree');
 let expandSeq = 0;
 
 function makeItem(path, level) {
-  const rec = { path, level, expanded: false, loaded: false, items: [], next: '', zxid: 0, numChildren: null, expandedAt: 0 };
+  const rec = { path, level, expanded: false, loaded: false, items: [], next: '', zxid: 0, numChildren: null };
   rec.count = h('span', { class: 'count', 'data-testid': 'child-count' });
   const row = h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true', 'data-testid': 'twisty' }),
     h('span', { class: 'name', text: nameOf(path) }), rec.count);
@@ -265,16 +274,19 @@ function makeItem(path, level) {
   return rec;
 }
 
-/** Child count and kind, from a listing or a stat. */
-function updateItem(rec, numChildren, ephemeral = rec.ephemeral) {
-  Object.assign(rec, { numChildren, ephemeral });
+/** Child count and kind, from a listing or a stat read at `zxid` (a replayed event can be
+ *  older than what the item shows: then it is ignored). */
+function updateItem(rec, numChildren, zxid, ephemeral = rec.ephemeral) {
+  if (zxid < (rec.countZxid || 0)) return;
+  Object.assign(rec, { numChildren, ephemeral, countZxid: zxid });
   rec.count.textContent = numChildren > 0 ? String(numChildren) : '';
   rec.li.classList.toggle('ephemeral', !!ephemeral);
   // A node without children is a leaf: no aria-expanded, no twisty. If the user had it open it
   // stays watched, so children created later still show.
   if (numChildren > 0 || rec.path === '/') rec.li.setAttribute('aria-expanded', String(rec.expanded));
   else rec.li.removeAttribute('aria-expanded');
-  rec.li.setAttribute('aria-label', `${nameOf(rec.path)}${numChildren > 0 ? `, ${numChildren} children` : ''}${ephemeral ? ', ephemeral' : ''}`);
+  const label = [nameOf(rec.path), numChildren > 0 && `${numChildren} children`, ephemeral && 'ephemeral'];
+  rec.li.setAttribute('aria-label', present(label).join(', '));
 }
 
 const expandable = (rec) => rec.li.hasAttribute('aria-expanded');
@@ -291,13 +303,13 @@ function dropSubtree(path) {
 
 /** Puts a listing into a folder, reusing the records (and so the open subfolders) of the
  *  names still there. `append`: a further page after those shown. */
-function setChildren(rec, children, next, append) {
+function setChildren(rec, children, next, append, zxid) {
   const focused = document.activeElement;
   const items = append ? rec.items.slice() : [];
   for (const c of children) {
     const path = join(rec.path, c.name);
     const child = tree.get(path) || makeItem(path, rec.level + 1);
-    updateItem(child, c.num_children, c.ephemeral);
+    updateItem(child, c.num_children, zxid, c.ephemeral);
     items.push(child);
   }
   if (!append) for (const old of rec.items) if (!items.includes(old)) dropSubtree(old.path);
@@ -334,8 +346,8 @@ function refreshFolder(rec) {
       const r = await api('children', { query: { path: rec.path, limit } });
       if (tree.get(rec.path) !== rec) return; // dropped meanwhile
       rec.zxid = Math.max(rec.zxid, r.zxid);
-      updateItem(rec, r.stat?.num_children ?? r.children.length);
-      setChildren(rec, r.children, r.next_page_token, false);
+      updateItem(rec, r.stat?.num_children ?? r.children.length, r.zxid);
+      setChildren(rec, r.children, r.next_page_token, false, r.zxid);
     } while (rec.again);
   })().catch((e) => {
     rec.loaded = false;
@@ -351,7 +363,7 @@ function refreshFolder(rec) {
 async function loadMore(rec) {
   try {
     const r = await api('children', { query: { path: rec.path, limit: PAGE_SIZE, page_token: rec.next } });
-    setChildren(rec, r.children, r.next_page_token, true);
+    setChildren(rec, r.children, r.next_page_token, true, r.zxid);
   } catch (e) {
     fail(e);
   }
@@ -435,7 +447,8 @@ treeEl.addEventListener('dblclick', (e) => {
 
 // The open node. `zxid`: the view is current up to that zxid. While `editing`, the editor's
 // text is the user's: remote changes never replace it.
-const view = { path: null, node: null, zxid: 0, error: null, hex: false, editing: false, base: null, gone: false, seq: 0 };
+const view = { path: null, node: null, zxid: 0, error: null, hex: false, editing: false, base: null, gone: false };
+let viewSeq = 0;
 const nodeEl = $('node');
 
 async function selectNode(path) {
@@ -454,16 +467,16 @@ async function selectNode(path) {
 }
 
 async function loadNode(path) {
-  const seq = ++view.seq; // answers for an older selection are dropped
+  const seq = ++viewSeq; // answers for an older selection are dropped
   nodeEl.dataset.state = 'loading';
   try {
     const node = await api('node', { query: { path } });
-    if (seq !== view.seq) return;
+    if (seq !== viewSeq) return;
     Object.assign(view, { node, zxid: node.zxid, error: null, gone: false });
     const rec = tree.get(path);
-    if (rec) updateItem(rec, node.stat.num_children, node.stat.ephemeral_owner !== '0x0');
+    if (rec) updateItem(rec, node.stat.num_children, node.zxid, node.stat.ephemeral_owner !== '0x0');
   } catch (e) {
-    if (seq !== view.seq) return;
+    if (seq !== viewSeq) return;
     Object.assign(view, { node: null, zxid: 0, error: e, gone: false });
   }
   renderNode();
@@ -479,14 +492,16 @@ function renderNode() {
   $('node-empty').hidden = !!path;
   $('node-body').hidden = !path;
   $('node-path').textContent = path || '';
-  Object.assign(nodeEl.dataset, { path: path || '', state: error ? 'error' : node ? 'loaded' : 'empty', version: node?.stat.version ?? '' });
+  const status = error ? 'error' : node ? 'loaded' : 'empty'; // for the tests, too
+  Object.assign(nodeEl.dataset, { path: path || '', state: status, version: node?.stat.version ?? '' });
 
   $('node-error').hidden = !error;
   if (error) {
     const hint = { 401: 'Log in as a user allowed to read it.', 403: 'Your identity may not read it.' }[error.status];
     fill($('node-error'), h('strong', { class: 'code', text: error.code }), h('span', { text: ` ${error.message} ` }),
       hint && h('span', { class: 'hint', text: hint }),
-      error.status === 401 && h('button', { type: 'button', class: 'btn btn-small', text: 'Log in', onclick: openLogin }));
+      error.status === 401 && loginButton(),
+    );
   }
   for (const id of ['data-card', 'stat', 'acl', 'quota']) $(id).closest('.card').hidden = !node;
   $('node-gone').hidden = !view.gone;
@@ -510,7 +525,8 @@ function renderNode() {
   pre.textContent = !bytes.length ? '(no data)' : hex ? hexDump(bytes) : shown.text;
   pre.classList.toggle('empty-data', !bytes.length);
   pre.hidden = $('data-view').hidden = view.editing;
-  $('data-info').textContent = `${bytes.length} bytes${shown.json ? ' · JSON' : ''}${shown.text === null ? ' · binary' : ''}`;
+  const info = [`${bytes.length} bytes`, shown.json && 'JSON', shown.text === null && 'binary'];
+  $('data-info').textContent = present(info).join(' · ');
 
   // ZooKeeper's names (index.html); zxids in hex as zkCli shows them, with the decimal.
   for (const dd of $('stat').querySelectorAll('dd')) {
@@ -524,9 +540,10 @@ function renderNode() {
     else dd.textContent = String(v ?? '–');
   }
 
+  const aclRow = (a) => h('tr', {}, h('td', { text: a.scheme }), h('td', { class: 'mono', text: a.id }),
+    h('td', { class: 'mono', title: [...a.perms].map((p) => PERMS[p] || p).join(', '), text: a.perms }));
   $('acl').replaceChildren(node.acl
-    ? table(['Scheme', 'Id', 'Permissions'], node.acl.map((a) => h('tr', {}, h('td', { text: a.scheme }), h('td', { class: 'mono', text: a.id }),
-      h('td', { class: 'mono', title: [...a.perms].map((p) => PERMS[p] || p).join(', '), text: a.perms }))))
+    ? table(['Scheme', 'Id', 'Permissions'], node.acl.map(aclRow))
     : h('p', { class: 'muted', text: 'Not readable with your identity.' }));
 
   const q = node.quota;
@@ -534,7 +551,8 @@ function renderNode() {
     max ? h('meter', { min: 0, max, value: used, high: max * 0.9, 'aria-label': `${label} used` }) : h('span'),
     h('span', { class: 'mono', text: max ? `${used} / ${max}` : `${used}, no limit` }));
   $('quota').replaceChildren(q
-    ? h('div', { class: 'quota' }, h('p', { class: 'muted', text: q.root === path ? 'Set on this node.' : `Set on ${q.root}.` }),
+    ? h('div', { class: 'quota' },
+      h('p', { class: 'muted', text: q.root === path ? 'Set on this node.' : `Set on ${q.root}.` }),
       meter('Nodes', q.nodes, q.max_nodes), meter('Bytes', q.bytes, q.max_bytes))
     : h('p', { class: 'muted', text: 'No quota applies.' }));
 }
@@ -562,7 +580,10 @@ function closeEditor() {
   for (const id of ['editor', 'remote-change', 'conflict']) $(id).hidden = true;
 }
 
-const editorBytes = () => ($('editor-hex').checked ? parseHex($('editor-text').value) : new TextEncoder().encode($('editor-text').value));
+function editorBytes() {
+  const text = $('editor-text').value;
+  return $('editor-hex').checked ? parseHex(text) : new TextEncoder().encode(text);
+}
 const editorDirty = () => attempt(() => toB64(editorBytes()) !== view.original, true);
 
 /** Saves the editor's bytes. `version` is the one the edit is based on, so that a change made
@@ -594,7 +615,8 @@ function showConflict(current, mine) {
   $('conflict-current').textContent = String(current.stat.version);
   $('conflict-mine').textContent = text(mine);
   $('conflict-theirs').textContent = text(fromB64(current.data));
-  $('conflict-text').textContent = `${current.path} was changed on the server at ${fmtTime(current.stat.mtime)}. Nothing was overwritten: reload to take the server's version, or overwrite it with yours.`;
+  $('conflict-text').textContent = `${current.path} was changed on the server at ${fmtTime(current.stat.mtime)}. `
+    + "Nothing was overwritten: reload to take the server's version, or overwrite it with yours.";
   $('remote-change').hidden = true;
   $('conflict').hidden = false;
   $('conflict-title').focus();
@@ -617,19 +639,28 @@ function confirmDialog({ title, message, ok = 'Delete' }) {
   $('confirm-ok').textContent = ok;
   dlg.returnValue = '';
   dlg.showModal();
-  return new Promise((resolve) => dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true }));
+  return new Promise((resolve) => {
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
+  });
 }
 
 async function deleteNode(recursive) {
   const path = view.path;
   if (!path || path === '/') return;
   if (!(await confirmDialog(recursive
-    ? { title: 'Delete subtree?', message: `Delete ${path} and every node below it? This cannot be undone.`, ok: 'Delete subtree' }
+    ? { title: 'Delete subtree?', message: `Delete ${path} and every node below it? This cannot be undone.`,
+      ok: 'Delete subtree' }
     : { title: 'Delete node?', message: `Delete ${path}?` }))) return;
   try {
     // A plain delete names the version shown: a node changed meanwhile is not deleted.
     const version = recursive ? -1 : view.node?.stat.version ?? -1;
-    const r = await api('node', { method: 'DELETE', query: { path, version, recursive } });
+    const r = await api('node', { method: 'DELETE', query: { path, version, recursive } }).catch((e) => {
+      const hint = {
+        NOT_EMPTY: 'Delete subtree deletes it with everything below.',
+        BAD_VERSION: 'It changed since it was shown: look again first.',
+      }[e.code];
+      throw Object.assign(e, { message: hint ? `${e.message}. ${hint}` : e.message });
+    });
     notify(`Deleted ${path}${r.deleted > 1 ? ` and ${r.deleted - 1} nodes below it` : ''}.`, { kind: 'ok' });
     const parent = tree.get(parentOf(path));
     dropSubtree(path);
@@ -654,7 +685,9 @@ $('create-button').addEventListener('click', () => {
   $('create-dialog').showModal();
   $('create-path').focus();
 });
-$('create-mode').addEventListener('change', () => { $('create-ttl').disabled = !$('create-mode').value.startsWith('ttl'); });
+$('create-mode').addEventListener('change', () => {
+  $('create-ttl').disabled = !$('create-mode').value.startsWith('ttl');
+});
 
 $('create-form').addEventListener('submit', async (e) => {
   e.preventDefault(); // the dialog stays open until the server said yes
@@ -684,23 +717,31 @@ $('create-form').addEventListener('submit', async (e) => {
 });
 
 // Every dialog's Cancel (Escape closes them natively).
-for (const b of document.querySelectorAll('dialog [data-close]')) b.addEventListener('click', () => b.closest('dialog').close());
+for (const b of document.querySelectorAll('dialog [data-close]')) {
+  b.addEventListener('click', () => b.closest('dialog').close());
+}
 
 // ================================================================ live updates
 
 // ONE watch subscription per page covers the open node (NODE) and the expanded folders
 // (CHILDREN). It is read with fetch(), since EventSource cannot send the Authorization header.
-// Whenever the set of paths changes, or the stream breaks, a new one starts from the oldest
-// zxid up to which a watched view is known current, plus one: the server replays what came
-// since, so nothing is missed, and events a view already reflects (zxid <= its own) are
-// ignored.
+// Each view (the node view, each folder) knows the zxid it is current up to: the one it was
+// read at. Whenever the set of paths changes, or the stream breaks, a new subscription starts
+// from the oldest of those, plus one: the server replays what came since, so nothing is
+// missed, and events a view already reflects (zxid <= its own) are ignored. A view's zxid
+// moves only when it is read again: events come in zxid order for each watch, but not across
+// watches (a replay can bring a folder's zxid 13 before the node's 12), so one watch's events
+// say nothing about another's.
 const live = { ctrl: null, key: '', timer: 0, retry: 0, fresh: false, unwatchable: new Set() };
 
 function watchSet() {
-  const node = view.path && (view.node || view.error?.code === 'NO_NODE') && !live.unwatchable.has(view.path) ? view.path : null;
+  // The node is watched once read (or known missing: its creation will show), not when it
+  // cannot be read at all.
+  const readable = view.node || view.error?.code === 'NO_NODE';
+  const node = view.path && readable && !live.unwatchable.has(view.path) ? view.path : null;
   const children = [...tree.values()]
     .filter((r) => r.expanded && r.loaded && visible(r) && !live.unwatchable.has(r.path))
-    .sort((a, b) => b.expandedAt - a.expandedAt) // the most recently opened, if too many
+    .sort((a, b) => (b.expandedAt || 0) - (a.expandedAt || 0)) // the most recently opened, if too many
     .slice(0, MAX_WATCHED_FOLDERS).map((r) => r.path).sort();
   return { node, children };
 }
@@ -721,8 +762,9 @@ function scheduleWatch() {
 
 function setLive(s, detail = '') {
   $('live').dataset.state = s;
-  $('live-text').textContent = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', idle: 'Idle' }[s];
-  $('live').title = detail || { live: 'Changes on the server show here as they happen', idle: 'Nothing to watch' }[s] || '';
+  const words = { live: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', idle: 'Idle' };
+  $('live-text').textContent = words[s];
+  $('live').title = detail || { live: 'Changes on the server show here as they happen' }[s] || '';
 }
 
 function subscribe(force) {
@@ -821,7 +863,10 @@ function onWatchMessage(type, msg, set, fresh) {
     // start_zxid; `ready` then reads the views again.
     if (msg.code === 'NO_AUTH') live.unwatchable.add(msg.path);
     else live.fresh = true;
-    notify(`Live updates of ${msg.path} restarted: ${msg.reason || msg.code}`, { kind: 'info', code: msg.code });
+    // History compacted is routine (views idle through many writes): it is only a re-read.
+    if (msg.code !== 'COMPACTED') {
+      notify(`Live updates of ${msg.path} restarted: ${msg.reason || msg.code}`, { kind: 'info', code: msg.code });
+    }
     subscribe(true);
   }
 }
@@ -835,13 +880,10 @@ function onChange(msg, set) {
     const parent = tree.get(parentOf(ev.path));
     if (ev.type === 'NODE_CHILDREN_CHANGED' && here?.loaded && z > here.zxid) folders.add(here);
     if (/NODE_(CREATED|DELETED)/.test(ev.type) && parent?.loaded && z > parent.zxid) folders.add(parent);
-    if (here && ev.stat && ev.type !== 'NODE_DELETED') updateItem(here, ev.stat.num_children);
+    if (here && ev.stat && ev.type !== 'NODE_DELETED') updateItem(here, ev.stat.num_children, z);
     if (ev.path === view.path && set.node === view.path && z > view.zxid) nodeEvent = ev;
   }
   if (nodeEvent) onNodeEvent(nodeEvent);
-  // The events of one transaction can come in several messages of the same zxid: a view is
-  // only known current up to the zxid before (a replay from there repeats this one: harmless).
-  for (const v of watchedViews(set)) v.zxid = Math.max(v.zxid, z - 1);
   for (const f of folders) refreshFolder(f);
 }
 
@@ -857,7 +899,8 @@ function onNodeEvent(ev) {
     }
   } else if (view.editing) {
     // The user's edit is kept; saving it will show both versions (409) rather than overwrite.
-    $('remote-change').textContent = `Changed on the server${ev.stat ? ` (now version ${ev.stat.version})` : ''} since you started editing. Your edit is kept; saving it will show both versions.`;
+    $('remote-change').textContent = `Changed on the server${ev.stat ? ` (now version ${ev.stat.version})` : ''} `
+      + 'since you started editing. Your edit is kept; saving it will show both versions.';
     $('remote-change').hidden = false;
   } else {
     loadNode(view.path);
@@ -903,41 +946,56 @@ const decoded = (b64) => {
 function entriesTable(lock) {
   let waiting = 0;
   const kinds = lock.kind === 'read_write'; // the only kind whose entries differ in kind
-  return table(['State', kinds && 'Kind', 'Fencing token', 'Session', 'Owner', 'Data', 'Holds', 'Node'].filter(Boolean), lock.entries.map((e) =>
-    h('tr', { 'data-testid': 'lock-entry', 'data-granted': String(e.granted) },
-      h('td', {}, h('span', { class: `badge ${e.granted ? 'badge-ok' : 'badge-quiet'}`, 'data-field': 'state', text: e.granted ? 'holder' : `waiting #${++waiting}` })),
-      kinds && h('td', { 'data-field': 'kind', text: e.kind }),
-      h('td', { class: 'mono', 'data-field': 'token', text: e.granted ? e.token : '–' }),
-      h('td', { class: 'mono', 'data-field': 'session', text: e.session_id }),
-      h('td', { class: 'mono small', 'data-field': 'owner', text: e.owner || '–' }),
-      h('td', { 'data-field': 'data', text: decoded(e.data) || '–' }),
-      h('td', { 'data-field': 'holds', text: e.holds }),
-      h('td', { class: 'mono small', 'data-field': 'node', title: e.node, text: nameOf(e.node) }))));
+  const cols = ['State', kinds && 'Kind', 'Fencing token', 'Session', 'Owner', 'Data', 'Holds', 'Node'];
+  const td = (field, text, cls) => h('td', { class: cls, 'data-field': field, text });
+  const row = (e) => h('tr', { 'data-testid': 'lock-entry', 'data-granted': String(e.granted) },
+    h('td', {}, h('span', {
+      class: `badge ${e.granted ? 'badge-ok' : 'badge-quiet'}`, 'data-field': 'state',
+      text: e.granted ? 'holder' : `waiting #${++waiting}`,
+    })),
+    kinds && td('kind', e.kind),
+    td('token', e.granted ? e.token : '–', 'mono'),
+    td('session', e.session_id, 'mono'),
+    td('owner', e.owner || '–', 'mono small'),
+    td('data', decoded(e.data) || '–'),
+    td('holds', e.holds),
+    h('td', { class: 'mono small', 'data-field': 'node', title: e.node, text: nameOf(e.node) }));
+  return table(present(cols), lock.entries.map(row));
 }
 
 function renderLocks(result) {
   if (result.status === 'rejected') {
-    for (const id of ['locks', 'elections']) $(id).replaceChildren(h('p', { class: 'banner banner-error', text: result.reason.message }));
+    for (const id of ['locks', 'elections']) {
+      $(id).replaceChildren(h('p', { class: 'banner banner-error', text: result.reason.message }));
+    }
     return;
   }
   const { locks, truncated } = result.value;
-  const more = truncated && h('p', { class: 'muted', text: 'There are more than are listed here.' });
-  const plain = locks.filter((l) => !l.election).map((l) => h('article', { class: 'lock', 'data-lock-path': l.path },
-    h('h3', {}, h('span', { class: 'mono', text: l.path }), h('span', { class: 'badge', text: l.kind.replace('_', '/') }),
-      l.kind === 'semaphore' && h('span', { class: 'muted', text: `${l.entries.filter((e) => e.granted).length} of ${l.max_leases} leases taken` })),
-    entriesTable(l)));
-  fill($('locks'), plain.length ? plain : h('p', { class: 'muted', text: 'No locks are held or waited for.' }), more);
-  const elections = locks.filter((l) => l.election).map((l) => {
-    const leader = l.entries.find((e) => e.granted);
-    return h('article', { class: 'lock', 'data-election-path': l.path }, h('h3', {}, h('span', { class: 'mono', text: l.path })),
-      h('p', { class: 'leader', 'data-testid': 'election-leader' }, leader
-        ? [h('span', { class: 'muted', text: 'Leader ' }), h('strong', { class: 'mono', 'data-field': 'leader', text: leader.session_id }),
-          h('span', { class: 'muted', text: ' with value ' }), h('code', { 'data-field': 'value', text: decoded(leader.data) || '(none)' }),
-          h('span', { class: 'muted', text: ` · fencing token ${leader.token}` })]
-        : h('span', { class: 'muted', text: 'No leader right now.' })),
+  const none = (text) => h('p', { class: 'muted', text });
+  const plain = locks.filter((l) => !l.election).map((l) => {
+    const taken = l.entries.filter((e) => e.granted).length;
+    return h('article', { class: 'lock', 'data-lock-path': l.path },
+      h('h3', {}, h('span', { class: 'mono', text: l.path }),
+        h('span', { class: 'badge', text: l.kind.replace('_', '/') }),
+        l.kind === 'semaphore' && h('span', { class: 'muted', text: `${taken} of ${l.max_leases} leases taken` })),
       entriesTable(l));
   });
-  fill($('elections'), elections.length ? elections : h('p', { class: 'muted', text: 'No elections are running.' }));
+  fill($('locks'), plain.length ? plain : none('No locks are held or waited for.'),
+    truncated && none('There are more than are listed here.'));
+  // An election is a mutex whose holder leads; its node's data is the leader's value.
+  const elections = locks.filter((l) => l.election).map((l) => {
+    const leader = l.entries.find((e) => e.granted);
+    const muted = (text) => h('span', { class: 'muted', text });
+    return h('article', { class: 'lock', 'data-election-path': l.path },
+      h('h3', {}, h('span', { class: 'mono', text: l.path })),
+      h('p', { class: 'leader', 'data-testid': 'election-leader' }, leader
+        ? [muted('Leader '), h('strong', { class: 'mono', 'data-field': 'leader', text: leader.session_id }),
+          muted(' with value '), h('code', { 'data-field': 'value', text: decoded(leader.data) || '(none)' }),
+          muted(` · fencing token ${leader.token}`)]
+        : muted('No leader right now.')),
+      entriesTable(l));
+  });
+  fill($('elections'), elections.length ? elections : none('No elections are running.'));
 }
 
 function renderSessions(result) {
@@ -945,15 +1003,19 @@ function renderSessions(result) {
   const e = result.reason;
   if (e?.status === 401 || e?.status === 403) {
     box.replaceChildren(h('div', { class: 'banner banner-info', 'data-testid': 'sessions-denied' },
-      h('p', {}, h('strong', { text: 'Listing sessions needs ADMIN on /. ' }), 'Log in as a user with ADMIN on / (or as the super user).'),
+      h('p', {}, h('strong', { text: 'Listing sessions needs ADMIN on /. ' }),
+        'Log in as a user with ADMIN on / (or as the super user).'),
       h('p', { class: 'muted small', text: `The server said: ${e.message}` }),
-      e.status === 401 && h('button', { type: 'button', class: 'btn btn-small', text: 'Log in', onclick: openLogin })));
+      e.status === 401 && loginButton()));
   } else if (e) {
     box.replaceChildren(h('p', { class: 'banner banner-error', text: e.message }));
   } else {
+    const row = (s) => h('tr', { 'data-session-id': s.id },
+      h('td', { class: 'mono', text: s.id }), h('td', { text: `${s.timeout_ms / 1000} s` }),
+      h('td', { text: s.ephemerals }));
     const list = result.value.sessions;
-    box.replaceChildren(list.length ? table(['Session', 'Timeout', 'Ephemeral nodes'], list.map((s) => h('tr', { 'data-session-id': s.id },
-      h('td', { class: 'mono', text: s.id }), h('td', { text: `${s.timeout_ms / 1000} s` }), h('td', { text: s.ephemerals }))))
+    box.replaceChildren(list.length
+      ? table(['Session', 'Timeout', 'Ephemeral nodes'], list.map(row))
       : h('p', { class: 'muted', text: 'No open sessions.' }));
   }
 }
@@ -962,8 +1024,11 @@ $('coord-refresh').addEventListener('click', () => pollCoordination(true));
 
 // ================================================================ cluster
 
-const WRITES = new Set(['Create', 'Delete', 'Set', 'Multi', 'SetAcl', 'Acquire', 'Release', 'Campaign', 'Proclaim', 'Resign', 'SetQuota', 'DeleteQuota']);
-const READS = new Set(['Get', 'Exists', 'GetChildren', 'GetAcl', 'Describe', 'Leader', 'GetQuota', 'ListQuotas', 'CountDescendants', 'GetEphemerals', 'Sync']);
+// The request methods counted as writes and reads in the rate chart (api.md).
+const WRITES = new Set(['Create', 'Delete', 'Set', 'Multi', 'SetAcl', 'Acquire', 'Release', 'Campaign', 'Proclaim',
+  'Resign', 'SetQuota', 'DeleteQuota']);
+const READS = new Set(['Get', 'Exists', 'GetChildren', 'GetAcl', 'Describe', 'Leader', 'GetQuota', 'ListQuotas',
+  'CountDescendants', 'GetEphemerals', 'Sync']);
 const cluster = { timer: 0, busy: false, prev: null, rates: [] };
 
 /** The request counters of the Prometheus text, summed over codes: {writes, reads}. */
@@ -981,7 +1046,8 @@ async function pollCluster() {
   if (cluster.busy || document.hidden) return;
   cluster.busy = true;
   try {
-    const metrics = fetch(METRICS, { cache: 'no-store' }).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`/metrics: HTTP ${r.status}`))));
+    const metrics = fetch(METRICS, { cache: 'no-store' })
+      .then((r) => (r.ok ? r.text() : Promise.reject(new Error(`/metrics: HTTP ${r.status}`))));
     const [c, m] = await Promise.allSettled([api('cluster'), metrics]);
     if (c.status === 'fulfilled') renderCluster(c.value);
     else $('cluster-summary').replaceChildren(h('p', { class: 'banner banner-error', text: c.reason.message }));
@@ -995,27 +1061,33 @@ const roleOf = (m) => (m.is_leader ? 'leader' : m.role === 'observer' ? 'observe
 
 function renderCluster(c) {
   const health = c.ready && c.quorum ? 'healthy' : c.failure || (c.ready ? 'no quorum' : 'not ready');
-  const badge = (text, ok, testid) => h('span', { class: `badge ${ok ? 'badge-ok' : 'badge-warn'}`, 'data-testid': testid, text });
+  const badge = (text, ok, testid) =>
+    h('span', { class: `badge ${ok ? 'badge-ok' : 'badge-warn'}`, 'data-testid': testid, text });
   const items = [
     ['Mode', badge(c.mode, ['leader', 'standalone', 'follower', 'observer'].includes(c.mode), 'cluster-mode')],
     ['Health', badge(health, health === 'healthy', 'cluster-health')],
-    ['Server', c.server_id], ['Leader', c.leader_id || 'none'], ['Term', c.term], ['Zxid', `${c.zxid} (${fmtZxid(c.zxid)})`],
-    ['Commit / applied', `${c.commit_index} / ${c.applied_index}`], ['Nodes', c.node_count], ['Sessions', c.session_count],
-    ['Watches', c.watch_count], ['Version', c.version || '–'],
+    ['Server', c.server_id], ['Leader', c.leader_id || 'none'], ['Term', c.term],
+    ['Zxid', `${c.zxid} (${fmtZxid(c.zxid)})`], ['Commit / applied', `${c.commit_index} / ${c.applied_index}`],
+    ['Nodes', c.node_count], ['Sessions', c.session_count], ['Watches', c.watch_count], ['Version', c.version || '–'],
   ];
-  $('cluster-summary').replaceChildren(...items.map(([k, v]) => h('div', {}, h('dt', { text: k }), h('dd', {}, v instanceof Node ? v : String(v)))));
+  $('cluster-summary').replaceChildren(...items.map(([k, v]) =>
+    h('div', {}, h('dt', { text: k }), h('dd', {}, v instanceof Node ? v : String(v)))));
   $('members').tBodies[0].replaceChildren(...(c.members || []).map((m) => {
     const self = m.id === c.server_id;
     // Lag is known on the leader only; more than a few entries behind counts as lagging.
     const mHealth = self ? health : m.lag == null ? 'unknown' : m.lag <= 10 ? 'healthy' : 'lagging';
+    const tone = { healthy: 'ok', unknown: 'unknown' }[mHealth] || 'bad';
     return h('tr', { 'data-member-id': m.id, class: self ? 'self' : null },
       h('td', {}, String(m.id), self && h('span', { class: 'badge badge-quiet', text: 'this server' })),
-      h('td', {}, h('span', { class: `badge ${m.is_leader ? 'badge-ok' : ''}`, 'data-field': 'role', text: roleOf(m) })),
+      h('td', {}, h('span', {
+        class: `badge ${m.is_leader ? 'badge-ok' : ''}`, 'data-field': 'role', text: roleOf(m),
+      })),
       h('td', { class: 'mono small', text: m.client_address || '–' }),
       h('td', { class: 'mono small', text: m.peer_address || '–' }),
       h('td', { class: 'num', text: m.matched_index ?? '–' }),
-      h('td', { class: 'num', 'data-field': 'lag', text: m.lag ?? '–', title: m.lag == null ? 'Known on the leader only' : null }),
-      h('td', { 'data-field': 'health' }, h('span', { class: `health health-${{ healthy: 'ok', unknown: 'unknown' }[mHealth] || 'bad'}`, text: mHealth })));
+      h('td', { class: 'num', 'data-field': 'lag', text: m.lag ?? '–',
+        title: m.lag == null ? 'Known on the leader only' : null }),
+      h('td', { 'data-field': 'health' }, h('span', { class: `health health-${tone}`, text: mHealth })));
   }));
 }
 
