@@ -2,11 +2,12 @@
 # Installs the Debian packages and cargo tools the test suite needs, if missing:
 # - faketime: libfaketime, preloaded into groved by the clock-skew test (t98);
 # - zookeeper: a real ZooKeeper 3.8 for the migration test (t62) and the benchmarks;
+# - chromium, chromium-driver: the headless browser of the web console's tests (tests/console);
 # - cargo-nextest: the test runner scripts/test.sh uses (pinned, into .tools/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(faketime zookeeper)
+packages=(faketime zookeeper chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

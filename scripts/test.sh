@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs Grove's whole test suite: unit, property and conformance tests, integration tests
-# against real groved processes, the polyglot client checks, the Helm chart, and a bounded
-# fuzzing run. Installs what the tests need: Debian's faketime and cargo-nextest
-# (scripts/setup-debian.sh), a Python virtualenv with grpcio-tools and the Helm engine, the
-# Node.js gRPC packages, cargo-fuzz (into the repository itself).
+# against real groved processes, the polyglot client checks, the web console in a headless
+# browser, the Helm chart, and a bounded fuzzing run. Installs what the tests need: Debian's
+# faketime, Chromium and cargo-nextest (scripts/setup-debian.sh), a Python virtualenv with
+# grpcio-tools, the Helm engine and Selenium, the Node.js gRPC packages, cargo-fuzz (into the
+# repository itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,8 @@ cargo nextest run --workspace --profile "$profile" --locked
 cargo test --workspace --doc --locked
 # The Python client (clients/python) against real groved processes.
 GROVED=target/debug/groved .venv/bin/python -m pytest clients/python/tests -q
+# The web console (/ui) in headless Chromium, against real groved processes.
+.venv/bin/python -m pytest tests/console -q
 # The Helm chart: lint, render with the real Helm engine, validate against Kubernetes schemas.
 .venv/bin/python -m pytest tests/helm -q
 # Fuzzing: each target for FUZZ_SECONDS (30) from the committed corpus.

@@ -99,18 +99,20 @@ async fn tree_changes_keep_versions_and_refuse_bad_input_without_a_trace() {
     }
 
     // Delete: a stale version and a non-empty node are refused; recursive takes the subtree.
-    let (code, e) = call(&s, "DELETE", "node?path=/app/job-0000000000&version=7", "", Value::Null);
+    let (code, e) = call(&s, "DELETE", "node?path=/app/job-0000000000", "", Value::Null);
+    assert_eq!(code, 415, "{e}");
+    let (code, e) = call(&s, "DELETE", "node?path=/app/job-0000000000&version=7", JSON, Value::Null);
     assert_eq!((code, e["code"].as_str()), (409, Some("BAD_VERSION")));
-    let (code, e) = call(&s, "DELETE", "node?path=/app", "", Value::Null);
+    let (code, e) = call(&s, "DELETE", "node?path=/app", JSON, Value::Null);
     assert_eq!((code, e["code"].as_str()), (409, Some("NOT_EMPTY")));
-    let (code, e) = call(&s, "DELETE", "node?path=/&recursive=true", "", Value::Null);
+    let (code, e) = call(&s, "DELETE", "node?path=/&recursive=true", JSON, Value::Null);
     assert_eq!(code, 400, "{e}");
     for i in 0..30 {
         c.create(&format!("/app/deep/n{i}/leaf"), "", &CreateOptions { create_parents: true, ..Default::default() })
             .await
             .unwrap();
     }
-    let (code, gone) = call(&s, "DELETE", "node?path=/app&recursive=true", "", Value::Null);
+    let (code, gone) = call(&s, "DELETE", "node?path=/app&recursive=true", JSON, Value::Null);
     assert_eq!(code, 200, "{gone}");
     assert_eq!(gone["deleted"], 63);
     assert!(c.exists("/app").await.unwrap().is_none());
@@ -147,7 +149,7 @@ async fn every_call_is_checked_against_the_acl_with_the_callers_credentials() {
     assert_eq!(code, 403);
     // Deleting needs DELETE on the parent, as in ZooKeeper.
     alice.create("/secret/child", "", &CreateOptions::default()).await.unwrap();
-    let (code, _) = call(&s, "DELETE", "node?path=/secret/child", "", Value::Null);
+    let (code, _) = call(&s, "DELETE", "node?path=/secret/child", JSON, Value::Null);
     assert_eq!(code, 401);
     assert!(alice.exists("/secret/child").await.unwrap().is_some());
     assert_eq!(data_of(&alice, "/secret").await, ("s3".into(), 0));

@@ -27,6 +27,10 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "BAD_ARGUMENTS", message)
     }
 
+    pub fn unsupported_media(message: &str) -> ApiError {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_ARGUMENTS", message)
+    }
+
     pub fn read_only(reason: &str) -> ApiError {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "READ_ONLY", format!("the console is read-only: {reason}"))
     }

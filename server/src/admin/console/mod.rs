@@ -52,6 +52,10 @@ impl Console {
 const ASSETS: &[(&str, &str, &[u8])] = &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("assets/index.html")),
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("assets/app.js")),
+    ("api.js", "text/javascript; charset=utf-8", include_bytes!("assets/api.js")),
+    ("live.js", "text/javascript; charset=utf-8", include_bytes!("assets/live.js")),
+    ("tree.js", "text/javascript; charset=utf-8", include_bytes!("assets/tree.js")),
+    ("status.js", "text/javascript; charset=utf-8", include_bytes!("assets/status.js")),
     ("app.css", "text/css; charset=utf-8", include_bytes!("assets/app.css")),
 ];
 

@@ -223,9 +223,16 @@ pub struct DeleteQuery {
 pub async fn delete(
     State(c): State<Arc<Console>>,
     caller: HttpCaller,
+    headers: axum::http::HeaderMap,
     q: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     c.writable()?;
+    // No body, but the same rule as the other changes: only the page (or a deliberate
+    // client) sends this header, never a cross-site form or link.
+    let json = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !json.is_some_and(|v| v.starts_with("application/json")) {
+        return Err(ApiError::unsupported_media("changes need `Content-Type: application/json`"));
+    }
     let Query(q) = q?;
     let refused = |s: tonic::Status| ApiError::from_status(&s, caller.has_credentials());
     if !q.recursive {

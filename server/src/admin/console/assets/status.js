@@ -1,0 +1,2 @@
+// placeholder: filled by the split of app.js
+export {};
