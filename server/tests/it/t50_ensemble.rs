@@ -326,3 +326,41 @@ async fn a_new_member_with_an_empty_data_dir_catches_up_by_snapshot() {
     assert_eq!(mode_line(&c.server(joiner).grove_ok(&["status"])), "Mode: follower");
     j.create("/snap/from-joiner", "", &CreateOptions::default()).await.unwrap();
 }
+
+/// Writes sent to a follower travel to the leader in batches (`ForwardBatch`), and each
+/// keeps its own answer: in one burst some creates succeed and others fail, as if alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_sent_to_a_follower_are_forwarded_in_batches_each_with_its_own_answer() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Cluster::start(root.path(), 3, 0, &[]);
+    let leader = c.leader(LEADER_WAIT).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let client = Client::connect(&c.server(follower).client).unwrap();
+    client.create("/burst", "", &CreateOptions::default()).await.unwrap();
+    for i in (0..200).step_by(10) {
+        client.create(&format!("/burst/n{i}"), "earlier", &CreateOptions::default()).await.unwrap();
+    }
+    let writes = (0..200).map(|i| {
+        let client = client.clone();
+        async move { (i, client.create(&format!("/burst/n{i}"), "burst", &CreateOptions::default()).await) }
+    });
+    for (i, r) in futures::future::join_all(writes).await {
+        match r {
+            Ok((path, _)) if i % 10 != 0 => assert_eq!(path, format!("/burst/n{i}")),
+            Err(Error::NodeExists { .. }) if i % 10 == 0 => {}
+            other => panic!("create {i}: {other:?}"),
+        }
+    }
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    let (_, text) = c.server(follower).admin_get("/metrics");
+    let (batches, writes) =
+        (metric(&text, "grove_forward_batches_total "), metric(&text, "grove_forwarded_writes_total "));
+    assert!(writes >= 221.0, "{writes} forwarded writes");
+    assert!(batches < writes / 2.0, "{batches} batches for {writes} writes: not batched");
+    let (data, _) = client.get_with("/burst/n10", Consistency::Linearizable).await.unwrap();
+    assert_eq!(&data[..], b"earlier", "a failed create left its data");
+    let (data, _) = client.get_with("/burst/n11", Consistency::Linearizable).await.unwrap();
+    assert_eq!(&data[..], b"burst");
+}
