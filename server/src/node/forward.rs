@@ -9,18 +9,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grove_proto::peer::{InfoResponse, ReadIndexRequest, TouchSessionsRequest};
+use grove_proto::peer::{ForwardRequest, InfoResponse, ReadIndexRequest, TouchSessionsRequest};
 
 use super::Node;
 use super::proposer::Refused;
 use crate::error::GroveError;
 use crate::fsm::command::{CommandResult, Write};
 use crate::raft::peer_service::RenewalReport;
-use crate::raft::{NotHere, PeerHandler, PeerNode};
+use crate::raft::{NotHere, PeerHandler, PeerNode, decode_forward_reply};
 use crate::storage::access::StateTables;
 use crate::storage::state::StateDb;
 
-pub(super) fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
+fn transport_error(node: &Node, status: tonic::Status, what: &str) -> GroveError {
     if grove_proto::transport::never_sent(&status) {
         // Never reached the leader: safe to retry once a leader is known again.
         GroveError::NotReady {
@@ -37,13 +37,19 @@ pub(super) fn transport_error(node: &Node, status: tonic::Status, what: &str) ->
 
 impl Node {
     pub(crate) async fn forward_write(
-        self: &Arc<Self>,
+        &self,
         leader_id: u64,
         leader: &PeerNode,
         write: &Write,
     ) -> Result<(u64, CommandResult), GroveError> {
-        // In the next batch to that leader (forward_queue.rs).
-        let (zxid, result) = self.forward_batched(self.peer_address_of(leader_id, leader), write).await?;
+        let mut client =
+            self.channels.client(&self.peer_address_of(leader_id, leader)).map_err(GroveError::internal)?;
+        let command = postcard::to_allocvec(write).map_err(GroveError::internal)?;
+        let reply = client
+            .forward(ForwardRequest { command: command.into() })
+            .await
+            .map_err(|s| transport_error(self, s, "forwarding the write"))?;
+        let (zxid, result) = decode_forward_reply(reply.into_inner())?;
         // Answer once this server has applied the write too, so the client's next read here
         // sees it. If that takes too long the write still succeeded: the client carries the
         // zxid and passes it as min_zxid.

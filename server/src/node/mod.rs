@@ -10,7 +10,6 @@ mod forward;
 pub use forward::PeerGateway;
 pub(crate) use forward::info_from as forward_info;
 pub use identity::Start;
-mod forward_queue;
 mod housekeeping;
 mod identity;
 mod keepalive;
@@ -91,8 +90,6 @@ pub struct Node {
     relay: keepalive::SessionRelay,
     proposer: Arc<proposer::Proposer>,
     pub(crate) channels: PeerChannels,
-    /// Writes on their way to the leader, batched (forward_queue.rs).
-    forwards: forward_queue::ForwardQueue,
     log_stats: Arc<LogStats>,
     /// The leader and term as last seen, for response headers: read on every request, so
     /// kept in atomics rather than read from Raft's metrics.
@@ -272,7 +269,6 @@ impl Node {
             relay: Default::default(),
             proposer,
             channels,
-            forwards: Default::default(),
             log_stats,
             leader_id: AtomicU64::new(0),
             term: AtomicU64::new(0),

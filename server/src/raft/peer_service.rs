@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use grove_proto::peer::peer_server::Peer;
 use grove_proto::peer::{
-    ElectionRequest, ElectionResponse, ForwardBatchRequest, ForwardBatchResponse, ForwardRequest, ForwardResponse,
-    InfoRequest, InfoResponse, JoinRequest, JoinResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse,
-    TouchSessionsRequest, TouchSessionsResponse,
+    ElectionRequest, ElectionResponse, ForwardRequest, ForwardResponse, InfoRequest, InfoResponse, JoinRequest,
+    JoinResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse, TouchSessionsRequest, TouchSessionsResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -87,22 +86,6 @@ impl<H: PeerHandler> PeerService<H> {
     }
 }
 
-fn forward_reply(r: Result<(u64, CommandResult), GroveError>) -> Result<ForwardResponse, Status> {
-    let internal = |e: postcard::Error| Status::internal(e.to_string());
-    Ok(match r {
-        Ok((zxid, result)) => ForwardResponse {
-            result: postcard::to_allocvec(&result).map_err(internal)?.into(),
-            zxid,
-            error: Default::default(),
-        },
-        Err(e) => ForwardResponse {
-            result: Default::default(),
-            zxid: 0,
-            error: postcard::to_allocvec(&e).map_err(internal)?.into(),
-        },
-    })
-}
-
 fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Status> {
     postcard::from_bytes(raw).map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
 }
@@ -151,16 +134,19 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     async fn forward(&self, req: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
         self.same_cluster(&req)?;
         let write: Write = decode(&req.into_inner().command)?;
-        Ok(Response::new(forward_reply(self.handler.forward(write).await)?))
-    }
-
-    async fn forward_batch(&self, req: Request<ForwardBatchRequest>) -> Result<Response<ForwardBatchResponse>, Status> {
-        self.same_cluster(&req)?;
-        let writes: Vec<Write> = req.into_inner().commands.iter().map(|c| decode(c)).collect::<Result<_, _>>()?;
-        // Submitted together, in order: the proposer puts them into the same entry.
-        let results = futures::future::join_all(writes.into_iter().map(|w| self.handler.forward(w))).await;
-        let replies = results.into_iter().map(forward_reply).collect::<Result<_, _>>()?;
-        Ok(Response::new(ForwardBatchResponse { replies }))
+        let reply = match self.handler.forward(write).await {
+            Ok((zxid, result)) => ForwardResponse {
+                result: postcard::to_allocvec(&result).map_err(|e| Status::internal(e.to_string()))?.into(),
+                zxid,
+                error: Default::default(),
+            },
+            Err(e) => ForwardResponse {
+                result: Default::default(),
+                zxid: 0,
+                error: postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into(),
+            },
+        };
+        Ok(Response::new(reply))
     }
 
     async fn read_index(&self, req: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
@@ -243,10 +229,6 @@ impl<F: Fn(u64) -> InfoResponse + Send + Sync + 'static> Peer for BootingPeer<F>
     }
 
     async fn forward(&self, _: Request<ForwardRequest>) -> Result<Response<ForwardResponse>, Status> {
-        Err(starting())
-    }
-
-    async fn forward_batch(&self, _: Request<ForwardBatchRequest>) -> Result<Response<ForwardBatchResponse>, Status> {
         Err(starting())
     }
 
