@@ -583,9 +583,9 @@ def test_membership_jobs_follow_replica_count_and_connect_like_the_backup_job():
     jobs = {j["metadata"]["name"]: j for j in by_kind(docs, "Job")}
     # Growing needs no job (new pods ask to join); shrinking removes voters first.
     assert set(jobs) == {"grove-shrink"}
-    assert jobs["grove-shrink"]["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    assert jobs["grove-shrink"]["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade,pre-rollback"
     shrink = jobs["grove-shrink"]["spec"]["template"]["spec"]["containers"][0]["command"][2]
-    assert "-v n=5" in shrink and "member remove" in shrink, shrink
+    assert "-v n=5 -v o=5" in shrink and "member remove" in shrink, shrink
     assert f"grove --server grove.{NAMESPACE}.svc.cluster.local:7181 members" in shrink, shrink
     sts = next(s for s in by_kind(docs, "StatefulSet") if s["metadata"]["name"] == "grove")
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenScaled": "Delete", "whenDeleted": "Retain"}

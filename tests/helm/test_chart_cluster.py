@@ -247,7 +247,7 @@ def test_voters_scale_1_3_5_3_through_the_ensemble_never_a_new_bootstrap(tmp_pat
 
     def upgrade(n):
         docs = renders[n]
-        (job,) = [j for j in by_kind(docs, "Job") if j["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"]
+        (job,) = [j for j in by_kind(docs, "Job") if "pre-upgrade" in j["metadata"]["annotations"]["helm.sh/hook"]]
         c = job["spec"]["template"]["spec"]["containers"][0]
         env = container_env(docs, c, job["metadata"]["name"], renders[1])
         env["PATH"] = f"{GROVE.parent}:/usr/bin:/bin"

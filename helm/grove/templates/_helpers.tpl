@@ -165,8 +165,8 @@ spec:
         {{- if eq $role "observer" }}
         - --id-offset={{ $root.Values.observers.idOffset }}
         {{- else }}
-        # A pod added by scaling up finds the ensemble formed without it and waits for the
-        # membership Job to add it; on a first install every voter forms the ensemble.
+        # A pod added by scaling up finds the ensemble formed without it and asks the leader
+        # to add it; on a first install the voters form the ensemble together.
         - --auto-join
         {{- end }}
         - --data-dir=/var/lib/grove

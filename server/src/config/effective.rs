@@ -52,7 +52,7 @@ impl Settings {
             reap_interval_ms: Some(10_000),
             cache_mib: Some(32),
             health_listen: Some(String::new()),
-            console: Some("on".into()),
+            console: Some("auto".into()),
             ..Default::default()
         }
     }

@@ -261,9 +261,9 @@ pub struct Settings {
     #[arg(long, env = "GROVE_HEALTH_LISTEN")]
     pub health_listen: Option<String>,
 
-    /// The web console at /ui on the admin port: `on`, `read-only` or `off`. `on` is
-    /// read-only too while the admin port is reachable from other hosts and no
-    /// --super-digest is configured (see docs/security.md).
+    /// The web console at /ui on the admin port: `auto` (read-write on a loopback admin
+    /// port, else read-only, or off when the client port requires client certificates),
+    /// `on`, `read-only` or `off` (docs/security.md).
     #[arg(long, env = "GROVE_CONSOLE")]
     pub console: Option<String>,
 }
@@ -425,7 +425,7 @@ impl Config {
             return Err(format!("server {dup} is both a voter (--peers) and an observer"));
         }
         let console =
-            Console::resolve(&pick!(console), is_loopback(&pick!(admin_listen)), given!(super_digest).is_some())?;
+            Console::resolve(&pick!(console), is_loopback(&pick!(admin_listen)), pick!(tls_require_client_cert))?;
         let log_format = pick!(log_format);
         if log_format != "text" && log_format != "json" {
             return Err(format!("--log-format must be text or json, not {log_format:?}"));
@@ -582,7 +582,7 @@ impl Config {
 }
 
 /// Whether a listen address only accepts connections from this machine.
-fn is_loopback(addr: &str) -> bool {
+pub(crate) fn is_loopback(addr: &str) -> bool {
     let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -614,24 +614,23 @@ mod tests {
     }
 
     #[test]
-    fn the_console_is_read_only_on_an_open_admin_port_without_an_administrator() {
-        let resolve = |admin: &str, console: Option<&str>, super_digest: Option<&str>| {
-            let flags = Settings {
-                admin_listen: Some(admin.into()),
-                console: console.map(Into::into),
-                super_digest: super_digest.map(Into::into),
-                ..Default::default()
-            };
+    fn the_console_is_read_write_only_on_loopback_unless_told() {
+        let resolve = |admin: &str, console: Option<&str>| {
+            let flags =
+                Settings { admin_listen: Some(admin.into()), console: console.map(Into::into), ..Default::default() };
             Config::resolve(flags, Settings::default()).map(|c| c.console)
         };
-        let admin = "admin:x7bOM6wD6f/rC9lwVZ5MoHxEXUc=";
-        assert_eq!(resolve("127.0.0.1:7381", None, None), Ok(Console::ReadWrite));
-        assert_eq!(resolve("0.0.0.0:7381", None, Some(admin)), Ok(Console::ReadWrite));
-        let Ok(Console::ReadOnly { reason }) = resolve("0.0.0.0:7381", None, None) else { panic!() };
-        assert!(reason.contains("--super-digest"), "{reason}");
-        assert!(matches!(resolve("127.0.0.1:7381", Some("read-only"), None), Ok(Console::ReadOnly { .. })));
-        assert_eq!(resolve("0.0.0.0:7381", Some("off"), None), Ok(Console::Off));
-        assert!(resolve("127.0.0.1:7381", Some("yes"), None).unwrap_err().contains("on, read-only or off"));
+        assert_eq!(resolve("127.0.0.1:7381", None), Ok(Console::ReadWrite));
+        let Ok(Console::ReadOnly { reason }) = resolve("0.0.0.0:7381", None) else { panic!() };
+        assert!(reason.contains("--console on"), "{reason}");
+        assert_eq!(resolve("0.0.0.0:7381", Some("on")), Ok(Console::ReadWrite));
+        assert!(matches!(resolve("127.0.0.1:7381", Some("read-only")), Ok(Console::ReadOnly { .. })));
+        assert!(matches!(resolve("127.0.0.1:7381", Some("off")), Ok(Console::Off { .. })));
+        assert!(resolve("127.0.0.1:7381", Some("yes")).unwrap_err().contains("auto, on, read-only or off"));
+        // Client certificates required: the plain-HTTP admin port must not go around them.
+        assert!(matches!(Console::resolve("auto", false, true), Ok(Console::Off { .. })));
+        assert_eq!(Console::resolve("auto", true, true), Ok(Console::ReadWrite));
+        assert_eq!(Console::resolve("on", false, true), Ok(Console::ReadWrite));
     }
 
     #[test]

@@ -90,6 +90,22 @@ impl Node {
     }
 }
 
+/// Entries a joining server may lag the leader's log by when it is promoted to voter.
+const JOIN_LAG: u64 = 64;
+
+fn not_here(node: &Node, e: NotHere) -> GroveError {
+    match e {
+        NotHere::NotLeader(_) => GroveError::not_leader(node.leader_hint()),
+        NotHere::Failed(e) => e,
+    }
+}
+
+/// Whether a `host:port` names no host (0.0.0.0, ::): it reaches whoever dials it locally.
+pub(super) fn unspecified(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr).trim_start_matches('[').trim_end_matches(']');
+    host.is_empty() || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+}
+
 /// What this server's state says of server `about`: the cluster id and its registration.
 pub(crate) fn info_from(state: &StateDb, about: u64) -> InfoResponse {
     let mut info = InfoResponse::default();
@@ -169,20 +185,46 @@ impl PeerHandler for PeerGateway {
         if st.role != crate::raft::Role::Leader {
             return Err(GroveError::not_leader(node.leader_hint()));
         }
+        let refuse = |why: String| Err(GroveError::bad_args("", format!("server {id} cannot join: {why}")));
         if node.config.observers.iter().any(|(o, _)| *o == id) {
-            return Err(GroveError::bad_args(
-                "",
-                format!("server {id} is an observer here; it cannot join as a voter"),
-            ));
+            return refuse("it is an observer here".into());
         }
-        if st.is_voter(id) {
-            return Ok(());
+        // An address that reaches this server, or another member, would make the ensemble
+        // replicate to itself (openraft does not survive it) or to the wrong server.
+        if unspecified(&peer.peer_addr) {
+            return refuse(format!("its peer address {} names no host (set --advertise-peer)", peer.peer_addr));
         }
-        tracing::info!(id, peer = %peer.peer_addr, "adding the voter that asked to join (--auto-join)");
-        match node.consensus.add_member(id, peer, true).await {
-            Ok(()) => Ok(()),
-            Err(NotHere::NotLeader(_)) => Err(GroveError::not_leader(node.leader_hint())),
-            Err(NotHere::Failed(e)) => Err(e),
+        if let Some(other) = st.members.iter().find(|m| m.id != id && m.node.peer_addr == peer.peer_addr) {
+            return refuse(format!("{} is server {}'s peer address", peer.peer_addr, other.id));
+        }
+        match st.members.iter().find(|m| m.id == id) {
+            Some(m) if m.voter => Ok(()),
+            // A learner is promoted only once it holds the log (openraft's own check lets a
+            // learner that stores nothing pass while the log is short): a voter that cannot
+            // be reached would cost the ensemble its quorum.
+            Some(m) if m.node.peer_addr != peer.peer_addr => refuse(format!(
+                "it is a non-voting member at {}, not {}; remove it first (grove member remove {id})",
+                m.node.peer_addr, peer.peer_addr
+            )),
+            Some(m) => {
+                let matched = m.matched.unwrap_or(0);
+                if m.matched.is_none() || st.last_log_index.saturating_sub(matched) > JOIN_LAG {
+                    return Err(GroveError::NotReady {
+                        message: format!("server {id} is catching up ({matched} of {} entries)", st.last_log_index),
+                        leader: node.leader_hint(),
+                    });
+                }
+                tracing::info!(id, "promoting the caught-up server that asked to join (--auto-join)");
+                node.consensus.add_member(id, peer, true).await.map_err(|e| not_here(node, e))
+            }
+            None => {
+                tracing::info!(id, peer = %peer.peer_addr, "adding the server that asked to join as a learner (--auto-join)");
+                node.consensus.add_member(id, peer, false).await.map_err(|e| not_here(node, e))?;
+                Err(GroveError::NotReady {
+                    message: format!("server {id} added as a learner; catching up"),
+                    leader: None,
+                })
+            }
         }
     }
 

@@ -141,19 +141,36 @@ async fn add_observers(node: Arc<Node>) {
 }
 
 /// A server that `--auto-join` found outside an ensemble already formed asks the leader to
-/// add it as a voter, until it is one (the leader catches it up first, which may take a
-/// snapshot's time). Only for a voter of --peers: an observer is added by the leader, and a
-/// plain --join waits for `grove member add`.
+/// add it as a voter, until it is one: the leader adds it as a learner, and promotes it once
+/// it holds the log (which may take a snapshot's time). Also a learner that restarted
+/// before its promotion asks again. Only for a voter of --peers: an observer is added by the
+/// leader, and a plain --join waits for `grove member add`.
 async fn ask_to_join(node: Arc<Node>) {
     let me = node.id;
-    if !(node.config.join && node.config.auto_join && node.config.peers.iter().any(|(id, _)| *id == me)) {
+    if !(node.config.auto_join && node.config.peers.iter().any(|(id, _)| *id == me)) {
+        return;
+    }
+    if super::forward::unspecified(&node.peer_addr) {
+        tracing::error!(
+            address = %node.peer_addr,
+            "cannot ask to join: this server's peer address names no host; set --advertise-peer"
+        );
         return;
     }
     let mut ticker = Ticker::new(&node, Duration::from_secs(1));
+    let mut warned = false;
     while ticker.tick().await {
-        if node.consensus.status().is_voter(me) {
-            tracing::info!("added to the ensemble as a voter");
+        let st = node.consensus.status();
+        if st.is_voter(me) {
+            if node.config.join {
+                tracing::info!("added to the ensemble as a voter");
+            }
             return;
+        }
+        // Fresh and waiting (preflight found the ensemble formed without it), or added as a
+        // learner and not promoted yet; a voter whose membership is not known yet waits.
+        if !node.config.join && !st.members.iter().any(|m| m.id == me) {
+            continue;
         }
         for (_, addr) in node.config.peers.iter().filter(|(id, _)| *id != me) {
             let Ok(mut peer) = node.channels.client(addr) else { continue };
@@ -162,16 +179,22 @@ async fn ask_to_join(node: Arc<Node>) {
                 peer_address: node.peer_addr.clone(),
                 client_address: node.client_addr.clone(),
             };
-            match tokio::time::timeout(Duration::from_secs(120), peer.join(ask)).await {
+            match tokio::time::timeout(Duration::from_secs(30), peer.join(ask)).await {
                 Ok(Ok(r)) if r.get_ref().error.is_empty() => break,
                 Ok(Ok(r)) => match postcard::from_bytes::<crate::error::GroveError>(&r.get_ref().error) {
-                    // Not the leader: the next peer may be.
-                    Ok(crate::error::GroveError::NotReady { .. }) => {}
-                    Ok(e) => tracing::warn!(peer = %addr, "asking to join: {e}"),
-                    Err(e) => tracing::warn!(peer = %addr, "asking to join: undecodable answer: {e}"),
+                    // Not the leader (the next peer may be), or catching up: ask again.
+                    Ok(crate::error::GroveError::NotReady { message, .. }) => {
+                        tracing::debug!(peer = %addr, "asking to join: {message}")
+                    }
+                    Ok(e) if !warned => {
+                        warned = true;
+                        tracing::warn!(peer = %addr, "asking to join: {e} (asking again every second)");
+                    }
+                    Ok(e) => tracing::debug!(peer = %addr, "asking to join: {e}"),
+                    Err(e) => tracing::debug!(peer = %addr, "asking to join: undecodable answer: {e}"),
                 },
                 Ok(Err(s)) => tracing::debug!(peer = %addr, "asking to join: {}", s.message()),
-                Err(_) => tracing::info!(peer = %addr, "still being added (catching up)"),
+                Err(_) => tracing::debug!(peer = %addr, "asking to join: no answer in time"),
             }
         }
     }

@@ -80,7 +80,7 @@ pub(super) async fn preflight(
         return Ok(Start::AsConfigured);
     }
     let mut start = Start::AsConfigured;
-    let answers = ask(config, channels, &peers).await;
+    let answers = ask(config, channels, &peers, identity.fresh && config.auto_join && !config.join).await;
     let me = config.id;
     for (peer, info) in &answers {
         if !info.restored_from.is_empty() {
@@ -108,7 +108,9 @@ pub(super) async fn preflight(
                 info.cluster_id
             );
         }
-        let formed_without_me = info.cluster_id != 0 && info.membership_known && !info.in_membership;
+        // A membership without this server: an ensemble formed (its cluster id may not be
+        // registered yet, in its first second).
+        let formed_without_me = info.membership_known && !info.in_membership;
         if identity.fresh && !config.join && formed_without_me && config.auto_join {
             start = Start::Join;
         } else if identity.fresh && !config.join && formed_without_me {
@@ -164,10 +166,14 @@ pub(super) async fn preflight(
 }
 
 /// Asks every peer until a majority of the voters has answered (see the module's comment).
-async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)]) -> Vec<(u64, InfoResponse)> {
+/// `all`: until every voter has, or one has a membership already. A fresh server that
+/// may form an ensemble by itself (`--auto-join`) must not take a majority of other fresh
+/// servers for a new ensemble while an existing member is merely slow to answer: scaling 1
+/// to 3, the two new servers are a majority.
+async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)], all: bool) -> Vec<(u64, InfoResponse)> {
     let voters: Vec<u64> = config.peers.iter().map(|(id, _)| *id).collect();
     let me_voting = voters.contains(&config.id);
-    let majority = voters.len() / 2 + 1;
+    let majority = if all { voters.len() } else { voters.len() / 2 + 1 };
     let started = Instant::now();
     let mut next_note = started + Duration::from_secs(5);
     loop {
@@ -181,15 +187,16 @@ async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)]) 
         });
         let answers: Vec<_> = futures::future::join_all(calls).await.into_iter().flatten().collect();
         let voting = answers.iter().filter(|(id, _)| voters.contains(id)).count() + usize::from(me_voting);
-        if voting >= majority {
+        if voting >= majority || (all && answers.iter().any(|(_, a)| a.membership_known)) {
             return answers;
         }
         if Instant::now() >= next_note {
             let heard: Vec<u64> = answers.iter().map(|(id, _)| *id).collect();
             tracing::warn!(
-                "waiting {}s so far for a majority of the voters ({majority} of {}) to answer before starting: \
+                "waiting {}s so far for {} of the voters ({majority} of {}) to answer before starting: \
                  heard from {heard:?}{}; start the others (a whole ensemble may start at once)",
                 started.elapsed().as_secs(),
+                if all { "all" } else { "a majority" },
                 voters.len(),
                 if me_voting { " and this server" } else { "" },
             );

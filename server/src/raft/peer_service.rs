@@ -78,7 +78,15 @@ impl<H: PeerHandler> PeerService<H> {
             return Ok(());
         }
         metrics::counter!("grove_peer_cluster_refusals_total").increment(1);
-        tracing::warn!("refused a peer request from cluster {theirs:016x}: this server belongs to cluster {mine:016x}");
+        // Refused senders retry at heartbeat rate: say it once in a while, count every one.
+        static LAST_WARNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if LAST_WARNED.load(std::sync::atomic::Ordering::Relaxed) + 10 <= now {
+            LAST_WARNED.store(now, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                "refused a peer request from cluster {theirs:016x}: this server belongs to cluster {mine:016x}"
+            );
+        }
         Err(Status::failed_precondition(format!(
             "this server belongs to cluster {mine:016x} and the sender to cluster {theirs:016x}: two ensembles share \
              member addresses (check --peers, and whether data directories were emptied)"
@@ -188,6 +196,7 @@ impl<H: PeerHandler> Peer for PeerService<H> {
     }
 
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        self.same_cluster(&req)?;
         let r = req.into_inner();
         let peer = PeerNode { peer_addr: r.peer_address, client_addr: r.client_address };
         let error = match self.handler.join(r.id, peer).await {

@@ -295,3 +295,45 @@ async fn locks_show_holders_waiters_and_fencing_tokens() {
     let (_, sessions) = get(&s, "sessions", "");
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 2, "{sessions}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_console_answers_only_local_names_and_caps_live_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]);
+    // DNS rebinding: another site's name pointed at 127.0.0.1.
+    let (code, text) = raw_request(&s.admin, "GET /ui/api/info", "attacker.example");
+    assert_eq!(code, 403, "{text}");
+    let (code, _) = raw_request(&s.admin, "POST /ui/api/node", "evil.test:80");
+    assert_eq!(code, 403);
+    assert_eq!(raw_request(&s.admin, "GET /ui/api/info", "localhost:7381").0, 200);
+    assert_eq!(get(&s, "info", "").0, 200);
+
+    // Live views are capped: each holds a watch stream the gRPC clients share.
+    let c = s.connect();
+    c.create("/cap", "", &CreateOptions::default()).await.unwrap();
+    let open: Vec<_> = (0..64).map(|_| subscribe(&s.admin, "node=/cap")).collect();
+    for rx in &open {
+        next(rx, "ready");
+    }
+    let (code, e) = get(&s, "watch?node=/cap", "");
+    assert_eq!((code, e["code"].as_str()), (429, Some("TOO_MANY_REQUESTS")), "{e}");
+    // Gone views free their places once the server writes to them and finds them closed.
+    drop(open);
+    crate::harness::eventually(Duration::from_secs(20), "closed views free their places", async || {
+        c.set("/cap", "tick", None).await.unwrap();
+        let rx = subscribe(&s.admin, "node=/cap");
+        matches!(rx.recv_timeout(Duration::from_secs(2)), Ok((e, _)) if e == "ready")
+    })
+    .await;
+}
+
+/// A request with the given first line and Host header: (status, raw answer).
+fn raw_request(addr: &str, line: &str, host: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    write!(sock, "{line} HTTP/1.1\r\nHost: {host}\r\n{JSON}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+        .unwrap();
+    let mut text = String::new();
+    sock.read_to_string(&mut text).unwrap();
+    (text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), text)
+}

@@ -307,3 +307,86 @@ async fn members_of_another_cluster_are_refused_not_merged() {
     assert!(log.contains(&format!("{y:016x}")) && log.contains(&format!("{x:016x}")), "{log}");
     assert!(log.contains("two ensembles share these member addresses"), "{log}");
 }
+
+/// Scaling 1 -> 3 while the one existing server is slow to answer (here: stopped): the two
+/// new servers are a majority of the new --peers, yet with `--auto-join` they wait to hear
+/// from every voter instead of forming a second ensemble, and join once it answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_join_servers_wait_for_every_voter_before_forming_an_ensemble() {
+    use crate::harness::{Server, eventually, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let peers: Vec<String> = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{}", i + 1, p.1)).collect();
+    let args = |id: usize, with_peers: bool| {
+        let mut a: Vec<String> = vec!["--id".into(), id.to_string(), "--auto-join".into()];
+        if with_peers {
+            a.extend(["--peers".into(), peers.join(",")]);
+        }
+        a.extend(crate::cluster::FAST_RAFT.iter().map(|s| s.to_string()));
+        a
+    };
+    let first = Server::start_on(&dir.path().join("n1"), ports[0], &args(1, false));
+    let c1 = Client::connect(&first.client).unwrap();
+    c1.create("/kept", "x", &CreateOptions::default()).await.unwrap();
+    eventually(Duration::from_secs(10), "registered", async || c1.status().await.is_ok_and(|s| s.cluster_id != 0))
+        .await;
+    first.signal("STOP");
+    let joiners: Vec<_> = (2..=3)
+        .map(|id| {
+            let (data, p, a) = (dir.path().join(format!("n{id}")), ports[id - 1], args(id, true));
+            std::thread::spawn(move || Server::try_start_on(&data, p, &a))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(joiners.iter().all(|j| !j.is_finished()), "the new servers started without hearing from server 1");
+    first.signal("CONT");
+    let joiners: Vec<Server> = joiners.into_iter().map(|j| j.join().unwrap().unwrap()).collect();
+    eventually(Duration::from_secs(30), "both joined as voters", async || {
+        c1.members()
+            .await
+            .is_ok_and(|m| m.iter().filter(|m| m.role == grove_proto::v1::MemberRole::Voter as i32).count() == 3)
+    })
+    .await;
+    let third = Client::connect(&joiners[1].client).unwrap();
+    assert_eq!(&third.get_with("/kept", Consistency::Linearizable).await.unwrap().0[..], b"x");
+    assert_eq!(third.status().await.unwrap().cluster_id, c1.status().await.unwrap().cluster_id);
+}
+
+/// The leader promotes a server that asked to join only once it holds the log: one whose
+/// advertised address leads nowhere stays a learner and the ensemble keeps its quorum; one
+/// that advertises another member's address, or none, is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joiner_is_promoted_only_when_caught_up_and_never_under_anothers_address() {
+    use crate::harness::{Server, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let alone = Server::start_on(&dir.path().join("n1"), (free_port(), free_port(), free_port()), &[]);
+    let c = Client::connect(&alone.client).unwrap();
+    c.create("/kept", "x", &CreateOptions::default()).await.unwrap();
+    let join = |id: u64, advertise: String| {
+        let ports = (free_port(), free_port(), free_port());
+        let peers = format!("1={},{id}=127.0.0.1:{}", alone.peer, ports.1);
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            id.to_string(),
+            "--peers".into(),
+            peers,
+            "--auto-join".into(),
+            "--advertise-peer".into(),
+            advertise,
+        ];
+        args.extend(crate::cluster::FAST_RAFT.iter().map(|s| s.to_string()));
+        Server::start_on(&dir.path().join(format!("n{id}")), ports, &args)
+    };
+    // Advertises a port nobody listens on: a learner at most, never a voter.
+    let nowhere = join(2, format!("127.0.0.1:{}", free_port()));
+    // Advertises the leader's own peer address: refused.
+    let impostor = join(3, alone.peer.clone());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let members = c.members().await.unwrap();
+    assert!(members.iter().all(|m| m.id != 3), "{members:?}");
+    assert!(members.iter().all(|m| m.id != 2 || m.role != grove_proto::v1::MemberRole::Voter as i32), "{members:?}");
+    c.create("/still-writable", "", &CreateOptions::default()).await.unwrap();
+    let log = std::fs::read_to_string(impostor.dir.join("groved.log")).unwrap();
+    assert!(log.contains("is server 1's peer address"), "{log}");
+    drop((nowhere, impostor));
+}

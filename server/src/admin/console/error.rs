@@ -27,6 +27,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "BAD_ARGUMENTS", message)
     }
 
+    pub fn forbidden(message: &str) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "NO_AUTH", message)
+    }
+
+    pub fn too_many(message: &str) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)
+    }
+
     pub fn unsupported_media(message: &str) -> ApiError {
         ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_ARGUMENTS", message)
     }

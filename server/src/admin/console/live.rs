@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -21,6 +22,18 @@ use crate::admin::caller::HttpCaller;
 
 /// Children watches one page may hold (its expanded folders).
 const MAX_FOLDERS: usize = 50;
+/// Live views open at once on one server: each holds a watch stream of the hub, which
+/// gRPC clients share (`--max-watches`), and the admin port has no connection limits.
+const MAX_LIVE_STREAMS: usize = 64;
+
+/// One open live view, counted while its stream lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 pub async fn watch(
     State(c): State<Arc<Console>>,
@@ -54,12 +67,16 @@ pub async fn watch(
     if creates.is_empty() {
         return Err(ApiError::bad_request("nothing to watch: pass node=PATH and/or children=PATH"));
     }
+    let open = Open(c.live_streams.clone());
+    if c.live_streams.fetch_add(1, Ordering::Relaxed) >= MAX_LIVE_STREAMS {
+        return Err(ApiError::too_many(&format!("{MAX_LIVE_STREAMS} live views are open on this server already")));
+    }
     let who = crate::api::auth::identities(&caller.request(()), &c.node.config)
         .map_err(|e| ApiError::from_status(&crate::api::errors::to_status(&e), caller.has_credentials()))?;
     let responses = crate::api::watch::subscribe(&c.node, who, creates).await;
     let mut forward = Forward { paths: paths.clone(), unanswered: paths.len(), ready_zxid: 0, ended: false };
     let events = responses
-        .scan((), move |_, r| futures::future::ready((!forward.ended).then(|| forward.events(r))))
+        .scan(open, move |_, r| futures::future::ready((!forward.ended).then(|| forward.events(r))))
         .flat_map(futures::stream::iter)
         .map(Ok);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive")))

@@ -32,6 +32,29 @@ pub use error::ApiError;
 pub struct Console {
     node: Arc<Node>,
     cluster: Arc<ClusterService>,
+    /// Live views open now (`live.rs`), against `MAX_LIVE_STREAMS`.
+    live_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A loopback admin port answers its API only to requests that name it by address or as
+/// `localhost`: a page of another site whose name an attacker re-points to 127.0.0.1 (DNS
+/// rebinding) would otherwise be same-origin with the console, with the victim's access to
+/// the loopback port. A port reachable from other hosts needs no such trick to be reached.
+async fn local_names_only(loopback: bool, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let local = name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost");
+    if loopback && !local {
+        return ApiError::forbidden(&format!(
+            "the console answers requests for an address or localhost only, not {host:?}"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 impl Console {
@@ -60,10 +83,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
-    if node.config.console == Mode::Off {
-        return Router::new();
+    match &node.config.console {
+        Mode::Off { reason } => {
+            tracing::info!("web console off: {reason}");
+            return Router::new();
+        }
+        Mode::ReadOnly { reason } => tracing::info!("web console read-only: {reason}"),
+        Mode::ReadWrite => {}
     }
-    let state = Arc::new(Console { node, cluster });
+    let loopback = crate::config::is_loopback(&node.config.admin_listen);
+    let state = Arc::new(Console { node, cluster, live_streams: Arc::default() });
     let api = Router::new()
         .route("/info", get(coordination::info))
         .route("/node", get(tree::get_node).post(tree::create).put(tree::set).delete(tree::delete))
@@ -73,7 +102,8 @@ pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
         .route("/sessions", get(coordination::sessions))
         .route("/cluster", get(coordination::cluster))
         .fallback(|| async { ApiError::not_found("no such console API call") })
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |req, next| local_names_only(loopback, req, next)));
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|| async { asset("index.html") }))

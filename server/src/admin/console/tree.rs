@@ -229,8 +229,8 @@ pub async fn delete(
     c.writable()?;
     // No body, but the same rule as the other changes: only the page (or a deliberate
     // client) sends this header, never a cross-site form or link.
-    let json = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if !json.is_some_and(|v| v.starts_with("application/json")) {
+    let mime = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !mime.is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))) {
         return Err(ApiError::unsupported_media("changes need `Content-Type: application/json`"));
     }
     let Query(q) = q?;
