@@ -166,14 +166,23 @@ pub(super) async fn preflight(
 }
 
 /// Asks every peer until a majority of the voters has answered (see the module's comment).
-/// `all`: until every voter has, or one has a membership already. A fresh server that
-/// may form an ensemble by itself (`--auto-join`) must not take a majority of other fresh
-/// servers for a new ensemble while an existing member is merely slow to answer: scaling 1
-/// to 3, the two new servers are a majority.
-async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)], all: bool) -> Vec<(u64, InfoResponse)> {
+/// `anchored`: the majority must include the lowest voter id (unless one answer already
+/// shows a membership). A fresh server that may form an ensemble by itself (`--auto-join`)
+/// must not take a majority of other fresh servers for a new ensemble while an existing
+/// member is merely slow to answer: scaling 1 to 3, the two new servers are a majority. The
+/// lowest id is the member that exists first and is removed last (the chart scales from the
+/// highest ordinal), so an ensemble never forms without it; a first start still needs only
+/// a majority, as long as it is among them.
+async fn ask(
+    config: &Config,
+    channels: &PeerChannels,
+    peers: &[(u64, String)],
+    anchored: bool,
+) -> Vec<(u64, InfoResponse)> {
     let voters: Vec<u64> = config.peers.iter().map(|(id, _)| *id).collect();
     let me_voting = voters.contains(&config.id);
-    let majority = if all { voters.len() } else { voters.len() / 2 + 1 };
+    let majority = voters.len() / 2 + 1;
+    let anchor = voters.iter().copied().min().filter(|a| anchored && *a != config.id);
     let started = Instant::now();
     let mut next_note = started + Duration::from_secs(5);
     loop {
@@ -187,17 +196,18 @@ async fn ask(config: &Config, channels: &PeerChannels, peers: &[(u64, String)], 
         });
         let answers: Vec<_> = futures::future::join_all(calls).await.into_iter().flatten().collect();
         let voting = answers.iter().filter(|(id, _)| voters.contains(id)).count() + usize::from(me_voting);
-        if voting >= majority || (all && answers.iter().any(|(_, a)| a.membership_known)) {
+        let anchor_heard = anchor.is_none_or(|a| answers.iter().any(|(id, _)| *id == a));
+        if (voting >= majority && anchor_heard) || (anchored && answers.iter().any(|(_, a)| a.membership_known)) {
             return answers;
         }
         if Instant::now() >= next_note {
             let heard: Vec<u64> = answers.iter().map(|(id, _)| *id).collect();
             tracing::warn!(
-                "waiting {}s so far for {} of the voters ({majority} of {}) to answer before starting: \
+                "waiting {}s so far for a majority of the voters ({majority} of {}{}) to answer before starting: \
                  heard from {heard:?}{}; start the others (a whole ensemble may start at once)",
                 started.elapsed().as_secs(),
-                if all { "all" } else { "a majority" },
                 voters.len(),
+                anchor.map(|a| format!(", server {a} among them")).unwrap_or_default(),
                 if me_voting { " and this server" } else { "" },
             );
             next_note = Instant::now() + Duration::from_secs(30);
