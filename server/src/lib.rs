@@ -167,7 +167,9 @@ pub async fn run(
     };
     let mut config = config;
     if checked? == node::Start::Join && !config.join {
-        tracing::info!("the peers formed an ensemble without this server: waiting to be added (--auto-join)");
+        tracing::info!(
+            "the peers formed the ensemble already: waiting for its leader (and to be added, with --auto-join)"
+        );
         config.join = true;
     }
     let node = Node::open(config, client_addr, peer_addr, channels, storage).await?;

@@ -286,7 +286,7 @@ impl Cluster for ClusterService {
         metered("RemoveMember", async {
             self.operator(&req).await?;
             let r = req.into_inner();
-            if let Err(e) = self.node.consensus.remove_member(r.id).await {
+            if let Err(e) = self.node.remove_member(r.id).await {
                 return Err(not_here(&self.node, e).await);
             }
             let st = self.node.status();

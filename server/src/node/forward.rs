@@ -179,13 +179,20 @@ impl PeerHandler for PeerGateway {
         self.node.channels.cluster_id()
     }
 
-    async fn join(&self, id: u64, peer: PeerNode) -> Result<(), GroveError> {
+    async fn join(&self, id: u64, incarnation: u64, peer: PeerNode) -> Result<(), GroveError> {
         let node = &self.node;
         let st = node.consensus.status();
         if st.role != crate::raft::Role::Leader {
             return Err(GroveError::not_leader(node.leader_hint()));
         }
         let refuse = |why: String| Err(GroveError::bad_args("", format!("server {id} cannot join: {why}")));
+        // Removed on purpose (the chart's shrink Job): a server still running from the same
+        // data directory must not come back on its own; a replacement, empty, may.
+        if node.was_removed(id, incarnation) {
+            return refuse(
+                "it was removed from the ensemble; a replacement starts with an empty data directory".into(),
+            );
+        }
         if node.config.observers.iter().any(|(o, _)| *o == id) {
             return refuse("it is an observer here".into());
         }

@@ -158,7 +158,7 @@ async fn ask_to_join(node: Arc<Node>) {
         return;
     }
     let mut ticker = Ticker::new(&node, Duration::from_secs(1));
-    let mut warned = false;
+    let (mut warned, mut was_member) = (false, false);
     while ticker.tick().await {
         let st = node.consensus.status();
         if st.is_voter(me) {
@@ -169,7 +169,15 @@ async fn ask_to_join(node: Arc<Node>) {
         }
         // Fresh and waiting (preflight found the ensemble formed without it), or added as a
         // learner and not promoted yet; a voter whose membership is not known yet waits.
-        if !node.config.join && !st.members.iter().any(|m| m.id == me) {
+        let member = st.members.iter().any(|m| m.id == me);
+        if member {
+            was_member = true;
+        } else if was_member {
+            // Removed (`grove member remove`, the chart's shrink Job): never ask back.
+            tracing::info!("removed from the ensemble: not asking to join again");
+            return;
+        }
+        if !node.config.join && !member {
             continue;
         }
         for (_, addr) in node.config.peers.iter().filter(|(id, _)| *id != me) {
@@ -178,6 +186,7 @@ async fn ask_to_join(node: Arc<Node>) {
                 id: me,
                 peer_address: node.peer_addr.clone(),
                 client_address: node.client_addr.clone(),
+                incarnation: node.consensus.identity().incarnation,
             };
             match tokio::time::timeout(Duration::from_secs(30), peer.join(ask)).await {
                 Ok(Ok(r)) if r.get_ref().error.is_empty() => break,

@@ -113,6 +113,11 @@ pub(super) async fn preflight(
         let formed_without_me = info.membership_known && !info.in_membership;
         if identity.fresh && !config.join && formed_without_me && config.auto_join {
             start = Start::Join;
+        } else if identity.fresh && !config.join && info.membership_known && info.in_membership {
+            // Already a member of the formed ensemble (a voter that started late, or a
+            // learner): it gets the membership by replication. Initializing from --peers
+            // would make a learner campaign as a voter of a membership of its own.
+            start = Start::Join;
         } else if identity.fresh && !config.join && formed_without_me {
             anyhow::bail!(
                 "server {peer} belongs to an ensemble (cluster {:016x}) that server {me} is not a member of: starting \
@@ -213,5 +218,36 @@ async fn ask(
             next_note = Instant::now() + Duration::from_secs(30);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long a removed member whose data directory is not known (it never registered) is kept
+/// from joining back: its replacement has a new one, which cannot be told apart.
+const REMOVED_UNKNOWN: Duration = Duration::from_secs(600);
+
+/// The members this server removed while leading, by id: (incarnation or 0, when). Kept in
+/// memory: what it guards against is a joiner still running right after its removal (the
+/// chart's shrink Job removes servers that keep asking until their pods stop).
+#[derive(Default)]
+pub(super) struct Removed(std::sync::Mutex<std::collections::HashMap<u64, (u64, Instant)>>);
+
+impl super::Node {
+    /// Removes a member, remembering which data directory it was so that it does not join
+    /// back by itself (`--auto-join`).
+    pub async fn remove_member(&self, id: u64) -> Result<(), crate::raft::NotHere> {
+        use crate::storage::access::StateTables;
+        let incarnation =
+            self.view().ok().and_then(|v| v.tables.member(id).ok().flatten()).map_or(0, |m| m.incarnation);
+        self.consensus.remove_member(id).await?;
+        self.removed.0.lock().unwrap().insert(id, (incarnation, Instant::now()));
+        Ok(())
+    }
+
+    pub(super) fn was_removed(&self, id: u64, incarnation: u64) -> bool {
+        match self.removed.0.lock().unwrap().get(&id) {
+            Some((known, _)) if *known != 0 => *known == incarnation,
+            Some((_, when)) => when.elapsed() < REMOVED_UNKNOWN,
+            None => false,
+        }
     }
 }

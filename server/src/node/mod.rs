@@ -90,6 +90,8 @@ pub struct Node {
     relay: keepalive::SessionRelay,
     proposer: Arc<proposer::Proposer>,
     pub(crate) channels: PeerChannels,
+    /// Members this leader removed, with their data directory's incarnation (identity.rs).
+    removed: identity::Removed,
     log_stats: Arc<LogStats>,
     /// The leader and term as last seen, for response headers: read on every request, so
     /// kept in atomics rather than read from Raft's metrics.
@@ -269,6 +271,7 @@ impl Node {
             relay: Default::default(),
             proposer,
             channels,
+            removed: Default::default(),
             log_stats,
             leader_id: AtomicU64::new(0),
             term: AtomicU64::new(0),

@@ -45,7 +45,7 @@ pub trait PeerHandler: Send + Sync + 'static {
     /// This server's cluster id (0 until it has one).
     fn cluster_id(&self) -> u64;
     /// Adds the asking server as a voter (see `Join` in peer.proto).
-    fn join(&self, id: u64, peer: PeerNode) -> impl Future<Output = Result<(), GroveError>> + Send;
+    fn join(&self, id: u64, incarnation: u64, peer: PeerNode) -> impl Future<Output = Result<(), GroveError>> + Send;
 }
 
 pub struct PeerService<H> {
@@ -199,7 +199,7 @@ impl<H: PeerHandler> Peer for PeerService<H> {
         self.same_cluster(&req)?;
         let r = req.into_inner();
         let peer = PeerNode { peer_addr: r.peer_address, client_addr: r.client_address };
-        let error = match self.handler.join(r.id, peer).await {
+        let error = match self.handler.join(r.id, r.incarnation, peer).await {
             Ok(()) => Default::default(),
             Err(e) => postcard::to_allocvec(&e).map_err(|e| Status::internal(e.to_string()))?.into(),
         };

@@ -306,6 +306,8 @@ async fn a_loopback_console_answers_only_local_names_and_caps_live_views() {
     let (code, _) = raw_request(&s.admin, "POST /ui/api/node", "evil.test:80");
     assert_eq!(code, 403);
     assert_eq!(raw_request(&s.admin, "GET /ui/api/info", "localhost:7381").0, 200);
+    assert_eq!(raw_request(&s.admin, "GET /ui/api/info", "LOCALHOST.").0, 200);
+    assert_eq!(raw_request(&s.admin, "GET /ui/api/info", "[::1]:7381").0, 200);
     assert_eq!(get(&s, "info", "").0, 200);
 
     // Live views are capped: each holds a watch stream the gRPC clients share.

@@ -229,7 +229,7 @@ async fn fresh_servers_with_auto_join_are_added_as_voters_by_the_leader() {
     })
     .await;
     let log = std::fs::read_to_string(joiners[0].dir.join("groved.log")).unwrap();
-    assert!(log.contains("waiting to be added (--auto-join)"), "{log}");
+    assert!(log.contains("the peers formed the ensemble already: waiting for its leader"), "{log}");
     // The new voters hold the ensemble's writes and count toward its quorum.
     let fifth = Client::connect(&joiners[1].client).unwrap();
     let (data, _) = fifth.get_with("/before", Consistency::Linearizable).await.unwrap();
@@ -238,6 +238,11 @@ async fn fresh_servers_with_auto_join_are_added_as_voters_by_the_leader() {
     let st = fifth.status().await.unwrap();
     assert_eq!(st.members.len(), 5);
     assert_eq!(st.cluster_id, ensemble.status().await.unwrap().cluster_id, "one cluster, not a second one");
+    // Removed on purpose (the chart's shrink Job), a joiner still running does not come back.
+    ensemble.remove_member(5).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ids: Vec<u64> = ensemble.members().await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
 }
 
 /// Two ensembles over the same addresses and ids never mix their logs: here a standalone

@@ -36,21 +36,35 @@ pub struct Console {
     live_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// A loopback admin port answers its API only to requests that name it by address or as
-/// `localhost`: a page of another site whose name an attacker re-points to 127.0.0.1 (DNS
-/// rebinding) would otherwise be same-origin with the console, with the victim's access to
-/// the loopback port. A port reachable from other hosts needs no such trick to be reached.
-async fn local_names_only(loopback: bool, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+/// The API answers only requests that name the server by an address, as `localhost`, or
+/// by one of its own advertised names: a page of another site whose name an attacker points
+/// at 127.0.0.1 (DNS rebinding) would otherwise be same-origin with a console reached
+/// through loopback (`groved` on a laptop, `kubectl port-forward`), with the victim's access.
+async fn known_names_only(
+    own: Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // HTTP/2 carries the name in the URI's authority rather than a Host header.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
+        _ => &host,
     };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    let local = name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost");
-    if loopback && !local {
+    let name = name.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    let known = name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || own.iter().any(|o| o.trim_end_matches('.') == name);
+    if !known {
         return ApiError::forbidden(&format!(
-            "the console answers requests for an address or localhost only, not {host:?}"
+            "the console answers requests for this server's addresses, localhost or its advertised names, not {host:?}"
         ))
         .into_response();
     }
@@ -89,9 +103,20 @@ pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
             return Router::new();
         }
         Mode::ReadOnly { reason } => tracing::info!("web console read-only: {reason}"),
+        Mode::ReadWrite if !crate::config::is_loopback(&node.config.admin_listen) => tracing::warn!(
+            "the web console takes changes on {}, reachable from other hosts (--console on): \
+             anyone who reaches it may change every node whose ACL is open",
+            node.config.admin_listen
+        ),
         Mode::ReadWrite => {}
     }
-    let loopback = crate::config::is_loopback(&node.config.admin_listen);
+    // Host names the API answers to besides addresses and localhost: this server's own.
+    let own: Vec<String> = [&node.config.advertise, &node.config.advertise_peer]
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.rsplit_once(':').map(|(h, _)| h.to_ascii_lowercase()))
+        .collect();
+    let own = Arc::new(own);
     let state = Arc::new(Console { node, cluster, live_streams: Arc::default() });
     let api = Router::new()
         .route("/info", get(coordination::info))
@@ -103,7 +128,7 @@ pub fn router(node: Arc<Node>, cluster: Arc<ClusterService>) -> Router {
         .route("/cluster", get(coordination::cluster))
         .fallback(|| async { ApiError::not_found("no such console API call") })
         .with_state(state)
-        .layer(axum::middleware::from_fn(move |req, next| local_names_only(loopback, req, next)));
+        .layer(axum::middleware::from_fn(move |req, next| known_names_only(own.clone(), req, next)));
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|| async { asset("index.html") }))
