@@ -318,7 +318,14 @@ async fn elections_have_one_leader_at_a_time_under_faults() {
         tally.worst_recovery = tally.worst_recovery.max(took);
         tally.cycles += 1;
     }
+    // Calm after the faults, until enough terms for the check to mean something (bounded:
+    // under a loaded machine's faults few campaigns finish, and sessions lost to the faults
+    // take a session timeout to come back).
+    let calm = Instant::now() + Duration::from_secs(15);
     tokio::time::sleep(Duration::from_secs(2)).await;
+    while terms.lock().unwrap().len() <= 5 && Instant::now() < calm {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
