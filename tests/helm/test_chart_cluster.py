@@ -277,7 +277,12 @@ def test_voters_scale_1_3_5_3_through_the_ensemble_never_a_new_bootstrap(tmp_pat
         running.add(0)
         wait_for("the standalone pod ready", lambda: ready(0))
         assert pods.grove(0, "create", "/kept", "since-one").returncode == 0
-        cluster = re.search(r"^Cluster: (\w+)$", pods.grove(0, "status").stdout, re.M).group(1)
+        # The cluster id is fixed by the first member's registration, just after it is ready.
+        def registered():
+            found = re.search(r"^Cluster: (\w+)$", pods.grove(0, "status").stdout, re.M)
+            return found and found.group(1).strip("0") and found.group(1)
+
+        cluster = wait_for("the cluster id registered", registered)
         for n, writer in ((3, 2), (5, 4), (3, 1)):
             upgrade(n)
             # Every write so far on every pod; a write through one of them commits.

@@ -206,13 +206,13 @@ impl PeerHandler for PeerGateway {
         }
         match st.members.iter().find(|m| m.id == id) {
             Some(m) if m.voter => Ok(()),
-            // A learner is promoted only once it holds the log (openraft's own check lets a
-            // learner that stores nothing pass while the log is short): a voter that cannot
-            // be reached would cost the ensemble its quorum.
             Some(m) if m.node.peer_addr != peer.peer_addr => refuse(format!(
                 "it is a non-voting member at {}, not {}; remove it first (grove member remove {id})",
                 m.node.peer_addr, peer.peer_addr
             )),
+            // A learner is promoted only once it holds the log (openraft's own check lets a
+            // learner that stores nothing pass while the log is short): a voter that cannot
+            // be reached would cost the ensemble its quorum.
             Some(m) => {
                 let matched = m.matched.unwrap_or(0);
                 if m.matched.is_none() || st.last_log_index.saturating_sub(matched) > JOIN_LAG {
