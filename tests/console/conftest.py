@@ -18,7 +18,6 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import base64  # noqa: E402
 import json  # noqa: E402
-import queue  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable, Iterator, List, Optional, Tuple  # noqa: E402
@@ -47,18 +46,7 @@ if os.environ.get("CONSOLE_DEV") == "1":
 
 
 class ConsoleGroved(Groved):
-    """A standalone groved that also records its admin address (where /ui is)."""
-
-    admin = ""
-
-    def await_ready(self) -> None:
-        try:
-            line = self._ready.get(timeout=30)
-        except queue.Empty:
-            self.kill9()
-            raise RuntimeError(f"groved did not start; its log:\n{self.log_tail()}") from None
-        fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
-        self.client, self.admin = fields["client"], fields["admin"]
+    """A standalone groved; the harness records its admin address (where /ui is)."""
 
     @property
     def console_url(self) -> str:

@@ -73,6 +73,7 @@ class Groved:
         self.ports = ports
         self.proc: Optional[subprocess.Popen] = None
         self.client = ""
+        self.admin = ""
         self.start()
 
     def start(self) -> None:
@@ -114,7 +115,7 @@ class Groved:
             self.kill9()
             raise RuntimeError(f"groved did not start; its log:\n{self.log_tail()}") from None
         fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
-        self.client = fields["client"]
+        self.client, self.admin = fields["client"], fields.get("admin", "")
 
     @property
     def pid(self) -> int:

@@ -26,8 +26,7 @@ const MAX_LOCKS: usize = 200;
 const ELECTIONS: &str = "/elections/";
 
 pub async fn info(State(c): State<Arc<Console>>, caller: HttpCaller) -> Result<Json<Value>, ApiError> {
-    let who = crate::api::auth::identities(&caller.request(()), &c.node.config)
-        .map_err(|e| ApiError::from_status(&crate::api::errors::to_status(&e), caller.has_credentials()))?;
+    let who = c.identities(&caller)?;
     // Names only: a digest id's hash is not for display.
     let identity: Vec<String> = who
         .ids
@@ -52,8 +51,12 @@ pub async fn info(State(c): State<Arc<Console>>, caller: HttpCaller) -> Result<J
 
 pub async fn locks(State(c): State<Arc<Console>>, caller: HttpCaller) -> Result<Json<Value>, ApiError> {
     let queues = {
-        let view = c.node.read(Consistency::Sequential, 0).await.map_err(|e| grpc_error(&e, &caller))?;
-        view.tables.lock_queues(MAX_LOCKS + 1).map_err(|e| grpc_error(&e, &caller))?
+        let view = c
+            .node
+            .read(Consistency::Sequential, 0)
+            .await
+            .map_err(|e| ApiError::from_grove(&e, caller.has_credentials()))?;
+        view.tables.lock_queues(MAX_LOCKS + 1).map_err(|e| ApiError::from_grove(&e, caller.has_credentials()))?
     };
     let truncated = queues.len() > MAX_LOCKS;
     let service = crate::api::locks::LocksService { node: c.node.clone() };
@@ -140,8 +143,4 @@ pub async fn cluster(State(c): State<Arc<Console>>) -> Json<Value> {
         }
     }
     Json(status)
-}
-
-fn grpc_error(e: &crate::error::GroveError, caller: &HttpCaller) -> ApiError {
-    ApiError::from_status(&crate::api::errors::to_status(e), caller.has_credentials())
 }

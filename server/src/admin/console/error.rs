@@ -68,6 +68,11 @@ impl ApiError {
         ApiError::new(status, &code, s.message())
     }
 
+    /// A refusal decided here rather than by a service call.
+    pub fn from_grove(e: &crate::error::GroveError, has_credentials: bool) -> ApiError {
+        ApiError::from_status(&crate::api::errors::to_status(e), has_credentials)
+    }
+
     /// A failed operation of a Multi, by its Grove code.
     pub fn from_code(code: grove_proto::v1::ErrorCode, message: String, has_credentials: bool) -> ApiError {
         use grove_proto::v1::ErrorCode as E;

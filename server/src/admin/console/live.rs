@@ -71,8 +71,7 @@ pub async fn watch(
     if c.live_streams.fetch_add(1, Ordering::Relaxed) >= MAX_LIVE_STREAMS {
         return Err(ApiError::too_many(&format!("{MAX_LIVE_STREAMS} live views are open on this server already")));
     }
-    let who = crate::api::auth::identities(&caller.request(()), &c.node.config)
-        .map_err(|e| ApiError::from_status(&crate::api::errors::to_status(&e), caller.has_credentials()))?;
+    let who = c.identities(&caller)?;
     let responses = crate::api::watch::subscribe(&c.node, who, creates).await;
     let mut forward = Forward { paths: paths.clone(), unanswered: paths.len(), ready_zxid: 0, ended: false };
     let events = responses

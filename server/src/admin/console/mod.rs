@@ -23,6 +23,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
+use crate::admin::caller::HttpCaller;
 use crate::api::cluster::ClusterService;
 use crate::config::Console as Mode;
 use crate::node::Node;
@@ -74,6 +75,12 @@ async fn known_names_only(
 impl Console {
     fn nodes(&self) -> crate::api::nodes::NodesService {
         crate::api::nodes::NodesService { node: self.node.clone() }
+    }
+
+    /// The caller's identities, as the services check them.
+    fn identities(&self, caller: &HttpCaller) -> Result<crate::fsm::acl::Caller, ApiError> {
+        crate::api::auth::identities(&caller.request(()), &self.node.config)
+            .map_err(|e| ApiError::from_grove(&e, caller.has_credentials()))
     }
 
     /// Refuses a change when the console is read-only.
