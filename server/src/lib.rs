@@ -115,6 +115,7 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    admin::metrics::upkeep(stopped(stop_rx.clone()));
 
     // Before Raft runs, the peers are asked whether this data directory is the one that
     // last ran as this member (no amnesia: node::identity). They ask the same of this

@@ -10,6 +10,13 @@
 //! the disk in the order openraft issued them, as it requires. `save_vote` waits for its
 //! commit: a vote must be durable before it is acted on, or a restarted node could vote
 //! twice in one term.
+//!
+//! The committed log id (`save_committed`, once per commit advance) gets no transaction of
+//! its own: it rides in the next durable one. A transaction of its own could only be
+//! non-durable (a lost committed index is re-learned from the leader, or re-established
+//! by a new leader's first entry), which redb makes durable with the next durable commit
+//! anyway; riding along gives the same guarantee without a second redb commit per entry
+//! on every server, on the writer thread the next append waits for.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -38,6 +45,8 @@ const MAX_GROUP: usize = 4096;
 /// Counters of the log's durability work, for metrics and the benchmark report.
 #[derive(Debug, Default)]
 pub struct LogStats {
+    /// Write transactions committed (all durable).
+    pub transactions: AtomicU64,
     /// Transactions committed with fsync.
     pub fsyncs: AtomicU64,
     /// Entries made durable by those transactions.
@@ -80,6 +89,8 @@ struct LogMeta {
     last: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    /// What the table holds for `committed` (as read at open, or last written).
+    committed_written: Option<LogId>,
     next_gen: u64,
 }
 
@@ -88,7 +99,6 @@ enum WriteOp {
     Truncate { since: u64, done: oneshot::Sender<Result<(), String>> },
     Purge { upto: LogId, done: oneshot::Sender<Result<(), String>> },
     SaveVote { vote: Vote, done: oneshot::Sender<Result<(), String>> },
-    SaveCommitted { committed: Option<LogId> },
 }
 
 fn read_err(e: impl std::fmt::Display) -> StorageError {
@@ -120,6 +130,7 @@ impl LogStore {
                 }
                 if let Some(raw) = get("committed")? {
                     meta.committed = postcard::from_bytes(&raw).map_err(read_err)?;
+                    meta.committed_written = meta.committed;
                 }
                 if let Some(raw) = get("last_purged")? {
                     meta.last_purged = Some(postcard::from_bytes(&raw).map_err(read_err)?);
@@ -260,15 +271,23 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
                 Err(_) => break,
             }
         }
-        // A batch of only commit-index updates need not be durable: a lost committed index
-        // is re-learned from the leader.
-        let durable = batch.iter().any(|op| !matches!(op, WriteOp::SaveCommitted { .. }));
+        let inner = inner.upgrade();
+        // The committed log id as of now: what openraft saved before the ops of this batch
+        // were queued, or later, never ahead of an entry this node holds.
+        let committed = inner.as_ref().and_then(|i| {
+            let st = i.state.lock().unwrap();
+            (st.committed != st.committed_written).then_some(st.committed)
+        });
         let started = std::time::Instant::now();
-        let result = commit_batch(&db, &batch, durable);
+        let result = commit_batch(&db, &batch, committed);
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             metrics::counter!("grove_storage_errors_total", "store" => "log").increment(1);
         }
-        if durable && result.is_ok() {
+        if let (Ok(()), Some(c), Some(i)) = (&result, committed, &inner) {
+            i.state.lock().unwrap().committed_written = c;
+        }
+        if result.is_ok() {
             let n: usize = batch
                 .iter()
                 .map(|op| match op {
@@ -284,7 +303,6 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
             metrics::histogram!("grove_write_stage_seconds", "stage" => "log_commit").record(took.as_secs_f64());
             metrics::histogram!("grove_log_entries_per_fsync_batch").record(n as f64);
         }
-        let inner = inner.upgrade();
         for op in batch {
             let res = result.clone();
             match op {
@@ -305,19 +323,23 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
                 WriteOp::Truncate { done, .. } | WriteOp::Purge { done, .. } | WriteOp::SaveVote { done, .. } => {
                     let _ = done.send(res);
                 }
-                WriteOp::SaveCommitted { .. } => {}
             }
         }
     }
 }
 
-fn commit_batch(db: &Database, batch: &[WriteOp], durable: bool) -> Result<(), String> {
+/// Commits `batch` durably, with the committed log id when it changed (`Some`).
+fn commit_batch(db: &Database, batch: &[WriteOp], committed: Option<Option<LogId>>) -> Result<(), String> {
     let s = |e: &dyn std::fmt::Display| e.to_string();
     let mut txn = db.begin_write().map_err(|e| s(&e))?;
-    txn.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(|e| s(&e))?;
+    txn.set_durability(Durability::Immediate).map_err(|e| s(&e))?;
     {
         let mut log = txn.open_table(LOG).map_err(|e| s(&e))?;
         let mut meta = txn.open_table(LOG_META).map_err(|e| s(&e))?;
+        if let Some(committed) = committed {
+            let raw = postcard::to_allocvec(&committed).map_err(|e| s(&e))?;
+            meta.insert("committed", &raw[..]).map_err(|e| s(&e))?;
+        }
         for op in batch {
             match op {
                 WriteOp::Append { entries, .. } => {
@@ -337,10 +359,6 @@ fn commit_batch(db: &Database, batch: &[WriteOp], durable: bool) -> Result<(), S
                 WriteOp::SaveVote { vote, .. } => {
                     let raw = postcard::to_allocvec(vote).map_err(|e| s(&e))?;
                     meta.insert("vote", &raw[..]).map_err(|e| s(&e))?;
-                }
-                WriteOp::SaveCommitted { committed } => {
-                    let raw = postcard::to_allocvec(committed).map_err(|e| s(&e))?;
-                    meta.insert("committed", &raw[..]).map_err(|e| s(&e))?;
                 }
             }
         }
@@ -409,8 +427,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Written with the next durable transaction (see the module's comment).
         self.inner.state.lock().unwrap().committed = committed;
-        self.send(WriteOp::SaveCommitted { committed })
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

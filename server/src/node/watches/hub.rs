@@ -69,8 +69,14 @@ pub struct WatchHub {
     config: HubConfig,
 }
 
+/// The memory an event held in the history takes: its `Arc` allocation (counts and the
+/// struct), the path, the data and the ACL's entries with their strings, and its slot in
+/// the history. What `--watch-history-bytes` bounds, so it counts what the process holds,
+/// not only the payload (a 128-byte create holds about 450 bytes).
 fn event_bytes(e: &Event) -> usize {
-    e.path.len() + e.data.len() + 128
+    use std::mem::size_of;
+    let acl: usize = e.acl.iter().map(|a| size_of::<crate::fsm::acl::AclEntry>() + a.scheme.len() + a.id.len()).sum();
+    2 * size_of::<usize>() + size_of::<Event>() + size_of::<Arc<Event>>() + e.path.capacity() + e.data.len() + acl
 }
 
 /// The cancel of a watch that asked to resume from before the history.
@@ -572,6 +578,24 @@ mod tests {
         assert!(matches(WatchKind::Subtree, "/a", &ev(Created, "/a/b/c")));
         assert!(!matches(WatchKind::Subtree, "/a", &ev(Created, "/ab")));
         assert!(!matches(WatchKind::Subtree, "/a", &ev(ChildrenChanged, "/a/b")));
+    }
+
+    #[test]
+    fn the_history_bound_counts_what_an_event_holds_not_only_its_payload() {
+        let mut e = ev(EventKind::Created, "/bench/c12345");
+        e.data = Bytes::from(vec![b'v'; 128]);
+        e.acl = vec![crate::fsm::acl::AclEntry::new(crate::fsm::acl::ALL, "world", "anyone")];
+        let counted = event_bytes(&e);
+        let held = std::mem::size_of::<Event>() + e.path.len() + 128 + std::mem::size_of::<crate::fsm::acl::AclEntry>();
+        assert!(counted >= held, "counted {counted} of at least {held} bytes held");
+        // So a history bounded at 1 MiB holds about 2,000 such events, not 3,500.
+        let config = HubConfig { history_bytes: 1 << 20, ..HubConfig::default() };
+        let hub = WatchHub::new(config, 0);
+        for z in 1..=5_000 {
+            hub.publish(&[applied(z, vec![e.clone()])]);
+        }
+        let held = hub.inner.lock().unwrap().history.len();
+        assert!((1_000..=(1 << 20) / 400).contains(&held), "{held} events in a 1 MiB history");
     }
 
     /// Lets replay tasks run.
