@@ -37,7 +37,7 @@ impl Settings {
             snapshot_entries: Some(50_000),
             keep_log_entries: Some(5_000),
             watch_history_entries: Some(100_000),
-            watch_history_bytes: Some(32 << 20),
+            watch_history_bytes: Some(8 << 20),
             watch_queue: Some(10_000),
             watch_queue_bytes: Some(16 << 20),
             max_watches_per_stream: Some(10_000),
@@ -50,7 +50,7 @@ impl Settings {
             max_session_request_rate: Some(10_000),
             watch_progress_ms: Some(10_000),
             reap_interval_ms: Some(10_000),
-            cache_mib: Some(32),
+            cache_mib: Some(8),
             health_listen: Some(String::new()),
             console: Some("auto".into()),
             ..Default::default()

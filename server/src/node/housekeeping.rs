@@ -88,26 +88,43 @@ impl Ticker {
 async fn follow_leadership(node: Arc<Node>) {
     let mut stop = node.stopped();
     let mut watch = node.consensus.watch();
-    let mut leading_term = None;
+    let mut seen: Option<crate::raft::Leadership> = None;
+    // Handles registered once: this loop runs on every change of the Raft metrics.
+    let (term, leader_id, is_leader) = (
+        metrics::gauge!("grove_raft_term"),
+        metrics::gauge!("grove_raft_leader_id"),
+        metrics::gauge!("grove_raft_is_leader"),
+    );
+    let (last_log, applied, committed) = (
+        metrics::gauge!("grove_raft_last_log_index"),
+        metrics::gauge!("grove_raft_applied_index"),
+        metrics::gauge!("grove_raft_commit_index"),
+    );
     loop {
-        let st = watch.status();
-        let leading = st.role == Role::Leader;
-        if leading && leading_term != Some(st.term) {
-            tracing::info!(term = st.term, "became leader");
+        let now = watch.leadership();
+        if seen != Some(now) {
+            let leading = now.role == Role::Leader;
+            if leading && seen.is_none_or(|s| s.role != Role::Leader || s.term != now.term) {
+                tracing::info!(term = now.term, "became leader");
+            }
+            if now.leader != Some(node.id)
+                && now.leader.is_some()
+                && node.header(0).leader_id != now.leader.unwrap_or(0)
+            {
+                // A new leader elsewhere: learn how clients reach it, for leader hints.
+                let n = node.clone();
+                tokio::spawn(async move { n.discover_client_addresses().await });
+            }
+            node.set_leadership(now.leader, now.term);
+            term.set(now.term as f64);
+            leader_id.set(now.leader.unwrap_or(0) as f64);
+            is_leader.set(if leading { 1.0 } else { 0.0 });
+            seen = Some(now);
         }
-        if st.leader != Some(node.id) && st.leader.is_some() && node.header(0).leader_id != st.leader.unwrap_or(0) {
-            // A new leader elsewhere: learn how clients reach it, for leader hints.
-            let n = node.clone();
-            tokio::spawn(async move { n.discover_client_addresses().await });
-        }
-        leading_term = if leading { Some(st.term) } else { None };
-        node.set_leadership(st.leader, st.term);
-        metrics::gauge!("grove_raft_term").set(st.term as f64);
-        metrics::gauge!("grove_raft_leader_id").set(st.leader.unwrap_or(0) as f64);
-        metrics::gauge!("grove_raft_is_leader").set(if leading { 1.0 } else { 0.0 });
-        metrics::gauge!("grove_raft_last_log_index").set(st.last_log_index as f64);
-        metrics::gauge!("grove_raft_applied_index").set(st.applied_index as f64);
-        metrics::gauge!("grove_raft_commit_index").set(st.committed_index as f64);
+        let (log_index, applied_index) = watch.indexes();
+        last_log.set(log_index as f64);
+        applied.set(applied_index as f64);
+        committed.set(watch.committed_index() as f64);
         tokio::select! {
             _ = stop.changed() => return,
             alive = watch.changed() => if !alive { return },

@@ -245,7 +245,7 @@ pub(super) async fn run(node: Arc<Node>, proposer: Arc<Proposer>) {
         tokio::spawn(async move {
             let lost = async {
                 loop {
-                    let st = leadership.status();
+                    let st = leadership.leadership();
                     if st.role != Role::Leader || st.term != term {
                         return;
                     }

@@ -325,9 +325,7 @@ impl Consensus {
     }
 
     pub fn status(&self) -> RaftStatus {
-        let m = self.metrics.borrow().clone();
-        let committed = self.log.committed_index();
-        status_of(&m, committed)
+        status_of(&self.metrics.borrow(), self.log.committed_index())
     }
 
     /// A receiver that changes whenever the Raft status does.
@@ -363,16 +361,45 @@ impl StatusWatch {
     pub fn status(&self) -> RaftStatus {
         status_of(&self.rx.borrow(), self.log.committed_index())
     }
+
+    /// Who leads, as `status` reports it, without building the rest: what the loops that
+    /// wake on every change of the Raft metrics (several per entry) look at.
+    pub fn leadership(&self) -> Leadership {
+        let m = self.rx.borrow();
+        Leadership { role: role_of(m.state), term: m.current_term, leader: m.current_leader }
+    }
+
+    /// The last log index and the last applied index, as `status` reports them.
+    pub fn indexes(&self) -> (u64, u64) {
+        let m = self.rx.borrow();
+        (m.last_log_index.unwrap_or(0), m.last_applied.map(|l| l.index).unwrap_or(0))
+    }
+
+    pub fn committed_index(&self) -> u64 {
+        self.log.committed_index()
+    }
 }
 
-fn status_of(m: &RaftMetrics, committed: u64) -> RaftStatus {
-    let role = match m.state {
+/// The part of `RaftStatus` that says who leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leadership {
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+}
+
+fn role_of(state: ServerState) -> Role {
+    match state {
         ServerState::Leader => Role::Leader,
         ServerState::Follower => Role::Follower,
         ServerState::Candidate => Role::Candidate,
         ServerState::Learner => Role::Learner,
         ServerState::Shutdown => Role::Shutdown,
-    };
+    }
+}
+
+fn status_of(m: &RaftMetrics, committed: u64) -> RaftStatus {
+    let role = role_of(m.state);
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let members = membership

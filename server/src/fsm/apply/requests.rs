@@ -125,24 +125,27 @@ pub(super) fn remember(
 ) -> Result<(), GroveError> {
     let b = bucket(caller);
     let start = b.to_be_bytes();
-    if count(t, b)? >= MAX_PER_CALLER {
+    // Read once: only an eviction below changes it (and then it is read again).
+    let mut n = count(t, b)?;
+    if n >= MAX_PER_CALLER {
         // The bucket's own oldest: its count key sorts first, its records right after.
         let mut first = start.to_vec();
         first.push(0);
         let end = (b.checked_add(1).map(|n| n.to_be_bytes().to_vec())).unwrap_or_else(|| vec![0xff; 9]);
         if let Some(k) = t.keys_in(Table::RequestsByCaller, &first, &end, 1)?.pop() {
             forget(t, id_of(&k)?)?;
+            n = count(t, b)?;
         }
     }
     if t.request_records()? >= MAX_RECORDS
         && let Some(k) = t.keys_in(Table::RequestsByAge, &[], &[0xff; 25], 1)?.pop()
     {
         forget(t, id_of(&k)?)?;
+        n = count(t, b)?;
     }
     t.put(Table::Requests, &id.to_be_bytes(), Some(&encode(now, b, result)?))?;
     t.put(Table::RequestsByAge, &age_key(now, id), Some(&[]))?;
     t.put(Table::RequestsByCaller, &caller_key(b, now, id), Some(&[]))?;
-    let n = count(t, b)?;
     set_count(t, b, n + 1)
 }
 

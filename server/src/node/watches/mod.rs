@@ -98,7 +98,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             history_entries: 100_000,
-            history_bytes: 32 << 20,
+            history_bytes: 8 << 20,
             queue_capacity: 10_000,
             queue_bytes: 16 << 20,
             max_watches_per_stream: 10_000,
