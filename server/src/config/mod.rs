@@ -142,7 +142,7 @@ pub struct Settings {
     #[arg(long, env = "GROVE_WATCH_HISTORY_ENTRIES")]
     pub watch_history_entries: Option<usize>,
 
-    /// Most bytes of watch events kept for resuming watches (what the events hold in memory).
+    /// Most bytes of watch events (as held in memory) kept for resuming watches.
     #[arg(long, env = "GROVE_WATCH_HISTORY_BYTES")]
     pub watch_history_bytes: Option<usize>,
 
@@ -198,9 +198,7 @@ pub struct Settings {
     #[arg(long, env = "GROVE_REAP_INTERVAL_MS")]
     pub reap_interval_ms: Option<u64>,
 
-    /// Page cache of the state database, in MiB (default 8: with the watch history's 8 MiB,
-    /// a member holds about 70 MiB after 150k nodes; a larger cache serves a large tree's
-    /// random reads from memory instead of the operating system's page cache).
+    /// Page cache of the state database, in MiB (more serves a large tree from memory).
     #[arg(long, env = "GROVE_CACHE_MIB")]
     pub cache_mib: Option<usize>,
 
