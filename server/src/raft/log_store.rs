@@ -174,6 +174,7 @@ impl LogStore {
         }
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(LogStats::default());
+        let durable_last = meta.last.or(meta.last_purged).map(|l| l.index).unwrap_or(0);
         let inner = Arc::new(Inner {
             db: db.clone(),
             ops: Mutex::new(Some(tx)),
@@ -185,7 +186,7 @@ impl LogStore {
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("grove-log-writer".into())
-            .spawn(move || writer_loop(db, rx, weak, stats))
+            .spawn(move || writer_loop(db, rx, weak, stats, durable_last))
             .map_err(write_err)?;
         Ok(LogStore { inner })
     }
@@ -262,7 +263,27 @@ impl Drop for Inner {
     }
 }
 
-fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync::Weak<Inner>, stats: Arc<LogStats>) {
+/// The last index the table holds once `batch` is committed on top of `last`.
+fn last_after(mut last: u64, batch: &[WriteOp]) -> u64 {
+    for op in batch {
+        match op {
+            WriteOp::Append { entries, .. } => last = entries.last().map_or(last, |e| e.get_log_id().index),
+            WriteOp::Truncate { since, .. } => last = last.min(since.saturating_sub(1)),
+            WriteOp::Purge { upto, .. } => last = last.max(upto.index),
+            WriteOp::SaveVote { .. } => {}
+        }
+    }
+    last
+}
+
+/// `durable_last`: the last index the table holds (what the last commit left).
+fn writer_loop(
+    db: Arc<Database>,
+    rx: mpsc::Receiver<WriteOp>,
+    inner: std::sync::Weak<Inner>,
+    stats: Arc<LogStats>,
+    mut durable_last: u64,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -272,15 +293,18 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
             }
         }
         let inner = inner.upgrade();
-        // The committed log id as of now: what openraft saved before the ops of this batch
-        // were queued, or later, never ahead of an entry this node holds.
+        let last = last_after(durable_last, &batch);
+        // The committed log id as saved now, written only if the table holds its entry once
+        // this batch commits: recovery re-applies the log up to it. (openraft 0.9 saves it
+        // only after the entries are flushed, so this holds anyway; it must not depend on
+        // the order in which a later version queues its writes.)
         let committed = inner.as_ref().and_then(|i| {
             let st = i.state.lock().unwrap();
-            (st.committed != st.committed_written).then_some(st.committed)
+            (st.committed != st.committed_written && st.committed.is_none_or(|c| c.index <= last))
+                .then_some(st.committed)
         });
         let started = std::time::Instant::now();
         let result = commit_batch(&db, &batch, committed);
-        stats.transactions.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
             metrics::counter!("grove_storage_errors_total", "store" => "log").increment(1);
         }
@@ -288,6 +312,8 @@ fn writer_loop(db: Arc<Database>, rx: mpsc::Receiver<WriteOp>, inner: std::sync:
             i.state.lock().unwrap().committed_written = c;
         }
         if result.is_ok() {
+            durable_last = last;
+            stats.transactions.fetch_add(1, Ordering::Relaxed);
             let n: usize = batch
                 .iter()
                 .map(|op| match op {

@@ -181,6 +181,20 @@ async fn the_committed_log_id_rides_in_the_next_durable_commit_without_one_of_it
 }
 
 #[tokio::test]
+async fn a_committed_log_id_is_never_written_ahead_of_the_entries_it_names() {
+    let disk = CrashDisk::default();
+    let mut log = open_log(&disk);
+    log.blocking_append([entry(1, 1), entry(1, 2)]).await.unwrap();
+    // Saved ahead of the log (openraft 0.9 never does; a reordering store must not break
+    // recovery, which re-applies the log up to the committed id).
+    log.save_committed(Some(entry(1, 5).log_id)).await.unwrap();
+    log.blocking_append([entry(1, 3)]).await.unwrap();
+    assert_eq!(open_log(&disk.crash_image()).read_committed().await.unwrap(), None, "written ahead of entry 5");
+    log.blocking_append([entry(1, 4), entry(1, 5)]).await.unwrap();
+    assert_eq!(open_log(&disk.crash_image()).read_committed().await.unwrap(), Some(entry(1, 5).log_id));
+}
+
+#[tokio::test]
 async fn a_log_of_another_format_is_refused_with_a_message_that_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raft-log.redb");

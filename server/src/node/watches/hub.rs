@@ -336,7 +336,13 @@ impl WatchHub {
                 let bytes = events.iter().map(|e| event_bytes(e)).sum();
                 hub.history_bytes += bytes;
                 hub.history.push_back(HistoryEntry { zxid: applied.zxid, events, bytes });
-                while hub.history.len() > self.config.history_entries || hub.history_bytes > self.config.history_bytes {
+                // The newest entry stays even when it alone is over the bound (one entry
+                // may carry up to the proposer's 8 MiB batch): a resume from just before it
+                // is still served.
+                while hub.history.len() > 1
+                    && (hub.history.len() > self.config.history_entries
+                        || hub.history_bytes > self.config.history_bytes)
+                {
                     let Some(old) = hub.history.pop_front() else { break };
                     hub.history_bytes -= old.bytes;
                     hub.history_start = old.zxid + 1;
@@ -595,7 +601,25 @@ mod tests {
             hub.publish(&[applied(z, vec![e.clone()])]);
         }
         let held = hub.inner.lock().unwrap().history.len();
-        assert!((1_000..=(1 << 20) / 400).contains(&held), "{held} events in a 1 MiB history");
+        // Counting only path and data (+128), as it once did, kept ~3,900.
+        assert!((1_000..=3_000).contains(&held), "{held} events in a 1 MiB history");
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_history_bound_is_kept_until_the_next_one() {
+        let config = HubConfig { history_bytes: 4096, ..HubConfig::default() };
+        let hub = WatchHub::new(config, 0);
+        let mut big = ev(EventKind::DataChanged, "/a");
+        big.data = Bytes::from(vec![0u8; 64 << 10]);
+        hub.publish(&[applied(1, vec![ev(EventKind::DataChanged, "/a")])]);
+        hub.publish(&[applied(2, vec![big.clone()])]);
+        {
+            let h = hub.inner.lock().unwrap();
+            assert_eq!((h.history.len(), h.history_start), (1, 2), "the oversized newest entry is kept");
+        }
+        hub.publish(&[applied(3, vec![ev(EventKind::DataChanged, "/a")])]);
+        let h = hub.inner.lock().unwrap();
+        assert_eq!((h.history.len(), h.history_start), (1, 3));
     }
 
     /// Lets replay tasks run.
