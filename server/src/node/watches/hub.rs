@@ -336,12 +336,11 @@ impl WatchHub {
                 let bytes = events.iter().map(|e| event_bytes(e)).sum();
                 hub.history_bytes += bytes;
                 hub.history.push_back(HistoryEntry { zxid: applied.zxid, events, bytes });
-                // The newest entry stays even when it alone is over the bound (one entry
-                // may carry up to the proposer's 8 MiB batch): a resume from just before it
-                // is still served.
-                while hub.history.len() > 1
-                    && (hub.history.len() > self.config.history_entries
-                        || hub.history_bytes > self.config.history_bytes)
+                // The newest entry stays even when it alone is over the byte bound (one
+                // entry may carry up to the proposer's 8 MiB batch): a resume from just
+                // before it is still served. The entry count is a hard bound (0: none).
+                while hub.history.len() > self.config.history_entries
+                    || (hub.history.len() > 1 && hub.history_bytes > self.config.history_bytes)
                 {
                     let Some(old) = hub.history.pop_front() else { break };
                     hub.history_bytes -= old.bytes;
