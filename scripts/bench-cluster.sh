@@ -7,7 +7,7 @@
 #   scripts/bench-cluster.sh [seconds per workload, default 15] [failover rounds, default 5]
 #
 # Environment: CONCURRENCY (32), WORKLOADS ("create set lock get get-linearizable"),
-# SKIP_ZK=1 to run Grove only.
+# SKIP_ZK=1 to run Grove only, GROVED=path to run another groved binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-15}
@@ -18,6 +18,8 @@ OUT=$(mktemp -d)
 export RUST_BACKTRACE=0
 cargo build --release --quiet --bin groved --bin grove --bin grove-bench --features grove-client/zk-compare
 BENCH=target/release/grove-bench
+# Another server build to compare (an earlier commit's binary), same load generator.
+GROVED=${GROVED:-target/release/groved}
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -27,7 +29,7 @@ PEERS=1=127.0.0.1:17281,2=127.0.0.1:17282,3=127.0.0.1:17283
 declare -A GPID
 start_grove() {
     local i=$1
-    target/release/groved --id "$i" --data-dir "$OUT/g$i" --listen 127.0.0.1:1718"$i" \
+    "$GROVED" --id "$i" --data-dir "$OUT/g$i" --listen 127.0.0.1:1718"$i" \
         --peer-listen 127.0.0.1:1728"$i" --admin-listen 127.0.0.1:1738"$i" \
         --peers $PEERS >"$OUT/g$i.out" 2>>"$OUT/g$i.log" &
     GPID[$i]=$!

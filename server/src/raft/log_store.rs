@@ -11,6 +11,11 @@
 //! commit: a vote must be durable before it is acted on, or a restarted node could vote
 //! twice in one term.
 //!
+//! On the leader, openraft (patched: vendor/README.md) sends entries to the followers while
+//! they are flushed here, and the pending map is what serves them. So the leader may apply
+//! an entry (a quorum of followers has it) before its own log holds it durably; the state
+//! machine therefore never makes applied state durable ahead of this log (`DurableIndex`).
+//!
 //! The committed log id (`save_committed`, once per commit advance) gets no transaction of
 //! its own: it rides in the next durable one. A transaction of its own could only be
 //! non-durable (a lost committed index is re-learned from the leader, or re-established
@@ -22,7 +27,8 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
@@ -53,6 +59,30 @@ pub struct LogStats {
     pub fsync_micros: AtomicU64,
 }
 
+/// The last index this log holds durably, as the writer thread advances it.
+#[derive(Debug, Clone, Default)]
+pub struct DurableIndex(Arc<(Mutex<u64>, Condvar)>);
+
+impl DurableIndex {
+    fn set(&self, index: u64) {
+        let (value, changed) = &*self.0;
+        *value.lock().unwrap() = index;
+        changed.notify_all();
+    }
+
+    pub fn get(&self) -> u64 {
+        *self.0.0.lock().unwrap()
+    }
+
+    /// Blocks until the log holds `index` durably, at most `timeout`; whether it does.
+    pub fn wait_for(&self, index: u64, timeout: Duration) -> bool {
+        let (value, changed) = &*self.0;
+        let guard = value.lock().unwrap();
+        let (guard, _) = changed.wait_timeout_while(guard, timeout, |durable| *durable < index).unwrap();
+        *guard >= index
+    }
+}
+
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Inner>,
@@ -66,6 +96,7 @@ struct Inner {
     pending: Mutex<BTreeMap<u64, (u64, Entry)>>,
     state: Mutex<LogMeta>,
     stats: Arc<LogStats>,
+    durable: DurableIndex,
     identity: Identity,
 }
 
@@ -173,18 +204,21 @@ impl LogStore {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(LogStats::default());
         let durable_last = meta.last.or(meta.last_purged).map(|l| l.index).unwrap_or(0);
+        let durable = DurableIndex::default();
+        durable.set(durable_last);
         let inner = Arc::new(Inner {
             db: db.clone(),
             ops: Mutex::new(Some(tx)),
             pending: Mutex::new(BTreeMap::new()),
             state: Mutex::new(meta),
             stats: stats.clone(),
+            durable: durable.clone(),
             identity,
         });
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("grove-log-writer".into())
-            .spawn(move || writer_loop(db, rx, weak, stats, durable_last))
+            .spawn(move || writer_loop(db, rx, weak, stats, durable))
             .map_err(write_err)?;
         Ok(LogStore { inner })
     }
@@ -220,6 +254,11 @@ impl LogStore {
 
     pub fn stats(&self) -> Arc<LogStats> {
         self.inner.stats.clone()
+    }
+
+    /// How far the log is durable (for the state machine).
+    pub fn durable(&self) -> DurableIndex {
+        self.inner.durable.clone()
     }
 
     fn send(&self, op: WriteOp) -> Result<(), StorageError> {
@@ -274,14 +313,15 @@ fn last_after(mut last: u64, batch: &[WriteOp]) -> u64 {
     last
 }
 
-/// `durable_last`: the last index the table holds (what the last commit left).
+/// `durable`: the last index the table holds (what the last commit left).
 fn writer_loop(
     db: Arc<Database>,
     rx: mpsc::Receiver<WriteOp>,
     inner: std::sync::Weak<Inner>,
     stats: Arc<LogStats>,
-    mut durable_last: u64,
+    durable: DurableIndex,
 ) {
+    let mut durable_last = durable.get();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -311,6 +351,7 @@ fn writer_loop(
         }
         if result.is_ok() {
             durable_last = last;
+            durable.set(last);
             let n: usize = batch
                 .iter()
                 .map(|op| match op {

@@ -16,6 +16,8 @@ pub mod state_machine;
 pub mod types;
 
 #[cfg(test)]
+mod leader_flush_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,7 +135,7 @@ impl Consensus {
         channels: PeerChannels,
     ) -> anyhow::Result<Consensus> {
         let dir = &config.data_dir;
-        let sm = StateMachineStore::open(state, dir.join("snapshots"), observer)
+        let sm = StateMachineStore::open(state, dir.join("snapshots"), observer, log.durable())
             .map_err(|e| anyhow::anyhow!("opening the state machine: {e}"))?;
         let raft_config = RaftConfig {
             cluster_name: "grove".into(),

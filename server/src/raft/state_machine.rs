@@ -6,7 +6,11 @@
 //! `SYNC_INTERVAL` and before every snapshot: the Raft log is the durable record, and after
 //! a crash openraft re-applies, from the log, whatever the state database lost. That is
 //! safe because the log is purged only up to a snapshot, and a snapshot is built from
-//! durable state.
+//! durable state. It also needs the log to hold what the durable state covers: a leader may
+//! apply an entry a quorum of followers holds before its own log has flushed it (see
+//! `log_store`), and a state made durable ahead of its log would, after a crash, have
+//! openraft purge the log past the last snapshot. So a durable commit first waits for this
+//! server's log to be durable up to the entries it applies.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError, StoredMembership};
 use redb::{Database, Durability};
 
+use super::log_store::DurableIndex;
 use super::snapshot;
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
 use crate::fsm::command::{Applied, CommandResult};
@@ -29,6 +34,9 @@ use crate::storage::write::WriteTables;
 /// crash). A durable commit holds redb's write lock through its fsync and stalls applies
 /// for tens of milliseconds, so it is kept rare; the log always retains what it covers.
 const SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait for the log to catch up with a durable commit. The log lags by one flush
+/// (milliseconds); past this the disk is stuck, and the commit stays non-durable instead.
+const LOG_CATCH_UP: Duration = Duration::from_secs(10);
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
@@ -42,14 +50,21 @@ pub struct StateMachineStore {
     db: Arc<Database>,
     dir: PathBuf,
     observer: Arc<dyn ApplyObserver>,
+    log_durable: DurableIndex,
     last_sync: Arc<std::sync::Mutex<Instant>>,
     snapshot_seq: Arc<AtomicU64>,
     snapshot_lock: Arc<snapshot::SnapshotLock>,
 }
 
 impl StateMachineStore {
-    /// Snapshots live in `dir`. `state` is opened, its tables created.
-    pub fn open(state: StateDb, dir: PathBuf, observer: Arc<dyn ApplyObserver>) -> Result<Self, StorageError> {
+    /// Snapshots live in `dir`. `state` is opened, its tables created. `log_durable` is this
+    /// server's Raft log's.
+    pub fn open(
+        state: StateDb,
+        dir: PathBuf,
+        observer: Arc<dyn ApplyObserver>,
+        log_durable: DurableIndex,
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&dir).map_err(sm_err)?;
         let lock = Arc::new(snapshot::SnapshotLock::default());
         snapshot::repair(state.database(), &dir.join(SNAPSHOT_FILE), &lock, |last| match last {
@@ -60,6 +75,7 @@ impl StateMachineStore {
             db: state.database().clone(),
             dir,
             observer,
+            log_durable,
             last_sync: Arc::new(std::sync::Mutex::new(Instant::now())),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             snapshot_lock: lock,
@@ -152,7 +168,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let durable = durable || entries.iter().any(registers);
         let db = self.db.clone();
         let observer = self.observer.clone();
-        tokio::task::spawn_blocking(move || apply_blocking(&db, &entries, durable, &*observer)).await.map_err(sm_err)?
+        let log = self.log_durable.clone();
+        tokio::task::spawn_blocking(move || {
+            let last = entries.last().map_or(0, |e| e.log_id.index);
+            let durable = durable
+                && (log.wait_for(last, LOG_CATCH_UP) || {
+                    tracing::warn!(
+                        index = last,
+                        "the Raft log is not durable this far yet: applied state stays unsynced"
+                    );
+                    false
+                });
+            apply_blocking(&db, &entries, durable, &*observer)
+        })
+        .await
+        .map_err(sm_err)?
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -26,7 +26,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let dir = tempfile::tempdir().expect("temp dir");
         let log = LogStore::open(open_database(&dir.path().join("raft-log.redb"), 1 << 20).unwrap())?;
         let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
-        let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet))?;
+        let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable())?;
         Ok((dir, log, sm))
     }
 }
@@ -265,10 +265,10 @@ fn a_snapshot_file_older_than_the_installed_snapshot_is_rebuilt_at_start() {
     set_applied(9, true);
     let at = |f: &std::path::Path| super::snapshot::read_meta(f).unwrap().last_log_id.unwrap().index;
     assert_eq!(at(&file), 5);
-    drop(StateMachineStore::open(state.clone(), snapshots.clone(), Arc::new(Quiet)).unwrap());
+    drop(StateMachineStore::open(state.clone(), snapshots.clone(), Arc::new(Quiet), Default::default()).unwrap());
     assert_eq!(at(&file), 9, "rebuilt from the state");
     // A file at least as new is left alone.
     let before = std::fs::metadata(&file).unwrap().modified().unwrap();
-    drop(StateMachineStore::open(state, snapshots, Arc::new(Quiet)).unwrap());
+    drop(StateMachineStore::open(state, snapshots, Arc::new(Quiet), Default::default()).unwrap());
     assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), before);
 }
