@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
@@ -15,10 +15,10 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::{AnyError, Config};
-use redb::backends::InMemoryBackend;
 
 use super::log_store::LogStore;
 use super::state_machine::StateMachineStore;
+use super::test_disk::CrashDisk;
 use super::types::{NodeId, PeerNode, Raft, TypeConfig};
 use crate::fsm::ApplyObserver;
 use crate::fsm::command::{Applied, Command, Op, Write};
@@ -29,41 +29,6 @@ struct Quiet;
 impl ApplyObserver for Quiet {
     fn applied(&self, _: &[Applied]) {}
     fn reset(&self, _: u64) {}
-}
-
-/// An in-memory disk whose `sync_data` waits while it is held: a flush that has not
-/// finished yet.
-#[derive(Debug, Clone, Default)]
-struct HeldDisk {
-    data: Arc<InMemoryBackend>,
-    held: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl HeldDisk {
-    fn hold(&self, held: bool) {
-        *self.held.0.lock().unwrap() = held;
-        self.held.1.notify_all();
-    }
-}
-
-impl redb::StorageBackend for HeldDisk {
-    fn len(&self) -> std::io::Result<u64> {
-        self.data.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        self.data.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.data.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        let (held, released) = &*self.held;
-        drop(released.wait_while(held.lock().unwrap(), |h| *h).unwrap());
-        self.data.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.data.write(offset, data)
-    }
 }
 
 #[derive(Clone, Default)]
@@ -122,28 +87,34 @@ impl RaftNetwork<TypeConfig> for Link {
 struct Member {
     raft: Raft,
     log: LogStore,
-    disk: HeldDisk,
+    disk: CrashDisk,
     _dir: tempfile::TempDir,
 }
 
+fn raft_config() -> Arc<Config> {
+    let config =
+        Config { heartbeat_interval: 50, election_timeout_min: 300, election_timeout_max: 600, ..Default::default() };
+    Arc::new(config.validate().unwrap())
+}
+
+/// Starts member `id` on `disk` (its log) and a new, empty state database: a state that
+/// lost everything unsynced, which the log re-applies.
+async fn start(router: &Router, id: NodeId, disk: CrashDisk) -> Member {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
+    let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
+    let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
+    let raft = Raft::new(id, raft_config(), router.clone(), log.clone(), sm).await.unwrap();
+    router.0.lock().unwrap().insert(id, raft.clone());
+    Member { raft, log, disk, _dir: dir }
+}
+
 /// Three voters with a leader whose first entry every member has applied.
-async fn ensemble() -> (BTreeMap<NodeId, Member>, NodeId) {
+async fn ensemble() -> (Router, BTreeMap<NodeId, Member>, NodeId) {
     let router = Router::default();
-    let config = Arc::new(
-        Config { heartbeat_interval: 50, election_timeout_min: 300, election_timeout_max: 600, ..Default::default() }
-            .validate()
-            .unwrap(),
-    );
     let mut members = BTreeMap::new();
     for id in 1..=3 {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = HeldDisk::default();
-        let log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
-        let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
-        let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
-        let raft = Raft::new(id, config.clone(), router.clone(), log.clone(), sm).await.unwrap();
-        router.0.lock().unwrap().insert(id, raft.clone());
-        members.insert(id, Member { raft, log, disk, _dir: dir });
+        members.insert(id, start(&router, id, CrashDisk::default()).await);
     }
     let voters: BTreeMap<NodeId, PeerNode> = (1..=3).map(|id| (id, PeerNode::default())).collect();
     members[&1].raft.initialize(voters).await.unwrap();
@@ -154,7 +125,7 @@ async fn ensemble() -> (BTreeMap<NodeId, Member>, NodeId) {
     for m in members.values() {
         m.raft.wait(wait).applied_index_at_least(last, "the leader's first entry").await.unwrap();
     }
-    (members, leader)
+    (router, members, leader)
 }
 
 async fn shut(members: BTreeMap<NodeId, Member>) {
@@ -172,7 +143,7 @@ fn noop(n: i64) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_commits_on_the_followers_fsyncs_while_the_leaders_own_is_still_running() {
-    let (members, leader) = ensemble().await;
+    let (_router, members, leader) = ensemble().await;
     let ldr = &members[&leader];
     ldr.disk.hold(true);
     let fsyncs = ldr.log.stats().fsyncs.load(Ordering::Relaxed);
@@ -197,7 +168,7 @@ async fn a_write_commits_on_the_followers_fsyncs_while_the_leaders_own_is_still_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_counts_its_own_entry_only_once_its_fsync_is_done() {
-    let (members, leader) = ensemble().await;
+    let (_router, members, leader) = ensemble().await;
     let follower = *members.keys().find(|id| **id != leader).unwrap();
     // Of the three fsyncs only one, a follower's, can finish: no quorum holds the entry.
     members[&leader].disk.hold(true);
@@ -224,7 +195,7 @@ async fn applied_state_is_made_durable_only_once_the_log_holds_what_it_covers() 
     use openraft::{CommittedLeaderId, EntryPayload, LogId};
 
     let dir = tempfile::tempdir().unwrap();
-    let disk = HeldDisk::default();
+    let disk = CrashDisk::default();
     let mut log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
     let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
     let mut sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
@@ -247,4 +218,91 @@ async fn applied_state_is_made_durable_only_once_the_log_holds_what_it_covers() 
     tokio::time::timeout(Duration::from_secs(10), append).await.expect("append").unwrap().unwrap();
     let applied = tokio::time::timeout(Duration::from_secs(10), apply).await.expect("apply").unwrap().unwrap();
     assert_eq!(applied.len(), 1);
+}
+
+/// Writes through whichever member leads, until one takes it.
+async fn write_anywhere(members: &BTreeMap<NodeId, Member>, n: i64) -> openraft::LogId<NodeId> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        for m in members.values() {
+            let write = tokio::time::timeout(Duration::from_secs(2), m.raft.client_write(noop(n)));
+            if let Ok(Ok(written)) = write.await {
+                return written.log_id;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no member took a write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_crashed_before_its_flush_never_reuses_the_log_ids_it_sent() {
+    use openraft::RaftLogReader;
+
+    let (router, mut members, leader) = ensemble().await;
+    // The leader sends an entry the followers commit, and crashes before its own flush.
+    members[&leader].disk.hold(true);
+    let sent = tokio::time::timeout(Duration::from_secs(10), members[&leader].raft.client_write(noop(1)))
+        .await
+        .expect("write")
+        .expect("write")
+        .log_id;
+    let crashed = members.remove(&leader).unwrap();
+    router.0.lock().unwrap().remove(&leader);
+    let image = crashed.disk.crash_image();
+    crashed.disk.hold(false);
+    let _ = crashed.raft.shutdown().await;
+    // Back at once, before a follower's election timeout: openraft 0.9 would resume the
+    // same term as leader and number its next entry like the one it sent.
+    members.insert(leader, start(&router, leader, image).await);
+    let next = write_anywhere(&members, 2).await;
+    assert!(next.index > sent.index, "entry {sent} was numbered again: {next}");
+    let wait = Some(Duration::from_secs(10));
+    for m in members.values() {
+        m.raft.wait(wait).applied_index_at_least(Some(next.index), "the next write").await.unwrap();
+    }
+    // Every member holds the same log.
+    let mut logs = Vec::new();
+    for (id, m) in &members {
+        let mut log = m.log.clone();
+        let entries = log.try_get_log_entries(1..=next.index).await.unwrap();
+        let entries: Vec<Vec<u8>> = entries.iter().map(|e| postcard::to_allocvec(e).unwrap()).collect();
+        logs.push((*id, entries));
+    }
+    for (id, entries) in &logs[1..] {
+        assert_eq!(entries.len(), logs[0].1.len(), "member {id} holds another number of entries");
+        for (i, (a, b)) in logs[0].1.iter().zip(entries).enumerate() {
+            assert_eq!(a, b, "members {} and {id} differ at entry {}", logs[0].0, i + 1);
+        }
+    }
+    shut(members).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_built_only_once_the_log_holds_what_it_covers() {
+    use openraft::storage::{RaftLogStorageExt, RaftStateMachine};
+    use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftSnapshotBuilder};
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk = CrashDisk::default();
+    let mut log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
+    let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
+    let mut sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
+    let entry =
+        openraft::Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 1), payload: EntryPayload::Normal(noop(1)) };
+    disk.hold(true);
+    let append = {
+        let entry = entry.clone();
+        tokio::spawn(async move { log.blocking_append([entry]).await })
+    };
+    // Applied without a sync (not a registration), then a snapshot asked for.
+    sm.apply([entry]).await.unwrap();
+    let mut builder = sm.get_snapshot_builder().await;
+    let build = tokio::spawn(async move { builder.build_snapshot().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!build.is_finished(), "a snapshot made the state durable while the log's flush of its entry was held");
+    disk.hold(false);
+    tokio::time::timeout(Duration::from_secs(10), append).await.expect("append").unwrap().unwrap();
+    let snapshot = tokio::time::timeout(Duration::from_secs(10), build).await.expect("build").unwrap().unwrap();
+    assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(1));
 }

@@ -59,6 +59,10 @@ pub struct LogStats {
     pub fsync_micros: AtomicU64,
 }
 
+/// Longest wait for the log to hold what a durable commit of the state covers. The log lags
+/// by one flush (milliseconds); past this the disk is stuck.
+pub const LOG_CATCH_UP: Duration = Duration::from_secs(10);
+
 /// The last index this log holds durably, as the writer thread advances it.
 #[derive(Debug, Clone, Default)]
 pub struct DurableIndex(Arc<(Mutex<u64>, Condvar)>);
@@ -68,6 +72,14 @@ impl DurableIndex {
         let (value, changed) = &*self.0;
         *value.lock().unwrap() = index;
         changed.notify_all();
+    }
+
+    /// A log durable up to `index` (for tests of the state machine alone).
+    #[cfg(test)]
+    pub fn at(index: u64) -> Self {
+        let d = DurableIndex::default();
+        d.set(index);
+        d
     }
 
     pub fn get(&self) -> u64 {
@@ -91,6 +103,7 @@ pub struct LogStore {
 struct Inner {
     db: Arc<Database>,
     ops: Mutex<Option<mpsc::Sender<WriteOp>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Entries handed to `append` and not yet committed, keyed by index. `generation` tells a
     /// committed entry from one re-appended at the same index after a truncate.
     pending: Mutex<BTreeMap<u64, (u64, Entry)>>,
@@ -155,7 +168,16 @@ impl LogStore {
                     Ok(table.get(key).map_err(read_err)?.map(|v| v.value().to_vec()))
                 };
                 if let Some(raw) = get("vote")? {
-                    meta.vote = Some(postcard::from_bytes(&raw).map_err(read_err)?);
+                    let mut vote: Vote = postcard::from_bytes(&raw).map_err(read_err)?;
+                    // Read back uncommitted, a leader restarts as a follower and leads again
+                    // only in a new term. openraft 0.9 would resume a leader's term at once
+                    // and number new entries from its log on disk: entries it had sent but
+                    // not flushed before a crash (see the module's comment) would then get
+                    // log ids the followers already hold for other entries. Only a vote the
+                    // server already cast (for the same leader, same term) is newly
+                    // accepted by an uncommitted one, so it grants nothing new.
+                    vote.committed = false;
+                    meta.vote = Some(vote);
                 }
                 if let Some(raw) = get("committed")? {
                     meta.committed = postcard::from_bytes(&raw).map_err(read_err)?;
@@ -209,6 +231,7 @@ impl LogStore {
         let inner = Arc::new(Inner {
             db: db.clone(),
             ops: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
             pending: Mutex::new(BTreeMap::new()),
             state: Mutex::new(meta),
             stats: stats.clone(),
@@ -216,10 +239,11 @@ impl LogStore {
             identity,
         });
         let weak = Arc::downgrade(&inner);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("grove-log-writer".into())
             .spawn(move || writer_loop(db, rx, weak, stats, durable))
             .map_err(write_err)?;
+        *inner.writer.lock().unwrap() = Some(writer);
         Ok(LogStore { inner })
     }
 
@@ -245,6 +269,20 @@ impl LogStore {
             table.insert(BOOTS_KEY, &id.boot.to_le_bytes()[..]).map_err(write_err)?;
         }
         txn.commit().map_err(write_err)
+    }
+
+    /// Stops taking writes and waits until everything queued is on disk. A leader's own
+    /// entries are not awaited by openraft (see the module's comment), so at shutdown some
+    /// may still be queued; the state database, whose clean close makes its applies
+    /// durable, must not be left ahead of the log.
+    pub fn close(&self) {
+        self.inner.ops.lock().unwrap().take();
+        let writer = self.inner.writer.lock().unwrap().take();
+        if let Some(w) = writer
+            && w.join().is_err()
+        {
+            tracing::error!("the log writer thread panicked");
+        }
     }
 
     /// The last committed log id saved by openraft.

@@ -18,6 +18,8 @@ pub mod types;
 #[cfg(test)]
 mod leader_flush_tests;
 #[cfg(test)]
+mod test_disk;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -159,6 +161,19 @@ impl Consensus {
         let network = PeerNetwork { id: config.id, channels, overrides: Arc::new(overrides) };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
         let metrics = raft.metrics();
+        // A server restarts as a follower (its vote is read back uncommitted: log_store). A
+        // sole voter has nobody to wait for: it campaigns at once instead of after an
+        // election timeout, and leads again as soon as it did before.
+        if !log.identity().fresh {
+            let loaded = |m: &RaftMetrics| m.membership_config.log_id().is_some();
+            let wait = raft.wait(Some(std::time::Duration::from_secs(1)));
+            if let Ok(m) = wait.metrics(loaded, "the membership loaded").await
+                && m.membership_config.membership().voter_ids().eq([config.id])
+                && m.state != ServerState::Leader
+            {
+                raft.trigger().elect().await?;
+            }
+        }
         Ok(Consensus { id: config.id, raft, log, metrics })
     }
 
@@ -338,6 +353,11 @@ impl Consensus {
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
+        }
+        let log = self.log.clone();
+        let closed = tokio::task::spawn_blocking(move || log.close());
+        if tokio::time::timeout(std::time::Duration::from_secs(10), closed).await.is_err() {
+            tracing::warn!("the Raft log did not finish its queued writes within 10 s");
         }
     }
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 use openraft::{StorageIOError, StoredMembership};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
+use super::log_store::{DurableIndex, LOG_CATCH_UP};
 use super::types::{LogId, SnapshotMeta, StorageError};
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META, STATE_TABLES};
 
@@ -165,21 +166,31 @@ pub type SnapshotLock = std::sync::Mutex<()>;
 /// Builds a snapshot of the state database into `path` (written to a temporary file,
 /// synced, then renamed over `path` unless `path` already holds a newer snapshot). Returns
 /// the metadata of what `path` holds afterwards. `id` becomes the snapshot id.
+///
+/// `log`: this server's Raft log, when the state may be ahead of it (a leader applies what
+/// its followers hold before its own flush ends): the state is made durable only once the
+/// log holds what it covers, as `state_machine` explains.
 pub fn build(
     db: &Database,
     path: &Path,
     lock: &SnapshotLock,
+    log: Option<&DurableIndex>,
     id: impl Fn(Option<LogId>) -> String,
 ) -> Result<SnapshotMeta, StorageError> {
-    let txn = db.begin_read().map_err(err)?;
-    // Applies commit with Durability::None. An empty durable commit after opening the read
-    // makes everything the read sees durable, so the snapshot never describes state a
-    // crash could take back (the log is purged up to it).
+    // Applies commit with Durability::None. An empty durable commit makes everything the
+    // read sees durable, so the snapshot never describes state a crash could take back (the
+    // log is purged up to it). Begun first, it holds applies off, so the read opened next
+    // sees exactly what the commit makes durable.
     let mut sync = db.begin_write().map_err(err)?;
+    let txn = db.begin_read().map_err(err)?;
+    let (last_log_id, last_membership) = applied_in(&txn)?;
+    let upto = last_log_id.map_or(0, |l| l.index);
+    if log.is_some_and(|log| !log.wait_for(upto, LOG_CATCH_UP)) {
+        return Err(err(format!("the Raft log is not durable up to {upto}, the snapshot's last entry")));
+    }
     sync.set_durability(Durability::Immediate).map_err(err)?;
     sync.commit().map_err(err)?;
 
-    let (last_log_id, last_membership) = applied_in(&txn)?;
     let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id: id(last_log_id) };
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(err)?;
@@ -237,7 +248,8 @@ pub fn repair(
         installed = ?installed,
         "the snapshot file is older than the snapshot last installed (the server stopped in between): rebuilding it"
     );
-    build(db, path, lock, id)?;
+    // At start, before anything is applied: what the state holds is durable already.
+    build(db, path, lock, None, id)?;
     Ok(true)
 }
 

@@ -21,7 +21,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError, StoredMembership};
 use redb::{Database, Durability};
 
-use super::log_store::DurableIndex;
+use super::log_store::{DurableIndex, LOG_CATCH_UP};
 use super::snapshot;
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
 use crate::fsm::command::{Applied, CommandResult};
@@ -34,9 +34,6 @@ use crate::storage::write::WriteTables;
 /// crash). A durable commit holds redb's write lock through its fsync and stalls applies
 /// for tens of milliseconds, so it is kept rare; the log always retains what it covers.
 const SYNC_INTERVAL: Duration = Duration::from_secs(5);
-/// Longest wait for the log to catch up with a durable commit. The log lags by one flush
-/// (milliseconds); past this the disk is stuck, and the commit stays non-durable instead.
-const LOG_CATCH_UP: Duration = Duration::from_secs(10);
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 
@@ -246,9 +243,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let p = path.clone();
         let lock = self.snapshot_lock.clone();
+        let log = self.log_durable.clone();
         let started = Instant::now();
         let meta = tokio::task::spawn_blocking(move || {
-            snapshot::build(&db, &p, &lock, |last| match last {
+            snapshot::build(&db, &p, &lock, Some(&log), |last| match last {
                 Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
                 None => format!("0-0-{seq}"),
             })
