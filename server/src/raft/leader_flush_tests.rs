@@ -101,7 +101,7 @@ fn raft_config() -> Arc<Config> {
 /// lost everything unsynced, which the log re-applies.
 async fn start(router: &Router, id: NodeId, disk: CrashDisk) -> Member {
     let dir = tempfile::tempdir().unwrap();
-    let log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
+    let log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap(), id).unwrap();
     let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
     let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
     let raft = Raft::new(id, raft_config(), router.clone(), log.clone(), sm).await.unwrap();
@@ -196,7 +196,7 @@ async fn applied_state_is_made_durable_only_once_the_log_holds_what_it_covers() 
 
     let dir = tempfile::tempdir().unwrap();
     let disk = CrashDisk::default();
-    let mut log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
+    let mut log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap(), 1).unwrap();
     let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
     let mut sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
     // A member registration is applied durably at once (see `state_machine`).
@@ -285,7 +285,7 @@ async fn a_snapshot_is_built_only_once_the_log_holds_what_it_covers() {
 
     let dir = tempfile::tempdir().unwrap();
     let disk = CrashDisk::default();
-    let mut log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap()).unwrap();
+    let mut log = LogStore::open(redb::Builder::new().create_with_backend(disk.clone()).unwrap(), 1).unwrap();
     let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
     let mut sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), log.durable()).unwrap();
     let entry =

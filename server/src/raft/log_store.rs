@@ -35,7 +35,7 @@ use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::oneshot;
 
-use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::fsm::command::LOG_FORMAT;
 use crate::storage::tables::{LOG, LOG_META};
 
@@ -154,8 +154,8 @@ fn write_err(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl LogStore {
-    /// Opens the log in an already opened database (a file, or a test backend).
-    pub fn open(db: Database) -> Result<LogStore, StorageError> {
+    /// Opens server `id`'s log in an already opened database (a file, or a test backend).
+    pub fn open(db: Database, id: NodeId) -> Result<LogStore, StorageError> {
         let db = Arc::new(db);
         let mut meta = LogMeta::default();
         let identity;
@@ -169,14 +169,18 @@ impl LogStore {
                 };
                 if let Some(raw) = get("vote")? {
                     let mut vote: Vote = postcard::from_bytes(&raw).map_err(read_err)?;
-                    // Read back uncommitted, a leader restarts as a follower and leads again
-                    // only in a new term. openraft 0.9 would resume a leader's term at once
-                    // and number new entries from its log on disk: entries it had sent but
-                    // not flushed before a crash (see the module's comment) would then get
-                    // log ids the followers already hold for other entries. Only a vote the
-                    // server already cast (for the same leader, same term) is newly
-                    // accepted by an uncommitted one, so it grants nothing new.
-                    vote.committed = false;
+                    // This server's own leadership is read back uncommitted, so a leader
+                    // restarts as a follower and leads again only in a new term. openraft
+                    // 0.9 would resume the term at once and number new entries from its
+                    // log on disk: entries it had sent but not flushed before a crash (see
+                    // the module's comment) would get log ids the followers already hold
+                    // for other entries. An uncommitted vote newly accepts only the same
+                    // vote again, which only this server sends. A vote for another leader
+                    // stays committed: it keeps the leader lease (no vote granted to a
+                    // candidate while the leader may still be alive).
+                    if vote.leader_id.node_id == id {
+                        vote.committed = false;
+                    }
                     meta.vote = Some(vote);
                 }
                 if let Some(raw) = get("committed")? {

@@ -161,19 +161,6 @@ impl Consensus {
         let network = PeerNetwork { id: config.id, channels, overrides: Arc::new(overrides) };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
         let metrics = raft.metrics();
-        // A server restarts as a follower (its vote is read back uncommitted: log_store). A
-        // sole voter has nobody to wait for: it campaigns at once instead of after an
-        // election timeout, and leads again as soon as it did before.
-        if !log.identity().fresh {
-            let loaded = |m: &RaftMetrics| m.membership_config.log_id().is_some();
-            let wait = raft.wait(Some(std::time::Duration::from_secs(1)));
-            if let Ok(m) = wait.metrics(loaded, "the membership loaded").await
-                && m.membership_config.membership().voter_ids().eq([config.id])
-                && m.state != ServerState::Leader
-            {
-                raft.trigger().elect().await?;
-            }
-        }
         Ok(Consensus { id: config.id, raft, log, metrics })
     }
 
@@ -354,8 +341,14 @@ impl Consensus {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
+        // On a thread of its own, not the runtime's blocking pool: a runtime waits for its
+        // blocking tasks when dropped, and a log stuck in fsync must not hold the exit.
         let log = self.log.clone();
-        let closed = tokio::task::spawn_blocking(move || log.close());
+        let (done, closed) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            log.close();
+            let _ = done.send(());
+        });
         if tokio::time::timeout(std::time::Duration::from_secs(10), closed).await.is_err() {
             tracing::warn!("the Raft log did not finish its queued writes within 10 s");
         }
@@ -365,7 +358,7 @@ impl Consensus {
 /// Opens the Raft log in `data_dir/raft-log.redb`.
 pub fn open_log(config: &Config) -> anyhow::Result<LogStore> {
     let log_db = open_database(&config.data_dir.join("raft-log.redb"), 8 << 20)?;
-    LogStore::open(log_db).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))
+    LogStore::open(log_db, config.id).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))
 }
 
 /// Follows Raft status changes.

@@ -160,6 +160,9 @@ pub(super) fn write<W: Write>(
     Ok((inner, nodes))
 }
 
+/// Longest time a snapshot build holds applies off while it waits for the log.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serializes replacing the current snapshot file: a build and an install may race.
 pub type SnapshotLock = std::sync::Mutex<()>;
 
@@ -180,16 +183,27 @@ pub fn build(
     // Applies commit with Durability::None. An empty durable commit makes everything the
     // read sees durable, so the snapshot never describes state a crash could take back (the
     // log is purged up to it). Begun first, it holds applies off, so the read opened next
-    // sees exactly what the commit makes durable.
-    let mut sync = db.begin_write().map_err(err)?;
-    let txn = db.begin_read().map_err(err)?;
-    let (last_log_id, last_membership) = applied_in(&txn)?;
-    let upto = last_log_id.map_or(0, |l| l.index);
-    if log.is_some_and(|log| !log.wait_for(upto, LOG_CATCH_UP)) {
-        return Err(err(format!("the Raft log is not durable up to {upto}, the snapshot's last entry")));
-    }
-    sync.set_durability(Durability::Immediate).map_err(err)?;
-    sync.commit().map_err(err)?;
+    // sees exactly what the commit makes durable. Applies wait at most `HOLD` for the log
+    // to catch up; past that the build lets them go, waits for the log alone and tries
+    // again (an error here would stop Raft on this server for a slow disk).
+    let (txn, last_log_id, last_membership) = loop {
+        let mut sync = db.begin_write().map_err(err)?;
+        let txn = db.begin_read().map_err(err)?;
+        let (last_log_id, last_membership) = applied_in(&txn)?;
+        let upto = last_log_id.map_or(0, |l| l.index);
+        if let Some(log) = log
+            && !log.wait_for(upto, HOLD)
+        {
+            sync.abort().map_err(err)?;
+            while !log.wait_for(upto, LOG_CATCH_UP) {
+                tracing::warn!(index = upto, "a snapshot waits for the Raft log to be durable up to its last entry");
+            }
+            continue;
+        }
+        sync.set_durability(Durability::Immediate).map_err(err)?;
+        sync.commit().map_err(err)?;
+        break (txn, last_log_id, last_membership);
+    };
 
     let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id: id(last_log_id) };
     let tmp = path.with_extension("tmp");

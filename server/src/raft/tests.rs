@@ -24,7 +24,7 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = LogStore::open(open_database(&dir.path().join("raft-log.redb"), 1 << 20).unwrap())?;
+        let log = LogStore::open(open_database(&dir.path().join("raft-log.redb"), 1 << 20).unwrap(), 1)?;
         let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
         // The suite applies entries it never appends to the log: the state machine alone is
         // under test, with a log that holds everything.
@@ -58,7 +58,7 @@ fn entry(term: u64, index: u64) -> super::types::Entry {
 
 fn open_log(disk: &CrashDisk) -> LogStore {
     let db = redb::Builder::new().create_with_backend(disk.clone()).unwrap();
-    LogStore::open(db).unwrap()
+    LogStore::open(db, 1).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,11 +160,11 @@ async fn a_log_of_another_format_is_refused_with_a_message_that_says_so() {
         panic!("the log file stayed locked");
     };
     {
-        let mut log = LogStore::open(reopen()).unwrap();
+        let mut log = LogStore::open(reopen(), 1).unwrap();
         log.blocking_append([entry(1, 1)]).await.unwrap();
     }
     // Reopened as it was: fine.
-    drop(LogStore::open(reopen()).unwrap());
+    drop(LogStore::open(reopen(), 1).unwrap());
     // As if written by a build with another format.
     {
         let db = reopen();
@@ -172,7 +172,7 @@ async fn a_log_of_another_format_is_refused_with_a_message_that_says_so() {
         txn.open_table(crate::storage::tables::LOG_META).unwrap().insert("format", &[1u8][..]).unwrap();
         txn.commit().unwrap();
     }
-    let e = LogStore::open(reopen()).err().expect("refused").to_string();
+    let e = LogStore::open(reopen(), 1).err().expect("refused").to_string();
     assert!(e.contains("log format 1") && e.contains("reads only format 2"), "{e}");
 }
 
@@ -222,4 +222,26 @@ fn a_snapshot_file_older_than_the_installed_snapshot_is_rebuilt_at_start() {
     let before = std::fs::metadata(&file).unwrap().modified().unwrap();
     drop(StateMachineStore::open(state, snapshots, Arc::new(Quiet), Default::default()).unwrap());
     assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_forgets_only_the_servers_own_leadership() {
+    let disk = CrashDisk::default();
+    let leader_vote = {
+        let mut v = Vote::new(3, 1);
+        v.commit();
+        v
+    };
+    {
+        let mut log = open_log(&disk);
+        log.save_vote(&leader_vote).await.unwrap();
+    }
+    // Server 1 led term 3: it comes back a follower, with its vote for itself uncommitted.
+    let mut as_leader =
+        LogStore::open(redb::Builder::new().create_with_backend(disk.crash_image()).unwrap(), 1).unwrap();
+    assert_eq!(as_leader.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+    // Server 2 followed server 1 in term 3: its vote stays committed (the leader lease holds).
+    let mut as_follower =
+        LogStore::open(redb::Builder::new().create_with_backend(disk.crash_image()).unwrap(), 2).unwrap();
+    assert_eq!(as_follower.read_vote().await.unwrap(), Some(leader_vote));
 }
