@@ -393,7 +393,6 @@ fn writer_loop(
         }
         if result.is_ok() {
             durable_last = last;
-            durable.set(last);
             let n: usize = batch
                 .iter()
                 .map(|op| match op {
@@ -408,6 +407,8 @@ fn writer_loop(
             metrics::histogram!("grove_log_fsync_seconds").record(took.as_secs_f64());
             metrics::histogram!("grove_write_stage_seconds", "stage" => "log_commit").record(took.as_secs_f64());
             metrics::histogram!("grove_log_entries_per_fsync_batch").record(n as f64);
+            // Last, so a caller that saw the log durable sees the commit counted too.
+            durable.set(last);
         }
         for op in batch {
             let res = result.clone();
