@@ -27,14 +27,14 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::oneshot;
 
+use super::durable::DurableIndex;
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::fsm::command::LOG_FORMAT;
 use crate::storage::tables::{LOG, LOG_META};
@@ -59,42 +59,6 @@ pub struct LogStats {
     pub fsync_micros: AtomicU64,
 }
 
-/// Longest wait for the log to hold what a durable commit of the state covers. The log lags
-/// by one flush (milliseconds); past this the disk is stuck.
-pub const LOG_CATCH_UP: Duration = Duration::from_secs(10);
-
-/// The last index this log holds durably, as the writer thread advances it.
-#[derive(Debug, Clone, Default)]
-pub struct DurableIndex(Arc<(Mutex<u64>, Condvar)>);
-
-impl DurableIndex {
-    fn set(&self, index: u64) {
-        let (value, changed) = &*self.0;
-        *value.lock().unwrap() = index;
-        changed.notify_all();
-    }
-
-    /// A log durable up to `index` (for tests of the state machine alone).
-    #[cfg(test)]
-    pub fn at(index: u64) -> Self {
-        let d = DurableIndex::default();
-        d.set(index);
-        d
-    }
-
-    pub fn get(&self) -> u64 {
-        *self.0.0.lock().unwrap()
-    }
-
-    /// Blocks until the log holds `index` durably, at most `timeout`; whether it does.
-    pub fn wait_for(&self, index: u64, timeout: Duration) -> bool {
-        let (value, changed) = &*self.0;
-        let guard = value.lock().unwrap();
-        let (guard, _) = changed.wait_timeout_while(guard, timeout, |durable| *durable < index).unwrap();
-        *guard >= index
-    }
-}
-
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Inner>,
@@ -111,6 +75,8 @@ struct Inner {
     stats: Arc<LogStats>,
     durable: DurableIndex,
     identity: Identity,
+    /// The vote on disk was this server's own leadership (read back uncommitted).
+    led: bool,
 }
 
 /// Which data directory this is, and how often it started: what the member registry
@@ -158,6 +124,7 @@ impl LogStore {
     pub fn open(db: Database, id: NodeId) -> Result<LogStore, StorageError> {
         let db = Arc::new(db);
         let mut meta = LogMeta::default();
+        let mut led = false;
         let identity;
         {
             let txn = db.begin_write().map_err(write_err)?;
@@ -178,8 +145,9 @@ impl LogStore {
                     // vote again, which only this server sends. A vote for another leader
                     // stays committed: it keeps the leader lease (no vote granted to a
                     // candidate while the leader may still be alive).
-                    if vote.leader_id.node_id == id {
+                    if vote.leader_id.node_id == id && vote.committed {
                         vote.committed = false;
+                        led = true;
                     }
                     meta.vote = Some(vote);
                 }
@@ -241,6 +209,7 @@ impl LogStore {
             stats: stats.clone(),
             durable: durable.clone(),
             identity,
+            led,
         });
         let weak = Arc::downgrade(&inner);
         let writer = std::thread::Builder::new()
@@ -253,6 +222,11 @@ impl LogStore {
 
     pub fn identity(&self) -> Identity {
         self.inner.identity
+    }
+
+    /// Whether this server led when it stopped (see `open`).
+    pub fn led_before_start(&self) -> bool {
+        self.inner.led
     }
 
     /// The last log index at hand (appended, durable or about to be), or where the log was

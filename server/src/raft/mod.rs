@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod backup;
+pub mod durable;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;
@@ -160,6 +161,9 @@ impl Consensus {
             config.peers.iter().chain(&config.observers).filter(|(id, _)| *id != config.id).cloned().collect();
         let network = PeerNetwork { id: config.id, channels, overrides: Arc::new(overrides) };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
+        if log.led_before_start() {
+            hold_first_campaign(&raft, config).await;
+        }
         let metrics = raft.metrics();
         Ok(Consensus { id: config.id, raft, log, metrics })
     }
@@ -353,6 +357,28 @@ impl Consensus {
             tracing::warn!("the Raft log did not finish its queued writes within 10 s");
         }
     }
+}
+
+/// A leader restarts as a follower with its vote uncommitted (`LogStore::open`), and openraft
+/// gives an uncommitted vote no leader lease: it would campaign after one election timeout,
+/// and a new term from a server that has not yet heard the new leader deposes that leader.
+/// So its elections stay off for a lease, as a committed vote would keep them, unless it is
+/// the only voter (nobody else can lead; openraft elects it at once).
+async fn hold_first_campaign(raft: &Raft, config: &Config) {
+    let loaded = |m: &RaftMetrics| m.membership_config.log_id().is_some();
+    let m = match raft.wait(Some(std::time::Duration::from_secs(1))).metrics(loaded, "the membership").await {
+        Ok(m) => m,
+        Err(_) => return,
+    };
+    if m.membership_config.membership().voter_ids().eq([config.id]) {
+        return;
+    }
+    raft.runtime_config().elect(false);
+    let (raft, lease) = (raft.clone(), config.election_timeout_max);
+    tokio::spawn(async move {
+        tokio::time::sleep(lease).await;
+        raft.runtime_config().elect(true);
+    });
 }
 
 /// Opens the Raft log in `data_dir/raft-log.redb`.

@@ -13,7 +13,7 @@ use std::path::Path;
 use openraft::{StorageIOError, StoredMembership};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::log_store::{DurableIndex, LOG_CATCH_UP};
+use super::durable::{DurableIndex, LOG_CATCH_UP};
 use super::types::{LogId, SnapshotMeta, StorageError};
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META, STATE_TABLES};
 

@@ -21,7 +21,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError, StoredMembership};
 use redb::{Database, Durability};
 
-use super::log_store::{DurableIndex, LOG_CATCH_UP};
+use super::durable::{DurableIndex, LOG_CATCH_UP};
 use super::snapshot;
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
 use crate::fsm::command::{Applied, CommandResult};

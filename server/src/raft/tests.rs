@@ -28,7 +28,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
         // The suite applies entries it never appends to the log: the state machine alone is
         // under test, with a log that holds everything.
-        let every = super::log_store::DurableIndex::at(u64::MAX);
+        let every = super::durable::DurableIndex::at(u64::MAX);
         let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), every)?;
         Ok((dir, log, sm))
     }
