@@ -1,7 +1,7 @@
 //! Gathering client writes into log entries, and seeing each one answered.
 //!
-//! Every Raft entry costs an fsync on every server (the leader's runs beside replication:
-//! vendor/README.md), so one entry per client write would cost one fsync per write. Instead, writes queue here; a
+//! openraft 0.9 writes one entry at a time and waits for its fsync before the next, so one
+//! entry per client write would cost one fsync per write. Instead, writes queue here; a
 //! single task takes everything queued into one entry (bounded by count and bytes) and hands
 //! it to Raft, keeping up to `IN_FLIGHT` entries on their way through replication and apply.
 //! While those are busy, new writes pile up and form the next, larger entry: batches grow
@@ -34,8 +34,7 @@ use crate::raft::{NodeId, NotHere, PeerNode, Role};
 /// Entries proposed and not yet applied at any time. One at a time makes the largest
 /// batches, and per-entry work (two redb commits and an fsync on every server) dominates:
 /// measured on two cores, more entries in flight gave smaller batches and fewer writes per
-/// second, alone and with followers alike, and again once the leader's flush ran beside
-/// replication (docs/benchmarks.md).
+/// second, alone and with followers alike (docs/benchmarks.md).
 const IN_FLIGHT: usize = 1;
 /// Largest batch, in (approximate) bytes of operation data.
 const MAX_BATCH_BYTES: usize = 8 << 20;

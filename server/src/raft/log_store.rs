@@ -11,11 +11,6 @@
 //! commit: a vote must be durable before it is acted on, or a restarted node could vote
 //! twice in one term.
 //!
-//! On the leader, openraft (patched: vendor/README.md) sends entries to the followers while
-//! they are flushed here, and the pending map is what serves them. So the leader may apply
-//! an entry (a quorum of followers has it) before its own log holds it durably; the state
-//! machine therefore never makes applied state durable ahead of this log (`DurableIndex`).
-//!
 //! The committed log id (`save_committed`, once per commit advance) gets no transaction of
 //! its own: it rides in the next durable one. A transaction of its own could only be
 //! non-durable (a lost committed index is re-learned from the leader, or re-established
@@ -34,8 +29,7 @@ use openraft::{LogState, RaftLogId, RaftLogReader, StorageIOError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use tokio::sync::oneshot;
 
-use super::durable::DurableIndex;
-use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
+use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::fsm::command::LOG_FORMAT;
 use crate::storage::tables::{LOG, LOG_META};
 
@@ -67,16 +61,12 @@ pub struct LogStore {
 struct Inner {
     db: Arc<Database>,
     ops: Mutex<Option<mpsc::Sender<WriteOp>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Entries handed to `append` and not yet committed, keyed by index. `generation` tells a
     /// committed entry from one re-appended at the same index after a truncate.
     pending: Mutex<BTreeMap<u64, (u64, Entry)>>,
     state: Mutex<LogMeta>,
     stats: Arc<LogStats>,
-    durable: DurableIndex,
     identity: Identity,
-    /// The vote on disk was this server's own leadership (read back uncommitted).
-    led: bool,
 }
 
 /// Which data directory this is, and how often it started: what the member registry
@@ -120,11 +110,10 @@ fn write_err(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl LogStore {
-    /// Opens server `id`'s log in an already opened database (a file, or a test backend).
-    pub fn open(db: Database, id: NodeId) -> Result<LogStore, StorageError> {
+    /// Opens the log in an already opened database (a file, or a test backend).
+    pub fn open(db: Database) -> Result<LogStore, StorageError> {
         let db = Arc::new(db);
         let mut meta = LogMeta::default();
-        let mut led = false;
         let identity;
         {
             let txn = db.begin_write().map_err(write_err)?;
@@ -135,21 +124,7 @@ impl LogStore {
                     Ok(table.get(key).map_err(read_err)?.map(|v| v.value().to_vec()))
                 };
                 if let Some(raw) = get("vote")? {
-                    let mut vote: Vote = postcard::from_bytes(&raw).map_err(read_err)?;
-                    // This server's own leadership is read back uncommitted, so a leader
-                    // restarts as a follower and leads again only in a new term. openraft
-                    // 0.9 would resume the term at once and number new entries from its
-                    // log on disk: entries it had sent but not flushed before a crash (see
-                    // the module's comment) would get log ids the followers already hold
-                    // for other entries. An uncommitted vote newly accepts only the same
-                    // vote again, which only this server sends. A vote for another leader
-                    // stays committed: it keeps the leader lease (no vote granted to a
-                    // candidate while the leader may still be alive).
-                    if vote.leader_id.node_id == id && vote.committed {
-                        vote.committed = false;
-                        led = true;
-                    }
-                    meta.vote = Some(vote);
+                    meta.vote = Some(postcard::from_bytes(&raw).map_err(read_err)?);
                 }
                 if let Some(raw) = get("committed")? {
                     meta.committed = postcard::from_bytes(&raw).map_err(read_err)?;
@@ -198,35 +173,24 @@ impl LogStore {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(LogStats::default());
         let durable_last = meta.last.or(meta.last_purged).map(|l| l.index).unwrap_or(0);
-        let durable = DurableIndex::default();
-        durable.set(durable_last);
         let inner = Arc::new(Inner {
             db: db.clone(),
             ops: Mutex::new(Some(tx)),
-            writer: Mutex::new(None),
             pending: Mutex::new(BTreeMap::new()),
             state: Mutex::new(meta),
             stats: stats.clone(),
-            durable: durable.clone(),
             identity,
-            led,
         });
         let weak = Arc::downgrade(&inner);
-        let writer = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("grove-log-writer".into())
-            .spawn(move || writer_loop(db, rx, weak, stats, durable))
+            .spawn(move || writer_loop(db, rx, weak, stats, durable_last))
             .map_err(write_err)?;
-        *inner.writer.lock().unwrap() = Some(writer);
         Ok(LogStore { inner })
     }
 
     pub fn identity(&self) -> Identity {
         self.inner.identity
-    }
-
-    /// Whether this server led when it stopped (see `open`).
-    pub fn led_before_start(&self) -> bool {
-        self.inner.led
     }
 
     /// The last log index at hand (appended, durable or about to be), or where the log was
@@ -249,20 +213,6 @@ impl LogStore {
         txn.commit().map_err(write_err)
     }
 
-    /// Stops taking writes and waits until everything queued is on disk. A leader's own
-    /// entries are not awaited by openraft (see the module's comment), so at shutdown some
-    /// may still be queued; the state database, whose clean close makes its applies
-    /// durable, must not be left ahead of the log.
-    pub fn close(&self) {
-        self.inner.ops.lock().unwrap().take();
-        let writer = self.inner.writer.lock().unwrap().take();
-        if let Some(w) = writer
-            && w.join().is_err()
-        {
-            tracing::error!("the log writer thread panicked");
-        }
-    }
-
     /// The last committed log id saved by openraft.
     pub fn committed(&self) -> Option<LogId> {
         self.inner.state.lock().unwrap().committed
@@ -270,11 +220,6 @@ impl LogStore {
 
     pub fn stats(&self) -> Arc<LogStats> {
         self.inner.stats.clone()
-    }
-
-    /// How far the log is durable (for the state machine).
-    pub fn durable(&self) -> DurableIndex {
-        self.inner.durable.clone()
     }
 
     fn send(&self, op: WriteOp) -> Result<(), StorageError> {
@@ -329,15 +274,14 @@ fn last_after(mut last: u64, batch: &[WriteOp]) -> u64 {
     last
 }
 
-/// `durable`: the last index the table holds (what the last commit left).
+/// `durable_last`: the last index the table holds (what the last commit left).
 fn writer_loop(
     db: Arc<Database>,
     rx: mpsc::Receiver<WriteOp>,
     inner: std::sync::Weak<Inner>,
     stats: Arc<LogStats>,
-    durable: DurableIndex,
+    mut durable_last: u64,
 ) {
-    let mut durable_last = durable.get();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -381,8 +325,6 @@ fn writer_loop(
             metrics::histogram!("grove_log_fsync_seconds").record(took.as_secs_f64());
             metrics::histogram!("grove_write_stage_seconds", "stage" => "log_commit").record(took.as_secs_f64());
             metrics::histogram!("grove_log_entries_per_fsync_batch").record(n as f64);
-            // Last, so a caller that saw the log durable sees the commit counted too.
-            durable.set(last);
         }
         for op in batch {
             let res = result.clone();

@@ -8,7 +8,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod backup;
-pub mod durable;
 pub mod log_store;
 pub mod network;
 pub mod peer_service;
@@ -16,10 +15,6 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
-#[cfg(test)]
-mod leader_flush_tests;
-#[cfg(test)]
-mod test_disk;
 #[cfg(test)]
 mod tests;
 
@@ -138,7 +133,7 @@ impl Consensus {
         channels: PeerChannels,
     ) -> anyhow::Result<Consensus> {
         let dir = &config.data_dir;
-        let sm = StateMachineStore::open(state, dir.join("snapshots"), observer, log.durable())
+        let sm = StateMachineStore::open(state, dir.join("snapshots"), observer)
             .map_err(|e| anyhow::anyhow!("opening the state machine: {e}"))?;
         let raft_config = RaftConfig {
             cluster_name: "grove".into(),
@@ -161,9 +156,6 @@ impl Consensus {
             config.peers.iter().chain(&config.observers).filter(|(id, _)| *id != config.id).cloned().collect();
         let network = PeerNetwork { id: config.id, channels, overrides: Arc::new(overrides) };
         let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
-        if log.led_before_start() {
-            hold_first_campaign(&raft, config).await;
-        }
         let metrics = raft.metrics();
         Ok(Consensus { id: config.id, raft, log, metrics })
     }
@@ -345,46 +337,13 @@ impl Consensus {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
-        // On a thread of its own, not the runtime's blocking pool: a runtime waits for its
-        // blocking tasks when dropped, and a log stuck in fsync must not hold the exit.
-        let log = self.log.clone();
-        let (done, closed) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            log.close();
-            let _ = done.send(());
-        });
-        if tokio::time::timeout(std::time::Duration::from_secs(10), closed).await.is_err() {
-            tracing::warn!("the Raft log did not finish its queued writes within 10 s");
-        }
     }
-}
-
-/// A leader restarts as a follower with its vote uncommitted (`LogStore::open`), and openraft
-/// gives an uncommitted vote no leader lease: it would campaign after one election timeout,
-/// and a new term from a server that has not yet heard the new leader deposes that leader.
-/// So its elections stay off for a lease, as a committed vote would keep them, unless it is
-/// the only voter (nobody else can lead; openraft elects it at once).
-async fn hold_first_campaign(raft: &Raft, config: &Config) {
-    let loaded = |m: &RaftMetrics| m.membership_config.log_id().is_some();
-    let m = match raft.wait(Some(std::time::Duration::from_secs(1))).metrics(loaded, "the membership").await {
-        Ok(m) => m,
-        Err(_) => return,
-    };
-    if m.membership_config.membership().voter_ids().eq([config.id]) {
-        return;
-    }
-    raft.runtime_config().elect(false);
-    let (raft, lease) = (raft.clone(), config.election_timeout_max);
-    tokio::spawn(async move {
-        tokio::time::sleep(lease).await;
-        raft.runtime_config().elect(true);
-    });
 }
 
 /// Opens the Raft log in `data_dir/raft-log.redb`.
 pub fn open_log(config: &Config) -> anyhow::Result<LogStore> {
     let log_db = open_database(&config.data_dir.join("raft-log.redb"), 8 << 20)?;
-    LogStore::open(log_db, config.id).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))
+    LogStore::open(log_db).map_err(|e| anyhow::anyhow!("opening the raft log: {e}"))
 }
 
 /// Follows Raft status changes.

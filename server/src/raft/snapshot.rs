@@ -13,7 +13,6 @@ use std::path::Path;
 use openraft::{StorageIOError, StoredMembership};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::durable::{DurableIndex, LOG_CATCH_UP};
 use super::types::{LogId, SnapshotMeta, StorageError};
 use crate::storage::tables::{APPLIED_INDEX_KEY, STATE_META, STATE_TABLES};
 
@@ -160,51 +159,27 @@ pub(super) fn write<W: Write>(
     Ok((inner, nodes))
 }
 
-/// Longest time a snapshot build holds applies off while it waits for the log.
-const HOLD: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Serializes replacing the current snapshot file: a build and an install may race.
 pub type SnapshotLock = std::sync::Mutex<()>;
 
 /// Builds a snapshot of the state database into `path` (written to a temporary file,
 /// synced, then renamed over `path` unless `path` already holds a newer snapshot). Returns
 /// the metadata of what `path` holds afterwards. `id` becomes the snapshot id.
-///
-/// `log`: this server's Raft log, when the state may be ahead of it (a leader applies what
-/// its followers hold before its own flush ends): the state is made durable only once the
-/// log holds what it covers, as `state_machine` explains.
 pub fn build(
     db: &Database,
     path: &Path,
     lock: &SnapshotLock,
-    log: Option<&DurableIndex>,
     id: impl Fn(Option<LogId>) -> String,
 ) -> Result<SnapshotMeta, StorageError> {
-    // Applies commit with Durability::None. An empty durable commit makes everything the
-    // read sees durable, so the snapshot never describes state a crash could take back (the
-    // log is purged up to it). Begun first, it holds applies off, so the read opened next
-    // sees exactly what the commit makes durable. Applies wait at most `HOLD` for the log
-    // to catch up; past that the build lets them go, waits for the log alone and tries
-    // again (an error here would stop Raft on this server for a slow disk).
-    let (txn, last_log_id, last_membership) = loop {
-        let mut sync = db.begin_write().map_err(err)?;
-        let txn = db.begin_read().map_err(err)?;
-        let (last_log_id, last_membership) = applied_in(&txn)?;
-        let upto = last_log_id.map_or(0, |l| l.index);
-        if let Some(log) = log
-            && !log.wait_for(upto, HOLD)
-        {
-            sync.abort().map_err(err)?;
-            while !log.wait_for(upto, LOG_CATCH_UP) {
-                tracing::warn!(index = upto, "a snapshot waits for the Raft log to be durable up to its last entry");
-            }
-            continue;
-        }
-        sync.set_durability(Durability::Immediate).map_err(err)?;
-        sync.commit().map_err(err)?;
-        break (txn, last_log_id, last_membership);
-    };
+    let txn = db.begin_read().map_err(err)?;
+    // Applies commit with Durability::None. An empty durable commit after opening the read
+    // makes everything the read sees durable, so the snapshot never describes state a
+    // crash could take back (the log is purged up to it).
+    let mut sync = db.begin_write().map_err(err)?;
+    sync.set_durability(Durability::Immediate).map_err(err)?;
+    sync.commit().map_err(err)?;
 
+    let (last_log_id, last_membership) = applied_in(&txn)?;
     let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id: id(last_log_id) };
     let tmp = path.with_extension("tmp");
     let file = File::create(&tmp).map_err(err)?;
@@ -262,8 +237,7 @@ pub fn repair(
         installed = ?installed,
         "the snapshot file is older than the snapshot last installed (the server stopped in between): rebuilding it"
     );
-    // At start, before anything is applied: what the state holds is durable already.
-    build(db, path, lock, None, id)?;
+    build(db, path, lock, id)?;
     Ok(true)
 }
 

@@ -6,11 +6,7 @@
 //! `SYNC_INTERVAL` and before every snapshot: the Raft log is the durable record, and after
 //! a crash openraft re-applies, from the log, whatever the state database lost. That is
 //! safe because the log is purged only up to a snapshot, and a snapshot is built from
-//! durable state. It also needs the log to hold what the durable state covers: a leader may
-//! apply an entry a quorum of followers holds before its own log has flushed it (see
-//! `log_store`), and a state made durable ahead of its log would, after a crash, have
-//! openraft purge the log past the last snapshot. So a durable commit first waits for this
-//! server's log to be durable up to the entries it applies.
+//! durable state.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +17,6 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError, StoredMembership};
 use redb::{Database, Durability};
 
-use super::durable::{DurableIndex, LOG_CATCH_UP};
 use super::snapshot;
 use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, TypeConfig};
 use crate::fsm::command::{Applied, CommandResult};
@@ -47,21 +42,14 @@ pub struct StateMachineStore {
     db: Arc<Database>,
     dir: PathBuf,
     observer: Arc<dyn ApplyObserver>,
-    log_durable: DurableIndex,
     last_sync: Arc<std::sync::Mutex<Instant>>,
     snapshot_seq: Arc<AtomicU64>,
     snapshot_lock: Arc<snapshot::SnapshotLock>,
 }
 
 impl StateMachineStore {
-    /// Snapshots live in `dir`. `state` is opened, its tables created. `log_durable` is this
-    /// server's Raft log's.
-    pub fn open(
-        state: StateDb,
-        dir: PathBuf,
-        observer: Arc<dyn ApplyObserver>,
-        log_durable: DurableIndex,
-    ) -> Result<Self, StorageError> {
+    /// Snapshots live in `dir`. `state` is opened, its tables created.
+    pub fn open(state: StateDb, dir: PathBuf, observer: Arc<dyn ApplyObserver>) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&dir).map_err(sm_err)?;
         let lock = Arc::new(snapshot::SnapshotLock::default());
         snapshot::repair(state.database(), &dir.join(SNAPSHOT_FILE), &lock, |last| match last {
@@ -72,7 +60,6 @@ impl StateMachineStore {
             db: state.database().clone(),
             dir,
             observer,
-            log_durable,
             last_sync: Arc::new(std::sync::Mutex::new(Instant::now())),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             snapshot_lock: lock,
@@ -165,21 +152,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let durable = durable || entries.iter().any(registers);
         let db = self.db.clone();
         let observer = self.observer.clone();
-        let log = self.log_durable.clone();
-        tokio::task::spawn_blocking(move || {
-            let last = entries.last().map_or(0, |e| e.log_id.index);
-            let durable = durable
-                && (log.wait_for(last, LOG_CATCH_UP) || {
-                    tracing::warn!(
-                        index = last,
-                        "the Raft log is not durable this far yet: applied state stays unsynced"
-                    );
-                    false
-                });
-            apply_blocking(&db, &entries, durable, &*observer)
-        })
-        .await
-        .map_err(sm_err)?
+        tokio::task::spawn_blocking(move || apply_blocking(&db, &entries, durable, &*observer)).await.map_err(sm_err)?
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -243,10 +216,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let p = path.clone();
         let lock = self.snapshot_lock.clone();
-        let log = self.log_durable.clone();
         let started = Instant::now();
         let meta = tokio::task::spawn_blocking(move || {
-            snapshot::build(&db, &p, &lock, Some(&log), |last| match last {
+            snapshot::build(&db, &p, &lock, |last| match last {
                 Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
                 None => format!("0-0-{seq}"),
             })

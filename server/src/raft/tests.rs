@@ -24,12 +24,9 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = LogStore::open(open_database(&dir.path().join("raft-log.redb"), 1 << 20).unwrap(), 1)?;
+        let log = LogStore::open(open_database(&dir.path().join("raft-log.redb"), 1 << 20).unwrap())?;
         let state = StateDb::open(&dir.path().join("state.redb"), 1 << 20).unwrap();
-        // The suite applies entries it never appends to the log: the state machine alone is
-        // under test, with a log that holds everything.
-        let every = super::durable::DurableIndex::at(u64::MAX);
-        let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet), every)?;
+        let sm = StateMachineStore::open(state, dir.path().join("snapshots"), Arc::new(Quiet))?;
         Ok((dir, log, sm))
     }
 }
@@ -41,13 +38,65 @@ fn openraft_storage_suite() {
 
 // ---- durability at fsync boundaries ----
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
 
-use super::test_disk::CrashDisk;
 use crate::fsm::command::{Command, Op, Write};
+
+/// A disk that loses everything written since the last `sync_data` when it "crashes", as
+/// redb's own crash-consistency tests model power loss.
+#[derive(Debug, Clone, Default)]
+struct CrashDisk(Arc<Mutex<Images>>);
+
+#[derive(Debug, Default)]
+struct Images {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+impl CrashDisk {
+    /// The disk as a power cut now would leave it.
+    fn crash_image(&self) -> CrashDisk {
+        let durable = self.0.lock().unwrap().durable.clone();
+        CrashDisk(Arc::new(Mutex::new(Images { live: durable.clone(), durable })))
+    }
+}
+
+impl redb::StorageBackend for CrashDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.0.lock().unwrap().live.len() as u64)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let d = self.0.lock().unwrap();
+        let (start, end) = (offset as usize, offset as usize + out.len());
+        if end > d.live.len() {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"));
+        }
+        out.copy_from_slice(&d.live[start..end]);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.lock().unwrap().live.resize(len as usize, 0);
+        Ok(())
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let mut d = self.0.lock().unwrap();
+        d.durable = d.live.clone();
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let mut d = self.0.lock().unwrap();
+        let end = offset as usize + data.len();
+        if end > d.live.len() {
+            d.live.resize(end, 0);
+        }
+        d.live[offset as usize..end].copy_from_slice(data);
+        Ok(())
+    }
+}
 
 fn entry(term: u64, index: u64) -> super::types::Entry {
     openraft::Entry {
@@ -58,7 +107,7 @@ fn entry(term: u64, index: u64) -> super::types::Entry {
 
 fn open_log(disk: &CrashDisk) -> LogStore {
     let db = redb::Builder::new().create_with_backend(disk.clone()).unwrap();
-    LogStore::open(db, 1).unwrap()
+    LogStore::open(db).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,11 +209,11 @@ async fn a_log_of_another_format_is_refused_with_a_message_that_says_so() {
         panic!("the log file stayed locked");
     };
     {
-        let mut log = LogStore::open(reopen(), 1).unwrap();
+        let mut log = LogStore::open(reopen()).unwrap();
         log.blocking_append([entry(1, 1)]).await.unwrap();
     }
     // Reopened as it was: fine.
-    drop(LogStore::open(reopen(), 1).unwrap());
+    drop(LogStore::open(reopen()).unwrap());
     // As if written by a build with another format.
     {
         let db = reopen();
@@ -172,7 +221,7 @@ async fn a_log_of_another_format_is_refused_with_a_message_that_says_so() {
         txn.open_table(crate::storage::tables::LOG_META).unwrap().insert("format", &[1u8][..]).unwrap();
         txn.commit().unwrap();
     }
-    let e = LogStore::open(reopen(), 1).err().expect("refused").to_string();
+    let e = LogStore::open(reopen()).err().expect("refused").to_string();
     assert!(e.contains("log format 1") && e.contains("reads only format 2"), "{e}");
 }
 
@@ -211,37 +260,15 @@ fn a_snapshot_file_older_than_the_installed_snapshot_is_rebuilt_at_start() {
     std::fs::create_dir_all(&snapshots).unwrap();
     let file = snapshots.join("snapshot.bin");
     set_applied(5, false);
-    super::snapshot::build(state.database(), &file, &Default::default(), None, |_| "old".into()).unwrap();
+    super::snapshot::build(state.database(), &file, &Default::default(), |_| "old".into()).unwrap();
     // As if a snapshot at 9 was installed and the server stopped before the file moved.
     set_applied(9, true);
     let at = |f: &std::path::Path| super::snapshot::read_meta(f).unwrap().last_log_id.unwrap().index;
     assert_eq!(at(&file), 5);
-    drop(StateMachineStore::open(state.clone(), snapshots.clone(), Arc::new(Quiet), Default::default()).unwrap());
+    drop(StateMachineStore::open(state.clone(), snapshots.clone(), Arc::new(Quiet)).unwrap());
     assert_eq!(at(&file), 9, "rebuilt from the state");
     // A file at least as new is left alone.
     let before = std::fs::metadata(&file).unwrap().modified().unwrap();
-    drop(StateMachineStore::open(state, snapshots, Arc::new(Quiet), Default::default()).unwrap());
+    drop(StateMachineStore::open(state, snapshots, Arc::new(Quiet)).unwrap());
     assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), before);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_forgets_only_the_servers_own_leadership() {
-    let disk = CrashDisk::default();
-    let leader_vote = {
-        let mut v = Vote::new(3, 1);
-        v.commit();
-        v
-    };
-    {
-        let mut log = open_log(&disk);
-        log.save_vote(&leader_vote).await.unwrap();
-    }
-    // Server 1 led term 3: it comes back a follower, with its vote for itself uncommitted.
-    let mut as_leader =
-        LogStore::open(redb::Builder::new().create_with_backend(disk.crash_image()).unwrap(), 1).unwrap();
-    assert_eq!(as_leader.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
-    // Server 2 followed server 1 in term 3: its vote stays committed (the leader lease holds).
-    let mut as_follower =
-        LogStore::open(redb::Builder::new().create_with_backend(disk.crash_image()).unwrap(), 2).unwrap();
-    assert_eq!(as_follower.read_vote().await.unwrap(), Some(leader_vote));
 }
