@@ -92,6 +92,13 @@ struct LogMeta {
     next_gen: u64,
 }
 
+impl LogMeta {
+    /// The last index at hand, or where the log was purged to when it holds nothing past it.
+    fn last_index(&self) -> u64 {
+        self.last.or(self.last_purged).map(|l| l.index).unwrap_or(0)
+    }
+}
+
 enum WriteOp {
     Append { entries: Vec<Entry>, generation: u64, callback: LogFlushed<TypeConfig> },
     Truncate { since: u64, done: oneshot::Sender<Result<(), String>> },
@@ -172,7 +179,7 @@ impl LogStore {
         }
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(LogStats::default());
-        let durable_last = meta.last.or(meta.last_purged).map(|l| l.index).unwrap_or(0);
+        let durable_last = meta.last_index();
         let inner = Arc::new(Inner {
             db: db.clone(),
             ops: Mutex::new(Some(tx)),
@@ -196,8 +203,7 @@ impl LogStore {
     /// The last log index at hand (appended, durable or about to be), or where the log was
     /// purged to (a snapshot install) when it holds nothing past that.
     pub fn last_index(&self) -> u64 {
-        let st = self.inner.state.lock().unwrap();
-        st.last.or(st.last_purged).map(|l| l.index).unwrap_or(0)
+        self.inner.state.lock().unwrap().last_index()
     }
 
     /// Counts this start (`Identity::boot`), durably: called once the start is allowed,

@@ -165,13 +165,13 @@ async fn the_committed_log_id_rides_in_the_next_durable_commit_without_one_of_it
     let disk = CrashDisk::default();
     let mut log = open_log(&disk);
     log.blocking_append([entry(1, 1), entry(1, 2)]).await.unwrap();
-    let transactions = log.stats().fsyncs.load(Ordering::SeqCst);
+    let fsyncs = log.stats().fsyncs.load(Ordering::SeqCst);
     log.save_committed(Some(entry(1, 2).log_id)).await.unwrap();
     assert_eq!(log.read_committed().await.unwrap(), Some(entry(1, 2).log_id), "readable at once");
     // No transaction of its own: nothing more was committed, and a crash now loses it
     // (it is re-learned from the leader).
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(log.stats().fsyncs.load(Ordering::SeqCst), transactions, "save_committed committed alone");
+    assert_eq!(log.stats().fsyncs.load(Ordering::SeqCst), fsyncs, "save_committed committed alone");
     assert_eq!(open_log(&disk.crash_image()).read_committed().await.unwrap(), None);
     // The next durable write carries it.
     log.blocking_append([entry(1, 3)]).await.unwrap();
